@@ -1,0 +1,15 @@
+//! The domain of the identity server.
+//!
+//! Everything here is pure: no web framework, no database, no HTTP client, no JWT library. Adapters
+//! implement the port traits in [`ports`]; the use cases in this crate only talk to those traits.
+//! Values that come from outside are parsed into types of [`values`] that cannot hold a bad value.
+
+pub mod error;
+pub mod model;
+pub mod ports;
+pub mod secret;
+pub mod seed;
+pub mod values;
+
+pub use error::StoreError;
+pub use secret::Secret;

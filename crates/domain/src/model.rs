@@ -1,0 +1,220 @@
+//! Entities of SPEC §3. Fields that come from outside have been checked by the parser that built
+//! the entity (management API, seed file, sign-in); the store hands them back as they were written.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::Secret;
+use crate::values::CryptoAlgorithm;
+
+/// Every top-level object is owned by `admin` except providers and users, as in Casdoor.
+pub const ADMIN_OWNER: &str = "admin";
+pub const BUILT_IN_ORG: &str = "built-in";
+pub const BUILT_IN_APP: &str = "app-built-in";
+pub const BUILT_IN_CERT: &str = "cert-built-in";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Organization {
+    pub name: String,
+    pub display_name: String,
+    pub default_avatar: String,
+    pub created_time: DateTime<Utc>,
+}
+
+/// One entry of an application's ordered provider list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProviderItem {
+    #[serde(default)]
+    pub owner: String,
+    pub name: String,
+    #[serde(default = "yes")]
+    pub can_sign_up: bool,
+    #[serde(default = "yes")]
+    pub can_sign_in: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Application {
+    pub name: String,
+    pub display_name: String,
+    pub organization: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub cert: String,
+    pub enable_sign_up: bool,
+    pub providers: Vec<ProviderItem>,
+    pub grant_types: Vec<String>,
+    pub token_format: String,
+    pub expire_in_hours: i64,
+    pub refresh_expire_in_hours: i64,
+    pub created_time: DateTime<Utc>,
+}
+
+impl Application {
+    pub const DEFAULT_EXPIRE_IN_HOURS: i64 = 168;
+    pub const DEFAULT_REFRESH_EXPIRE_IN_HOURS: i64 = 720;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provider {
+    pub owner: String,
+    pub name: String,
+    pub display_name: String,
+    pub category: String,
+    pub provider_type: String,
+    pub sub_type: String,
+    /// For a mini program: its APPID.
+    pub client_id: String,
+    /// For a mini program: its APPSECRET.
+    pub client_secret: Secret,
+    pub created_time: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cert {
+    pub name: String,
+    pub display_name: String,
+    pub cert_type: String,
+    pub crypto_algorithm: CryptoAlgorithm,
+    pub bit_size: i32,
+    /// The self-signed X.509 certificate, PEM.
+    pub certificate: String,
+    /// The private key, PEM (PKCS#8).
+    pub private_key: Secret,
+    pub created_time: DateTime<Utc>,
+}
+
+/// The fields a user may change on themself (SPEC §5), besides `displayName` and `avatar`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Profile {
+    pub first_name: String,
+    pub last_name: String,
+    pub bio: String,
+    pub gender: String,
+    pub language: String,
+    pub location: String,
+    pub region: String,
+    pub homepage: String,
+    pub title: String,
+    pub affiliation: String,
+    pub birthday: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: String,
+    pub owner: String,
+    pub name: String,
+    pub user_type: String,
+    pub display_name: String,
+    pub avatar: String,
+    pub email: String,
+    pub phone: String,
+    pub country_code: String,
+    pub is_admin: bool,
+    pub is_forbidden: bool,
+    pub is_deleted: bool,
+    pub signup_application: String,
+    /// The first OpenID this user signed in with (Casdoor's `wechat` column).
+    pub wechat: String,
+    pub wechat_open_id: String,
+    pub wechat_union_id: String,
+    /// argon2 PHC string; `None` for users who never had a password.
+    pub password_hash: Option<Secret>,
+    pub profile: Profile,
+    pub created_time: DateTime<Utc>,
+    pub updated_time: DateTime<Utc>,
+    pub last_signin_time: Option<DateTime<Utc>>,
+}
+
+impl User {
+    pub const NORMAL_USER: &'static str = "normal-user";
+
+    pub fn id_path(&self) -> String {
+        format!("{}/{}", self.owner, self.name)
+    }
+
+    /// A user who may not sign in or use a token.
+    pub fn is_blocked(&self) -> bool {
+        self.is_forbidden || self.is_deleted
+    }
+}
+
+/// (appid, openid) of one mini program user, and the user it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WechatIdentity {
+    pub appid: String,
+    pub openid: String,
+    pub unionid: String,
+    pub organization: String,
+    pub user_id: String,
+    pub created_time: DateTime<Utc>,
+}
+
+/// What an atomic "find or create the user of this WeChat identity" ended with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WechatUserOutcome {
+    /// The identity was known.
+    Found(User),
+    /// The identity was new, but a user of the organization held its unionid; it is now linked.
+    Linked(User),
+    /// A new user was created for the identity.
+    Created(User),
+    /// No user, and creating one was not allowed.
+    NotFound,
+}
+
+/// A token issued to a user or an application. Raw tokens are never stored, only SHA-256 hashes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub id: String,
+    pub application: String,
+    pub organization: String,
+    /// Empty for application (client credentials) tokens.
+    pub user_id: String,
+    pub access_token_hash: String,
+    pub refresh_token_hash: Option<String>,
+    /// Every token minted by refreshing shares the family of the first one, so reuse of a rotated
+    /// refresh token can revoke the whole chain.
+    pub family: String,
+    pub scope: String,
+    pub token_type: String,
+    pub expires_at: DateTime<Utc>,
+    pub refresh_expires_at: Option<DateTime<Utc>>,
+    pub created_time: DateTime<Utc>,
+    pub revoked: bool,
+    pub refresh_used: bool,
+}
+
+/// The objects of an `init_data.json`, already parsed, loaded in dependency order.
+#[derive(Debug, Clone, Default)]
+pub struct SeedBundle {
+    pub organizations: Vec<Organization>,
+    pub providers: Vec<Provider>,
+    pub applications: Vec<Application>,
+    pub users: Vec<User>,
+    pub certs: Vec<Cert>,
+}
+
+impl SeedBundle {
+    pub fn is_empty(&self) -> bool {
+        self.organizations.is_empty()
+            && self.providers.is_empty()
+            && self.applications.is_empty()
+            && self.users.is_empty()
+            && self.certs.is_empty()
+    }
+}
+
+/// How many objects a seed run wrote and how many it left alone because they existed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SeedReport {
+    pub created: usize,
+    pub replaced: usize,
+    pub kept: usize,
+}

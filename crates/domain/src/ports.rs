@@ -1,0 +1,199 @@
+//! The ports: what the domain needs from the outside world. Adapters implement these traits; the
+//! server crate wires one implementation of each into the use cases.
+
+use async_trait::async_trait;
+use thiserror::Error;
+
+use crate::model::{
+    Application, Cert, Organization, Provider, SeedBundle, SeedReport, TokenRecord, User,
+    WechatIdentity, WechatUserOutcome,
+};
+use crate::values::{AppId, WechatCode};
+use crate::{Secret, StoreError};
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Persistence of every entity. Every method is atomic on its own.
+#[async_trait]
+pub trait Repository: Send + Sync + 'static {
+    /// Cheap round trip to the database, for `/readyz`.
+    async fn ping(&self) -> StoreResult<()>;
+
+    async fn get_organization(&self, name: &str) -> StoreResult<Option<Organization>>;
+    async fn list_organizations(&self) -> StoreResult<Vec<Organization>>;
+    /// `Conflict` when the name is taken.
+    async fn insert_organization(&self, org: &Organization) -> StoreResult<()>;
+    /// `false` when there is no such organization.
+    async fn update_organization(&self, org: &Organization) -> StoreResult<bool>;
+    /// `Conflict` while users or applications still belong to it: nothing is orphaned.
+    async fn delete_organization(&self, name: &str) -> StoreResult<bool>;
+
+    async fn get_application(&self, name: &str) -> StoreResult<Option<Application>>;
+    async fn get_application_by_client_id(&self, client_id: &str)
+    -> StoreResult<Option<Application>>;
+    async fn list_applications(&self, organization: Option<&str>) -> StoreResult<Vec<Application>>;
+    async fn insert_application(&self, app: &Application) -> StoreResult<()>;
+    async fn update_application(&self, app: &Application) -> StoreResult<bool>;
+    async fn delete_application(&self, name: &str) -> StoreResult<bool>;
+
+    async fn get_provider(&self, owner: &str, name: &str) -> StoreResult<Option<Provider>>;
+    async fn list_providers(&self, owner: Option<&str>) -> StoreResult<Vec<Provider>>;
+    async fn insert_provider(&self, provider: &Provider) -> StoreResult<()>;
+    async fn update_provider(&self, provider: &Provider) -> StoreResult<bool>;
+    async fn delete_provider(&self, owner: &str, name: &str) -> StoreResult<bool>;
+
+    async fn get_cert(&self, name: &str) -> StoreResult<Option<Cert>>;
+    async fn list_certs(&self) -> StoreResult<Vec<Cert>>;
+    async fn insert_cert(&self, cert: &Cert) -> StoreResult<()>;
+    async fn update_cert(&self, cert: &Cert) -> StoreResult<bool>;
+    async fn delete_cert(&self, name: &str) -> StoreResult<bool>;
+
+    async fn get_user(&self, owner: &str, name: &str) -> StoreResult<Option<User>>;
+    async fn get_user_by_id(&self, id: &str) -> StoreResult<Option<User>>;
+    async fn list_users(&self, owner: Option<&str>) -> StoreResult<Vec<User>>;
+    async fn count_users(&self, owner: &str) -> StoreResult<i64>;
+    /// `Conflict` when (owner, name) or id is taken; `MissingReference` for an unknown organization.
+    async fn insert_user(&self, user: &User) -> StoreResult<()>;
+    async fn update_user(&self, user: &User) -> StoreResult<bool>;
+    async fn delete_user(&self, owner: &str, name: &str) -> StoreResult<bool>;
+
+    async fn get_wechat_identity(&self, appid: &str, openid: &str)
+    -> StoreResult<Option<WechatIdentity>>;
+    /// Atomically: the user of `identity`; else, when it carries a unionid, the user of its
+    /// organization holding that unionid (linking the identity to them); else, when `new_user` is
+    /// given, that user created together with the identity. Concurrent calls for one identity, on
+    /// one process or several sharing a database, end with exactly one user.
+    async fn find_or_create_wechat_user(
+        &self,
+        identity: &WechatIdentity,
+        new_user: Option<&User>,
+    ) -> StoreResult<WechatUserOutcome>;
+    /// Replaces the stored (already encrypted) session key of (appid, openid).
+    async fn save_wechat_session(&self, appid: &str, openid: &str, sealed_key: &[u8])
+    -> StoreResult<()>;
+    async fn get_wechat_session(&self, appid: &str, openid: &str) -> StoreResult<Option<Vec<u8>>>;
+
+    async fn insert_token(&self, token: &TokenRecord) -> StoreResult<()>;
+    async fn get_token_by_access_hash(&self, hash: &str) -> StoreResult<Option<TokenRecord>>;
+    async fn get_token_by_refresh_hash(&self, hash: &str) -> StoreResult<Option<TokenRecord>>;
+    /// Marks the refresh token of `id` used, only if it was not already: `false` means someone else
+    /// used it first (a replay).
+    async fn claim_refresh(&self, id: &str) -> StoreResult<bool>;
+    async fn revoke_token(&self, id: &str) -> StoreResult<()>;
+    /// Revokes every token of a refresh chain; returns how many were revoked.
+    async fn revoke_family(&self, family: &str) -> StoreResult<u64>;
+
+    /// Loads seed objects in dependency order in one transaction: either all of it is applied or
+    /// none. With `new_only`, existing objects are kept as they are; otherwise they are replaced.
+    async fn apply_seed(&self, bundle: &SeedBundle, new_only: bool) -> StoreResult<SeedReport>;
+}
+
+/// What WeChat said about a failed call: the errcode, its message and the request id WeChat's
+/// support asks for. Never holds the AppSecret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WechatFault {
+    pub errcode: i64,
+    pub errmsg: String,
+    pub rid: Option<String>,
+}
+
+impl std::fmt::Display for WechatFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.errcode, self.errmsg)
+    }
+}
+
+/// Every way a call to WeChat can fail, grouped by what the caller should do about it.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum WechatError {
+    /// 40029: unknown, expired or foreign code. Call wx.login again.
+    #[error("invalid code: {0}")]
+    InvalidCode(WechatFault),
+    /// 40163: the code was already exchanged.
+    #[error("code already used: {0}")]
+    CodeUsed(WechatFault),
+    /// 40226: WeChat's risk control blocked this user.
+    #[error("user blocked by wechat: {0}")]
+    Blocked(WechatFault),
+    /// 41008: no code reached WeChat.
+    #[error("missing code: {0}")]
+    MissingCode(WechatFault),
+    /// 45009, 45011: quota exhausted.
+    #[error("wechat rate limit: {0}")]
+    RateLimited(WechatFault),
+    /// -1: WeChat is busy (after our retries).
+    #[error("wechat busy: {0}")]
+    Busy(WechatFault),
+    /// 40013, 40125, 40164, 41002, 41004, 40002: our APPID/APPSECRET/IP setup is wrong.
+    #[error("wechat provider misconfigured: {0}")]
+    Misconfigured(WechatFault),
+    /// 40001, 40014, 42001, 41001: the access token was refused (after one refresh).
+    #[error("wechat access token refused: {0}")]
+    AccessToken(WechatFault),
+    /// Any other errcode.
+    #[error("wechat error: {0}")]
+    Other(WechatFault),
+    /// The request did not complete (connect failure, reset) after retries.
+    #[error("wechat unreachable: {0}")]
+    Transport(String),
+    /// No answer within the configured timeout.
+    #[error("wechat timed out")]
+    Timeout,
+    /// An HTTP status other than 200.
+    #[error("wechat answered HTTP {0}")]
+    HttpStatus(u16),
+    /// A 200 whose body is not the JSON we expect.
+    #[error("wechat answered a malformed body: {0}")]
+    Malformed(String),
+}
+
+impl WechatError {
+    /// The fault WeChat reported, if it reported one.
+    pub fn fault(&self) -> Option<&WechatFault> {
+        match self {
+            Self::InvalidCode(f)
+            | Self::CodeUsed(f)
+            | Self::Blocked(f)
+            | Self::MissingCode(f)
+            | Self::RateLimited(f)
+            | Self::Busy(f)
+            | Self::Misconfigured(f)
+            | Self::AccessToken(f)
+            | Self::Other(f) => Some(f),
+            _ => None,
+        }
+    }
+
+    /// Worth asking again later (HTTP 503 to our caller), as opposed to a bad code or bad setup.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            Self::RateLimited(_)
+                | Self::Busy(_)
+                | Self::Transport(_)
+                | Self::Timeout
+                | Self::HttpStatus(_)
+                | Self::Malformed(_)
+        )
+    }
+}
+
+/// What code2Session gives for a good code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WechatSession {
+    pub openid: String,
+    /// Absent unless the mini program is bound to an Open Platform account.
+    pub unionid: Option<String>,
+    pub session_key: Secret,
+}
+
+/// The WeChat server API, as far as sign-in needs it.
+#[async_trait]
+pub trait WechatApi: Send + Sync + 'static {
+    async fn code_to_session(
+        &self,
+        appid: &AppId,
+        secret: &Secret,
+        code: &WechatCode,
+    ) -> Result<WechatSession, WechatError>;
+}

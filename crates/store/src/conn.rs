@@ -1,0 +1,276 @@
+//! Connections, the pool and the plumbing that keeps blocking database IO off the async runtime.
+
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use iam_domain::StoreError;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// One connection type for both dialects, so one binary serves either.
+#[derive(diesel::MultiConnection)]
+pub enum AnyConnection {
+    Postgresql(diesel::PgConnection),
+    Sqlite(diesel::SqliteConnection),
+}
+
+/// Which database the server talks to (`driverName`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Driver {
+    Sqlite,
+    Postgres,
+}
+
+impl Driver {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "sqlite" | "sqlite3" => Some(Self::Sqlite),
+            "postgres" | "postgresql" => Some(Self::Postgres),
+            _ => None,
+        }
+    }
+}
+
+/// Opens connections of the configured dialect only. diesel's own `establish` for a multi
+/// connection tries every dialect in turn, which would quietly create a SQLite file named like a
+/// PostgreSQL URL while PostgreSQL is down.
+#[derive(Debug)]
+pub struct Manager {
+    driver: Driver,
+    url: String,
+}
+
+impl Manager {
+    pub fn new(driver: Driver, url: impl Into<String>) -> Self {
+        Self {
+            driver,
+            url: url.into(),
+        }
+    }
+}
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = AnyConnection;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<AnyConnection, Self::Error> {
+        match self.driver {
+            Driver::Sqlite => {
+                let mut c = diesel::SqliteConnection::establish(&self.url)
+                    .map_err(diesel::r2d2::Error::ConnectionError)?;
+                // WAL lets readers run beside the one writer; the busy timeout makes writers queue
+                // instead of failing; foreign keys are off by default in SQLite.
+                c.batch_execute(
+                    "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+                     PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+                )
+                .map_err(diesel::r2d2::Error::QueryError)?;
+                Ok(AnyConnection::Sqlite(c))
+            }
+            Driver::Postgres => diesel::PgConnection::establish(&self.url)
+                .map(AnyConnection::Postgresql)
+                .map_err(diesel::r2d2::Error::ConnectionError),
+        }
+    }
+
+    fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), Self::Error> {
+        conn.batch_execute("SELECT 1")
+            .map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, _conn: &mut AnyConnection) -> bool {
+        false
+    }
+}
+
+pub type Pool = r2d2::Pool<Manager>;
+
+pub fn build_pool(driver: Driver, url: &str, size: u32) -> Result<Pool, StoreError> {
+    if driver == Driver::Sqlite {
+        if let Some(dir) = std::path::Path::new(url).parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+                })?;
+            }
+        }
+    }
+    r2d2::Pool::builder()
+        .max_size(size)
+        .min_idle(Some(1))
+        .connection_timeout(Duration::from_secs(5))
+        .test_on_check_out(true)
+        .build(Manager::new(driver, url))
+        .map_err(|e| StoreError::Unavailable(redact(&e.to_string())))
+}
+
+/// Keeps a PostgreSQL password out of error messages.
+fn redact(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    for word in msg.split_inclusive(' ') {
+        if let (Some(scheme), Some(at)) = (word.find("://"), word.rfind('@')) {
+            if at > scheme {
+                out.push_str(&word[..scheme + 3]);
+                out.push_str("***");
+                out.push_str(&word[at..]);
+                continue;
+            }
+        }
+        out.push_str(word);
+    }
+    out
+}
+
+pub fn run_migrations(conn: &mut AnyConnection) -> Result<usize, StoreError> {
+    let applied = match conn {
+        AnyConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
+        AnyConnection::Postgresql(c) => {
+            c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.len())
+        }
+    };
+    applied.map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")))
+}
+
+/// Errors inside a blocking closure: a driver error still to be mapped, or a domain error already.
+#[derive(Debug)]
+pub enum DbError {
+    Diesel(DieselError),
+    Domain(StoreError),
+}
+
+impl From<DieselError> for DbError {
+    fn from(e: DieselError) -> Self {
+        Self::Diesel(e)
+    }
+}
+
+impl From<StoreError> for DbError {
+    fn from(e: StoreError) -> Self {
+        Self::Domain(e)
+    }
+}
+
+impl DbError {
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(
+            self,
+            Self::Diesel(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _))
+        )
+    }
+
+    /// The one place driver errors become domain errors.
+    pub fn into_domain(self) -> StoreError {
+        match self {
+            Self::Domain(e) => e,
+            Self::Diesel(DieselError::DatabaseError(kind, info)) => {
+                let what = info
+                    .constraint_name()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| info.message().to_owned());
+                match kind {
+                    DatabaseErrorKind::UniqueViolation => StoreError::Conflict(describe(&what)),
+                    DatabaseErrorKind::ForeignKeyViolation => {
+                        StoreError::MissingReference(describe(&what))
+                    }
+                    DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::SerializationFailure => {
+                        StoreError::Unavailable(what)
+                    }
+                    _ => StoreError::Unavailable(info.message().to_owned()),
+                }
+            }
+            Self::Diesel(DieselError::NotFound) => StoreError::Corrupt("row vanished".into()),
+            Self::Diesel(DieselError::DeserializationError(e)) => {
+                StoreError::Corrupt(e.to_string())
+            }
+            Self::Diesel(e) => StoreError::Unavailable(e.to_string()),
+        }
+    }
+}
+
+/// Turns a constraint name or SQLite's "UNIQUE constraint failed: users.owner, users.name" into
+/// words a caller understands.
+fn describe(what: &str) -> String {
+    let w = what.to_ascii_lowercase();
+    let known = [
+        ("users_owner_name", "user owner/name"),
+        ("users.owner, users.name", "user owner/name"),
+        ("users_pkey", "user id"),
+        ("users.id", "user id"),
+        ("applications_client_id", "application clientId"),
+        ("applications.client_id", "application clientId"),
+        ("applications_pkey", "application name"),
+        ("applications.name", "application name"),
+        ("organizations_pkey", "organization name"),
+        ("organizations.name", "organization name"),
+        ("providers_pkey", "provider owner/name"),
+        ("providers.owner", "provider owner/name"),
+        ("certs_pkey", "cert name"),
+        ("certs.name", "cert name"),
+        ("wechat_identities_pkey", "wechat identity"),
+        ("wechat_identities.appid", "wechat identity"),
+        ("wechat_identities_user_id_fkey", "user of the wechat identity"),
+        ("applications_organization_fkey", "organization of the application"),
+        ("users_owner_fkey", "organization of the user"),
+        ("tokens_", "token"),
+        ("tokens.", "token"),
+    ];
+    known
+        .iter()
+        .find(|(k, _)| w.contains(k))
+        .map(|(_, v)| (*v).to_owned())
+        .unwrap_or_else(|| what.to_owned())
+}
+
+/// Runs `f` in a write transaction. On SQLite it is `BEGIN IMMEDIATE`, which takes the write lock
+/// up front (waiting out the busy timeout) instead of failing with SQLITE_BUSY when a deferred
+/// transaction tries to upgrade; on PostgreSQL an ordinary transaction.
+pub fn write_tx<T>(
+    conn: &mut AnyConnection,
+    f: impl FnOnce(&mut AnyConnection) -> Result<T, DbError>,
+) -> Result<T, DbError> {
+    match conn {
+        AnyConnection::Sqlite(_) => {
+            conn.batch_execute("BEGIN IMMEDIATE")?;
+            match f(conn) {
+                Ok(v) => match conn.batch_execute("COMMIT") {
+                    Ok(()) => Ok(v),
+                    Err(e) => {
+                        let _ = conn.batch_execute("ROLLBACK");
+                        Err(e.into())
+                    }
+                },
+                Err(e) => {
+                    let _ = conn.batch_execute("ROLLBACK");
+                    Err(e)
+                }
+            }
+        }
+        AnyConnection::Postgresql(_) => conn.transaction(f),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact("cannot connect to postgres://u:secret@db:5432/x now"),
+            "cannot connect to postgres://***@db:5432/x now"
+        );
+    }
+
+    #[test]
+    fn constraint_names_are_described() {
+        assert_eq!(
+            describe("UNIQUE constraint failed: users.owner, users.name"),
+            "user owner/name"
+        );
+        assert_eq!(describe("applications_client_id_key"), "application clientId");
+    }
+}

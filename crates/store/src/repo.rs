@@ -1,0 +1,734 @@
+//! `Repository` for [`Store`].
+
+use async_trait::async_trait;
+use chrono::Utc;
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use iam_domain::model::{
+    ADMIN_OWNER, Application, Cert, Organization, Provider, SeedBundle, SeedReport, TokenRecord,
+    User, WechatIdentity, WechatUserOutcome,
+};
+use iam_domain::ports::{Repository, StoreResult};
+use iam_domain::StoreError;
+
+use crate::Store;
+use crate::conn::{AnyConnection, DbError, write_tx};
+use crate::rows::*;
+use crate::schema::*;
+
+fn convert<R, T>(rows: Vec<R>) -> Result<Vec<T>, DbError>
+where
+    T: TryFrom<R, Error = StoreError>,
+{
+    rows.into_iter()
+        .map(|r| T::try_from(r).map_err(DbError::from))
+        .collect()
+}
+
+fn convert_opt<R, T>(row: Option<R>) -> Result<Option<T>, DbError>
+where
+    T: TryFrom<R, Error = StoreError>,
+{
+    row.map(|r| T::try_from(r).map_err(DbError::from)).transpose()
+}
+
+fn user_by_identity(
+    c: &mut AnyConnection,
+    appid: &str,
+    openid: &str,
+) -> Result<Option<User>, DbError> {
+    let row = users::table
+        .inner_join(wechat_identities::table)
+        .filter(wechat_identities::appid.eq(appid))
+        .filter(wechat_identities::openid.eq(openid))
+        .select(UserRow::as_select())
+        .first::<UserRow>(c)
+        .optional()?;
+    convert_opt(row)
+}
+
+/// The user of `organization` holding `unionid` through any of their identities (or, for users
+/// made elsewhere, in their properties). The oldest wins, so the answer is stable.
+fn user_by_unionid(
+    c: &mut AnyConnection,
+    organization: &str,
+    unionid: &str,
+) -> Result<Option<User>, DbError> {
+    let via_identity = users::table
+        .inner_join(wechat_identities::table)
+        .filter(wechat_identities::organization.eq(organization))
+        .filter(wechat_identities::unionid.eq(unionid))
+        .order(users::created_time.asc())
+        .select(UserRow::as_select())
+        .first::<UserRow>(c)
+        .optional()?;
+    let row = match via_identity {
+        Some(r) => Some(r),
+        None => users::table
+            .filter(users::owner.eq(organization))
+            .filter(users::wechat_union_id.eq(unionid))
+            .order(users::created_time.asc())
+            .select(UserRow::as_select())
+            .first::<UserRow>(c)
+            .optional()?,
+    };
+    convert_opt(row)
+}
+
+fn insert_identity(c: &mut AnyConnection, identity: &WechatIdentity, user_id: &str) -> Result<(), DbError> {
+    let mut row = IdentityRow::from(identity);
+    row.user_id = user_id.to_owned();
+    diesel::insert_into(wechat_identities::table)
+        .values(&row)
+        .execute(c)?;
+    Ok(())
+}
+
+/// The find-or-create loop. Each write is one transaction that starts by writing; a uniqueness
+/// violation means another caller won the race, so we read again and find their row.
+fn find_or_create(
+    c: &mut AnyConnection,
+    identity: &WechatIdentity,
+    new_user: Option<&User>,
+) -> Result<WechatUserOutcome, DbError> {
+    for _ in 0..8 {
+        if let Some(user) = user_by_identity(c, &identity.appid, &identity.openid)? {
+            return Ok(WechatUserOutcome::Found(user));
+        }
+        if !identity.unionid.is_empty() {
+            if let Some(user) = user_by_unionid(c, &identity.organization, &identity.unionid)? {
+                match write_tx(c, |c| insert_identity(c, identity, &user.id)) {
+                    Ok(()) => return Ok(WechatUserOutcome::Linked(user)),
+                    Err(e) if e.is_unique_violation() => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        let Some(new_user) = new_user else {
+            return Ok(WechatUserOutcome::NotFound);
+        };
+        let created = write_tx(c, |c| {
+            diesel::insert_into(users::table)
+                .values(&UserRow::from(new_user))
+                .execute(c)?;
+            insert_identity(c, identity, &new_user.id)
+        });
+        match created {
+            Ok(()) => return Ok(WechatUserOutcome::Created(new_user.clone())),
+            Err(e) if e.is_unique_violation() => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(StoreError::Conflict(format!(
+        "user for wechat identity {} (a user with that name exists without the identity)",
+        identity.openid
+    ))
+    .into())
+}
+
+fn check_application_refs(c: &mut AnyConnection, app: &Application) -> Result<(), DbError> {
+    for item in &app.providers {
+        let owners: Vec<&str> = if item.owner.is_empty() {
+            vec![ADMIN_OWNER, app.organization.as_str()]
+        } else {
+            vec![item.owner.as_str()]
+        };
+        let found: i64 = providers::table
+            .filter(providers::name.eq(&item.name))
+            .filter(providers::owner.eq_any(owners))
+            .count()
+            .get_result(c)?;
+        if found == 0 {
+            return Err(StoreError::MissingReference(format!(
+                "provider {:?} listed by application {:?}",
+                item.name, app.name
+            ))
+            .into());
+        }
+    }
+    if !app.cert.is_empty() {
+        let found: i64 = certs::table
+            .filter(certs::name.eq(&app.cert))
+            .count()
+            .get_result(c)?;
+        if found == 0 {
+            return Err(StoreError::MissingReference(format!(
+                "cert {:?} of application {:?}",
+                app.cert, app.name
+            ))
+            .into());
+        }
+    }
+    Ok(())
+}
+
+fn apply_seed(
+    c: &mut AnyConnection,
+    bundle: &SeedBundle,
+    new_only: bool,
+) -> Result<SeedReport, DbError> {
+    let mut report = SeedReport::default();
+    let mut tally = |existed: bool| {
+        match (existed, new_only) {
+            (false, _) => report.created += 1,
+            (true, true) => report.kept += 1,
+            (true, false) => report.replaced += 1,
+        };
+        !(existed && new_only)
+    };
+    for o in &bundle.organizations {
+        let existed = organizations::table.find(&o.name).count().get_result::<i64>(c)? > 0;
+        if tally(existed) {
+            let row = OrganizationRow::from(o);
+            if existed {
+                diesel::update(organizations::table.find(&o.name)).set(&row).execute(c)?;
+            } else {
+                diesel::insert_into(organizations::table).values(&row).execute(c)?;
+            }
+        }
+    }
+    for cert in &bundle.certs {
+        let existed = certs::table.find(&cert.name).count().get_result::<i64>(c)? > 0;
+        if tally(existed) {
+            let row = CertRow::from(cert);
+            if existed {
+                diesel::update(certs::table.find(&cert.name)).set(&row).execute(c)?;
+            } else {
+                diesel::insert_into(certs::table).values(&row).execute(c)?;
+            }
+        }
+    }
+    for p in &bundle.providers {
+        let key = (&p.owner, &p.name);
+        let existed = providers::table.find(key).count().get_result::<i64>(c)? > 0;
+        if tally(existed) {
+            let row = ProviderRow::from(p);
+            if existed {
+                diesel::update(providers::table.find(key)).set(&row).execute(c)?;
+            } else {
+                diesel::insert_into(providers::table).values(&row).execute(c)?;
+            }
+        }
+    }
+    for app in &bundle.applications {
+        let existed = applications::table.find(&app.name).count().get_result::<i64>(c)? > 0;
+        if tally(existed) {
+            check_application_refs(c, app)?;
+            let row = ApplicationRow::try_from(app)?;
+            if existed {
+                diesel::update(applications::table.find(&app.name)).set(&row).execute(c)?;
+            } else {
+                diesel::insert_into(applications::table).values(&row).execute(c)?;
+            }
+        }
+    }
+    for u in &bundle.users {
+        let existing: Option<String> = users::table
+            .filter(users::owner.eq(&u.owner))
+            .filter(users::name.eq(&u.name))
+            .select(users::id)
+            .first(c)
+            .optional()?;
+        if tally(existing.is_some()) {
+            let mut row = UserRow::from(u);
+            match existing {
+                Some(id) => {
+                    // The id is the user's identity in tokens: replacing keeps it.
+                    row.id = id.clone();
+                    diesel::update(users::table.find(&id)).set(&row).execute(c)?;
+                }
+                None => {
+                    diesel::insert_into(users::table).values(&row).execute(c)?;
+                }
+            }
+        }
+    }
+    Ok(report)
+}
+
+#[async_trait]
+impl Repository for Store {
+    async fn ping(&self) -> StoreResult<()> {
+        self.run(|c| c.batch_execute("SELECT 1").map_err(DbError::from))
+            .await
+    }
+
+    async fn get_organization(&self, name: &str) -> StoreResult<Option<Organization>> {
+        let name = name.to_owned();
+        self.run(move |c| {
+            let row = organizations::table
+                .find(name)
+                .select(OrganizationRow::as_select())
+                .first(c)
+                .optional()?;
+            convert_opt(row)
+        })
+        .await
+    }
+
+    async fn list_organizations(&self) -> StoreResult<Vec<Organization>> {
+        self.run(|c| {
+            let rows = organizations::table
+                .order(organizations::name)
+                .select(OrganizationRow::as_select())
+                .load(c)?;
+            convert(rows)
+        })
+        .await
+    }
+
+    async fn insert_organization(&self, org: &Organization) -> StoreResult<()> {
+        let row = OrganizationRow::from(org);
+        self.run(move |c| {
+            diesel::insert_into(organizations::table).values(&row).execute(c)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn update_organization(&self, org: &Organization) -> StoreResult<bool> {
+        let row = OrganizationRow::from(org);
+        self.run(move |c| {
+            let n = diesel::update(organizations::table.find(row.name.clone()))
+                .set(&row)
+                .execute(c)?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn delete_organization(&self, name: &str) -> StoreResult<bool> {
+        let name = name.to_owned();
+        self.run(move |c| {
+            write_tx(c, |c| {
+                let users: i64 = users::table
+                    .filter(users::owner.eq(&name))
+                    .count()
+                    .get_result(c)?;
+                let apps: i64 = applications::table
+                    .filter(applications::organization.eq(&name))
+                    .count()
+                    .get_result(c)?;
+                if users > 0 || apps > 0 {
+                    return Err(StoreError::Conflict(format!(
+                        "organization {name:?} still has {users} users and {apps} applications; it"
+                    ))
+                    .into());
+                }
+                let n = diesel::delete(providers::table.filter(providers::owner.eq(&name)))
+                    .execute(c)
+                    .and_then(|_| diesel::delete(organizations::table.find(&name)).execute(c))?;
+                Ok(n > 0)
+            })
+        })
+        .await
+    }
+
+    async fn get_application(&self, name: &str) -> StoreResult<Option<Application>> {
+        let name = name.to_owned();
+        self.run(move |c| {
+            let row = applications::table
+                .find(name)
+                .select(ApplicationRow::as_select())
+                .first(c)
+                .optional()?;
+            convert_opt(row)
+        })
+        .await
+    }
+
+    async fn get_application_by_client_id(
+        &self,
+        client_id: &str,
+    ) -> StoreResult<Option<Application>> {
+        let client_id = client_id.to_owned();
+        self.run(move |c| {
+            let row = applications::table
+                .filter(applications::client_id.eq(client_id))
+                .select(ApplicationRow::as_select())
+                .first(c)
+                .optional()?;
+            convert_opt(row)
+        })
+        .await
+    }
+
+    async fn list_applications(&self, organization: Option<&str>) -> StoreResult<Vec<Application>> {
+        let organization = organization.map(str::to_owned);
+        self.run(move |c| {
+            let mut q = applications::table
+                .order(applications::name)
+                .select(ApplicationRow::as_select())
+                .into_boxed();
+            if let Some(org) = organization {
+                q = q.filter(applications::organization.eq(org));
+            }
+            convert(q.load(c)?)
+        })
+        .await
+    }
+
+    async fn insert_application(&self, app: &Application) -> StoreResult<()> {
+        let app = app.clone();
+        self.run(move |c| {
+            write_tx(c, |c| {
+                check_application_refs(c, &app)?;
+                diesel::insert_into(applications::table)
+                    .values(&ApplicationRow::try_from(&app)?)
+                    .execute(c)?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn update_application(&self, app: &Application) -> StoreResult<bool> {
+        let app = app.clone();
+        self.run(move |c| {
+            write_tx(c, |c| {
+                check_application_refs(c, &app)?;
+                let n = diesel::update(applications::table.find(&app.name))
+                    .set(&ApplicationRow::try_from(&app)?)
+                    .execute(c)?;
+                Ok(n > 0)
+            })
+        })
+        .await
+    }
+
+    async fn delete_application(&self, name: &str) -> StoreResult<bool> {
+        let name = name.to_owned();
+        self.run(move |c| Ok(diesel::delete(applications::table.find(name)).execute(c)? > 0))
+            .await
+    }
+
+    async fn get_provider(&self, owner: &str, name: &str) -> StoreResult<Option<Provider>> {
+        let key = (owner.to_owned(), name.to_owned());
+        self.run(move |c| {
+            let row = providers::table
+                .find(key)
+                .select(ProviderRow::as_select())
+                .first(c)
+                .optional()?;
+            convert_opt(row)
+        })
+        .await
+    }
+
+    async fn list_providers(&self, owner: Option<&str>) -> StoreResult<Vec<Provider>> {
+        let owner = owner.map(str::to_owned);
+        self.run(move |c| {
+            let mut q = providers::table
+                .order((providers::owner, providers::name))
+                .select(ProviderRow::as_select())
+                .into_boxed();
+            if let Some(owner) = owner {
+                q = q.filter(providers::owner.eq(owner));
+            }
+            convert(q.load(c)?)
+        })
+        .await
+    }
+
+    async fn insert_provider(&self, provider: &Provider) -> StoreResult<()> {
+        let row = ProviderRow::from(provider);
+        self.run(move |c| {
+            diesel::insert_into(providers::table).values(&row).execute(c)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn update_provider(&self, provider: &Provider) -> StoreResult<bool> {
+        let row = ProviderRow::from(provider);
+        self.run(move |c| {
+            let key = (row.owner.clone(), row.name.clone());
+            Ok(diesel::update(providers::table.find(key)).set(&row).execute(c)? > 0)
+        })
+        .await
+    }
+
+    async fn delete_provider(&self, owner: &str, name: &str) -> StoreResult<bool> {
+        let key = (owner.to_owned(), name.to_owned());
+        self.run(move |c| Ok(diesel::delete(providers::table.find(key)).execute(c)? > 0))
+            .await
+    }
+
+    async fn get_cert(&self, name: &str) -> StoreResult<Option<Cert>> {
+        let name = name.to_owned();
+        self.run(move |c| {
+            let row = certs::table
+                .find(name)
+                .select(CertRow::as_select())
+                .first(c)
+                .optional()?;
+            convert_opt(row)
+        })
+        .await
+    }
+
+    async fn list_certs(&self) -> StoreResult<Vec<Cert>> {
+        self.run(|c| convert(certs::table.order(certs::name).select(CertRow::as_select()).load(c)?))
+            .await
+    }
+
+    async fn insert_cert(&self, cert: &Cert) -> StoreResult<()> {
+        let row = CertRow::from(cert);
+        self.run(move |c| {
+            diesel::insert_into(certs::table).values(&row).execute(c)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn update_cert(&self, cert: &Cert) -> StoreResult<bool> {
+        let row = CertRow::from(cert);
+        self.run(move |c| {
+            Ok(diesel::update(certs::table.find(row.name.clone())).set(&row).execute(c)? > 0)
+        })
+        .await
+    }
+
+    async fn delete_cert(&self, name: &str) -> StoreResult<bool> {
+        let name = name.to_owned();
+        self.run(move |c| Ok(diesel::delete(certs::table.find(name)).execute(c)? > 0))
+            .await
+    }
+
+    async fn get_user(&self, owner: &str, name: &str) -> StoreResult<Option<User>> {
+        let (owner, name) = (owner.to_owned(), name.to_owned());
+        self.run(move |c| {
+            let row = users::table
+                .filter(users::owner.eq(owner))
+                .filter(users::name.eq(name))
+                .select(UserRow::as_select())
+                .first(c)
+                .optional()?;
+            convert_opt(row)
+        })
+        .await
+    }
+
+    async fn get_user_by_id(&self, id: &str) -> StoreResult<Option<User>> {
+        let id = id.to_owned();
+        self.run(move |c| {
+            let row = users::table
+                .find(id)
+                .select(UserRow::as_select())
+                .first(c)
+                .optional()?;
+            convert_opt(row)
+        })
+        .await
+    }
+
+    async fn list_users(&self, owner: Option<&str>) -> StoreResult<Vec<User>> {
+        let owner = owner.map(str::to_owned);
+        self.run(move |c| {
+            let mut q = users::table
+                .order((users::owner, users::name))
+                .select(UserRow::as_select())
+                .into_boxed();
+            if let Some(owner) = owner {
+                q = q.filter(users::owner.eq(owner));
+            }
+            convert(q.load(c)?)
+        })
+        .await
+    }
+
+    async fn count_users(&self, owner: &str) -> StoreResult<i64> {
+        let owner = owner.to_owned();
+        self.run(move |c| {
+            Ok(users::table
+                .filter(users::owner.eq(owner))
+                .count()
+                .get_result(c)?)
+        })
+        .await
+    }
+
+    async fn insert_user(&self, user: &User) -> StoreResult<()> {
+        let row = UserRow::from(user);
+        self.run(move |c| {
+            diesel::insert_into(users::table).values(&row).execute(c)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn update_user(&self, user: &User) -> StoreResult<bool> {
+        let row = UserRow::from(user);
+        self.run(move |c| {
+            Ok(diesel::update(users::table.find(row.id.clone())).set(&row).execute(c)? > 0)
+        })
+        .await
+    }
+
+    async fn delete_user(&self, owner: &str, name: &str) -> StoreResult<bool> {
+        let (owner, name) = (owner.to_owned(), name.to_owned());
+        self.run(move |c| {
+            let n = diesel::delete(
+                users::table
+                    .filter(users::owner.eq(owner))
+                    .filter(users::name.eq(name)),
+            )
+            .execute(c)?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn get_wechat_identity(
+        &self,
+        appid: &str,
+        openid: &str,
+    ) -> StoreResult<Option<WechatIdentity>> {
+        let key = (appid.to_owned(), openid.to_owned());
+        self.run(move |c| {
+            let row = wechat_identities::table
+                .find(key)
+                .select(IdentityRow::as_select())
+                .first(c)
+                .optional()?;
+            convert_opt(row)
+        })
+        .await
+    }
+
+    async fn find_or_create_wechat_user(
+        &self,
+        identity: &WechatIdentity,
+        new_user: Option<&User>,
+    ) -> StoreResult<WechatUserOutcome> {
+        let identity = identity.clone();
+        let new_user = new_user.cloned();
+        self.run(move |c| find_or_create(c, &identity, new_user.as_ref()))
+            .await
+    }
+
+    async fn save_wechat_session(
+        &self,
+        appid: &str,
+        openid: &str,
+        sealed_key: &[u8],
+    ) -> StoreResult<()> {
+        let (appid, openid, sealed) = (appid.to_owned(), openid.to_owned(), sealed_key.to_vec());
+        self.run(move |c| {
+            let now = ts(&Utc::now());
+            // An upsert without ON CONFLICT (diesel's multi-backend has none): update, and insert
+            // when nothing was there, retrying the update if a concurrent insert won.
+            write_tx(c, |c| {
+                let updated = diesel::update(wechat_sessions::table.find((&appid, &openid)))
+                    .set((
+                        wechat_sessions::sealed_key.eq(&sealed),
+                        wechat_sessions::updated_time.eq(&now),
+                    ))
+                    .execute(c)?;
+                if updated == 0 {
+                    diesel::insert_into(wechat_sessions::table)
+                        .values((
+                            wechat_sessions::appid.eq(&appid),
+                            wechat_sessions::openid.eq(&openid),
+                            wechat_sessions::sealed_key.eq(&sealed),
+                            wechat_sessions::updated_time.eq(&now),
+                        ))
+                        .execute(c)?;
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn get_wechat_session(&self, appid: &str, openid: &str) -> StoreResult<Option<Vec<u8>>> {
+        let key = (appid.to_owned(), openid.to_owned());
+        self.run(move |c| {
+            Ok(wechat_sessions::table
+                .find(key)
+                .select(wechat_sessions::sealed_key)
+                .first(c)
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn insert_token(&self, token: &TokenRecord) -> StoreResult<()> {
+        let row = TokenRow::from(token);
+        self.run(move |c| {
+            diesel::insert_into(tokens::table).values(&row).execute(c)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_token_by_access_hash(&self, hash: &str) -> StoreResult<Option<TokenRecord>> {
+        let hash = hash.to_owned();
+        self.run(move |c| {
+            let row = tokens::table
+                .filter(tokens::access_token_hash.eq(hash))
+                .select(TokenRow::as_select())
+                .first(c)
+                .optional()?;
+            convert_opt(row)
+        })
+        .await
+    }
+
+    async fn get_token_by_refresh_hash(&self, hash: &str) -> StoreResult<Option<TokenRecord>> {
+        let hash = hash.to_owned();
+        self.run(move |c| {
+            let row = tokens::table
+                .filter(tokens::refresh_token_hash.eq(hash))
+                .select(TokenRow::as_select())
+                .first(c)
+                .optional()?;
+            convert_opt(row)
+        })
+        .await
+    }
+
+    async fn claim_refresh(&self, id: &str) -> StoreResult<bool> {
+        let id = id.to_owned();
+        self.run(move |c| {
+            let n = diesel::update(
+                tokens::table
+                    .find(id)
+                    .filter(tokens::refresh_used.eq(false))
+                    .filter(tokens::revoked.eq(false)),
+            )
+            .set(tokens::refresh_used.eq(true))
+            .execute(c)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn revoke_token(&self, id: &str) -> StoreResult<()> {
+        let id = id.to_owned();
+        self.run(move |c| {
+            diesel::update(tokens::table.find(id))
+                .set(tokens::revoked.eq(true))
+                .execute(c)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn revoke_family(&self, family: &str) -> StoreResult<u64> {
+        let family = family.to_owned();
+        self.run(move |c| {
+            let n = diesel::update(tokens::table.filter(tokens::family.eq(family)))
+                .set(tokens::revoked.eq(true))
+                .execute(c)?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn apply_seed(&self, bundle: &SeedBundle, new_only: bool) -> StoreResult<SeedReport> {
+        let bundle = bundle.clone();
+        self.run(move |c| write_tx(c, |c| apply_seed(c, &bundle, new_only)))
+            .await
+    }
+}

@@ -1,0 +1,437 @@
+//! Row structs, one per table, and their conversion to and from domain entities. A row that
+//! cannot be read back (bad time, bad JSON) is reported as `StoreError::Corrupt`, never a panic.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use diesel::prelude::*;
+use iam_domain::model::{
+    Application, Cert, Organization, Profile, Provider, TokenRecord, User, WechatIdentity,
+};
+use iam_domain::values::CryptoAlgorithm;
+use iam_domain::{Secret, StoreError};
+
+use crate::schema::*;
+
+pub fn ts(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+pub fn parse_ts(what: &str, s: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| StoreError::Corrupt(format!("{what}: bad time {s:?}: {e}")))
+}
+
+fn parse_opt_ts(what: &str, s: Option<&str>) -> Result<Option<DateTime<Utc>>, StoreError> {
+    s.map(|s| parse_ts(what, s)).transpose()
+}
+
+#[derive(Queryable, Selectable, Insertable, AsChangeset, Debug, Clone)]
+#[diesel(table_name = organizations)]
+pub struct OrganizationRow {
+    pub name: String,
+    pub owner: String,
+    pub display_name: String,
+    pub default_avatar: String,
+    pub created_time: String,
+}
+
+impl From<&Organization> for OrganizationRow {
+    fn from(o: &Organization) -> Self {
+        Self {
+            name: o.name.clone(),
+            owner: "admin".into(),
+            display_name: o.display_name.clone(),
+            default_avatar: o.default_avatar.clone(),
+            created_time: ts(&o.created_time),
+        }
+    }
+}
+
+impl TryFrom<OrganizationRow> for Organization {
+    type Error = StoreError;
+    fn try_from(r: OrganizationRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            created_time: parse_ts("organization", &r.created_time)?,
+            name: r.name,
+            display_name: r.display_name,
+            default_avatar: r.default_avatar,
+        })
+    }
+}
+
+#[derive(Queryable, Selectable, Insertable, AsChangeset, Debug, Clone)]
+#[diesel(table_name = certs)]
+pub struct CertRow {
+    pub name: String,
+    pub owner: String,
+    pub display_name: String,
+    pub cert_type: String,
+    pub crypto_algorithm: String,
+    pub bit_size: i32,
+    pub certificate: String,
+    pub private_key: String,
+    pub created_time: String,
+}
+
+impl From<&Cert> for CertRow {
+    fn from(c: &Cert) -> Self {
+        Self {
+            name: c.name.clone(),
+            owner: "admin".into(),
+            display_name: c.display_name.clone(),
+            cert_type: c.cert_type.clone(),
+            crypto_algorithm: c.crypto_algorithm.as_str().into(),
+            bit_size: c.bit_size,
+            certificate: c.certificate.clone(),
+            private_key: c.private_key.expose().to_owned(),
+            created_time: ts(&c.created_time),
+        }
+    }
+}
+
+impl TryFrom<CertRow> for Cert {
+    type Error = StoreError;
+    fn try_from(r: CertRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            crypto_algorithm: CryptoAlgorithm::parse(&r.crypto_algorithm)
+                .map_err(|e| StoreError::Corrupt(format!("cert {}: {e}", r.name)))?,
+            created_time: parse_ts("cert", &r.created_time)?,
+            name: r.name,
+            display_name: r.display_name,
+            cert_type: r.cert_type,
+            bit_size: r.bit_size,
+            certificate: r.certificate,
+            private_key: Secret::new(r.private_key),
+        })
+    }
+}
+
+#[derive(Queryable, Selectable, Insertable, AsChangeset, Debug, Clone)]
+#[diesel(table_name = providers)]
+pub struct ProviderRow {
+    pub owner: String,
+    pub name: String,
+    pub display_name: String,
+    pub category: String,
+    pub provider_type: String,
+    pub sub_type: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub created_time: String,
+}
+
+impl From<&Provider> for ProviderRow {
+    fn from(p: &Provider) -> Self {
+        Self {
+            owner: p.owner.clone(),
+            name: p.name.clone(),
+            display_name: p.display_name.clone(),
+            category: p.category.clone(),
+            provider_type: p.provider_type.clone(),
+            sub_type: p.sub_type.clone(),
+            client_id: p.client_id.clone(),
+            client_secret: p.client_secret.expose().to_owned(),
+            created_time: ts(&p.created_time),
+        }
+    }
+}
+
+impl TryFrom<ProviderRow> for Provider {
+    type Error = StoreError;
+    fn try_from(r: ProviderRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            created_time: parse_ts("provider", &r.created_time)?,
+            owner: r.owner,
+            name: r.name,
+            display_name: r.display_name,
+            category: r.category,
+            provider_type: r.provider_type,
+            sub_type: r.sub_type,
+            client_id: r.client_id,
+            client_secret: Secret::new(r.client_secret),
+        })
+    }
+}
+
+#[derive(Queryable, Selectable, Insertable, AsChangeset, Debug, Clone)]
+#[diesel(table_name = applications)]
+pub struct ApplicationRow {
+    pub name: String,
+    pub owner: String,
+    pub display_name: String,
+    pub organization: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub cert: String,
+    pub enable_sign_up: bool,
+    pub providers: String,
+    pub grant_types: String,
+    pub token_format: String,
+    pub expire_in_hours: i64,
+    pub refresh_expire_in_hours: i64,
+    pub created_time: String,
+}
+
+impl TryFrom<&Application> for ApplicationRow {
+    type Error = StoreError;
+    fn try_from(a: &Application) -> Result<Self, StoreError> {
+        Ok(Self {
+            name: a.name.clone(),
+            owner: "admin".into(),
+            display_name: a.display_name.clone(),
+            organization: a.organization.clone(),
+            client_id: a.client_id.clone(),
+            client_secret: a.client_secret.expose().to_owned(),
+            cert: a.cert.clone(),
+            enable_sign_up: a.enable_sign_up,
+            providers: to_json(&a.providers)?,
+            grant_types: to_json(&a.grant_types)?,
+            token_format: a.token_format.clone(),
+            expire_in_hours: a.expire_in_hours,
+            refresh_expire_in_hours: a.refresh_expire_in_hours,
+            created_time: ts(&a.created_time),
+        })
+    }
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+impl TryFrom<ApplicationRow> for Application {
+    type Error = StoreError;
+    fn try_from(r: ApplicationRow) -> Result<Self, StoreError> {
+        let corrupt = |e: serde_json::Error| StoreError::Corrupt(format!("application {}: {e}", r.name));
+        Ok(Self {
+            providers: serde_json::from_str(&r.providers).map_err(corrupt)?,
+            grant_types: serde_json::from_str(&r.grant_types).map_err(corrupt)?,
+            created_time: parse_ts("application", &r.created_time)?,
+            name: r.name,
+            display_name: r.display_name,
+            organization: r.organization,
+            client_id: r.client_id,
+            client_secret: Secret::new(r.client_secret),
+            cert: r.cert,
+            enable_sign_up: r.enable_sign_up,
+            token_format: r.token_format,
+            expire_in_hours: r.expire_in_hours,
+            refresh_expire_in_hours: r.refresh_expire_in_hours,
+        })
+    }
+}
+
+#[derive(Queryable, Selectable, Insertable, AsChangeset, Debug, Clone)]
+#[diesel(table_name = users, treat_none_as_null = true)]
+pub struct UserRow {
+    pub id: String,
+    pub owner: String,
+    pub name: String,
+    pub user_type: String,
+    pub display_name: String,
+    pub avatar: String,
+    pub email: String,
+    pub phone: String,
+    pub country_code: String,
+    pub is_admin: bool,
+    pub is_forbidden: bool,
+    pub is_deleted: bool,
+    pub signup_application: String,
+    pub wechat: String,
+    pub wechat_open_id: String,
+    pub wechat_union_id: String,
+    pub password_hash: Option<String>,
+    pub first_name: String,
+    pub last_name: String,
+    pub bio: String,
+    pub gender: String,
+    pub language: String,
+    pub location: String,
+    pub region: String,
+    pub homepage: String,
+    pub title: String,
+    pub affiliation: String,
+    pub birthday: String,
+    pub created_time: String,
+    pub updated_time: String,
+    pub last_signin_time: Option<String>,
+}
+
+impl From<&User> for UserRow {
+    fn from(u: &User) -> Self {
+        let p = &u.profile;
+        Self {
+            id: u.id.clone(),
+            owner: u.owner.clone(),
+            name: u.name.clone(),
+            user_type: u.user_type.clone(),
+            display_name: u.display_name.clone(),
+            avatar: u.avatar.clone(),
+            email: u.email.clone(),
+            phone: u.phone.clone(),
+            country_code: u.country_code.clone(),
+            is_admin: u.is_admin,
+            is_forbidden: u.is_forbidden,
+            is_deleted: u.is_deleted,
+            signup_application: u.signup_application.clone(),
+            wechat: u.wechat.clone(),
+            wechat_open_id: u.wechat_open_id.clone(),
+            wechat_union_id: u.wechat_union_id.clone(),
+            password_hash: u.password_hash.as_ref().map(|h| h.expose().to_owned()),
+            first_name: p.first_name.clone(),
+            last_name: p.last_name.clone(),
+            bio: p.bio.clone(),
+            gender: p.gender.clone(),
+            language: p.language.clone(),
+            location: p.location.clone(),
+            region: p.region.clone(),
+            homepage: p.homepage.clone(),
+            title: p.title.clone(),
+            affiliation: p.affiliation.clone(),
+            birthday: p.birthday.clone(),
+            created_time: ts(&u.created_time),
+            updated_time: ts(&u.updated_time),
+            last_signin_time: u.last_signin_time.as_ref().map(ts),
+        }
+    }
+}
+
+impl TryFrom<UserRow> for User {
+    type Error = StoreError;
+    fn try_from(r: UserRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            created_time: parse_ts("user", &r.created_time)?,
+            updated_time: parse_ts("user", &r.updated_time)?,
+            last_signin_time: parse_opt_ts("user", r.last_signin_time.as_deref())?,
+            id: r.id,
+            owner: r.owner,
+            name: r.name,
+            user_type: r.user_type,
+            display_name: r.display_name,
+            avatar: r.avatar,
+            email: r.email,
+            phone: r.phone,
+            country_code: r.country_code,
+            is_admin: r.is_admin,
+            is_forbidden: r.is_forbidden,
+            is_deleted: r.is_deleted,
+            signup_application: r.signup_application,
+            wechat: r.wechat,
+            wechat_open_id: r.wechat_open_id,
+            wechat_union_id: r.wechat_union_id,
+            password_hash: r.password_hash.map(Secret::new),
+            profile: Profile {
+                first_name: r.first_name,
+                last_name: r.last_name,
+                bio: r.bio,
+                gender: r.gender,
+                language: r.language,
+                location: r.location,
+                region: r.region,
+                homepage: r.homepage,
+                title: r.title,
+                affiliation: r.affiliation,
+                birthday: r.birthday,
+            },
+        })
+    }
+}
+
+#[derive(Queryable, Selectable, Insertable, Debug, Clone)]
+#[diesel(table_name = wechat_identities)]
+pub struct IdentityRow {
+    pub appid: String,
+    pub openid: String,
+    pub unionid: String,
+    pub organization: String,
+    pub user_id: String,
+    pub created_time: String,
+}
+
+impl From<&WechatIdentity> for IdentityRow {
+    fn from(i: &WechatIdentity) -> Self {
+        Self {
+            appid: i.appid.clone(),
+            openid: i.openid.clone(),
+            unionid: i.unionid.clone(),
+            organization: i.organization.clone(),
+            user_id: i.user_id.clone(),
+            created_time: ts(&i.created_time),
+        }
+    }
+}
+
+impl TryFrom<IdentityRow> for WechatIdentity {
+    type Error = StoreError;
+    fn try_from(r: IdentityRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            created_time: parse_ts("wechat identity", &r.created_time)?,
+            appid: r.appid,
+            openid: r.openid,
+            unionid: r.unionid,
+            organization: r.organization,
+            user_id: r.user_id,
+        })
+    }
+}
+
+#[derive(Queryable, Selectable, Insertable, Debug, Clone)]
+#[diesel(table_name = tokens)]
+pub struct TokenRow {
+    pub id: String,
+    pub application: String,
+    pub organization: String,
+    pub user_id: String,
+    pub access_token_hash: String,
+    pub refresh_token_hash: Option<String>,
+    pub family: String,
+    pub scope: String,
+    pub token_type: String,
+    pub expires_at: String,
+    pub refresh_expires_at: Option<String>,
+    pub created_time: String,
+    pub revoked: bool,
+    pub refresh_used: bool,
+}
+
+impl From<&TokenRecord> for TokenRow {
+    fn from(t: &TokenRecord) -> Self {
+        Self {
+            id: t.id.clone(),
+            application: t.application.clone(),
+            organization: t.organization.clone(),
+            user_id: t.user_id.clone(),
+            access_token_hash: t.access_token_hash.clone(),
+            refresh_token_hash: t.refresh_token_hash.clone(),
+            family: t.family.clone(),
+            scope: t.scope.clone(),
+            token_type: t.token_type.clone(),
+            expires_at: ts(&t.expires_at),
+            refresh_expires_at: t.refresh_expires_at.as_ref().map(ts),
+            created_time: ts(&t.created_time),
+            revoked: t.revoked,
+            refresh_used: t.refresh_used,
+        }
+    }
+}
+
+impl TryFrom<TokenRow> for TokenRecord {
+    type Error = StoreError;
+    fn try_from(r: TokenRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            expires_at: parse_ts("token", &r.expires_at)?,
+            refresh_expires_at: parse_opt_ts("token", r.refresh_expires_at.as_deref())?,
+            created_time: parse_ts("token", &r.created_time)?,
+            id: r.id,
+            application: r.application,
+            organization: r.organization,
+            user_id: r.user_id,
+            access_token_hash: r.access_token_hash,
+            refresh_token_hash: r.refresh_token_hash,
+            family: r.family,
+            scope: r.scope,
+            token_type: r.token_type,
+            revoked: r.revoked,
+            refresh_used: r.refresh_used,
+        })
+    }
+}

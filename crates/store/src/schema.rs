@@ -1,0 +1,137 @@
+//! One backend-neutral schema for both dialects: only types diesel's multi-backend supports
+//! (times are RFC 3339 text, flags booleans, the sealed session key binary).
+
+diesel::table! {
+    organizations (name) {
+        name -> Text,
+        owner -> Text,
+        display_name -> Text,
+        default_avatar -> Text,
+        created_time -> Text,
+    }
+}
+
+diesel::table! {
+    certs (name) {
+        name -> Text,
+        owner -> Text,
+        display_name -> Text,
+        cert_type -> Text,
+        crypto_algorithm -> Text,
+        bit_size -> Integer,
+        certificate -> Text,
+        private_key -> Text,
+        created_time -> Text,
+    }
+}
+
+diesel::table! {
+    providers (owner, name) {
+        owner -> Text,
+        name -> Text,
+        display_name -> Text,
+        category -> Text,
+        provider_type -> Text,
+        sub_type -> Text,
+        client_id -> Text,
+        client_secret -> Text,
+        created_time -> Text,
+    }
+}
+
+diesel::table! {
+    applications (name) {
+        name -> Text,
+        owner -> Text,
+        display_name -> Text,
+        organization -> Text,
+        client_id -> Text,
+        client_secret -> Text,
+        cert -> Text,
+        enable_sign_up -> Bool,
+        providers -> Text,
+        grant_types -> Text,
+        token_format -> Text,
+        expire_in_hours -> BigInt,
+        refresh_expire_in_hours -> BigInt,
+        created_time -> Text,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Text,
+        owner -> Text,
+        name -> Text,
+        user_type -> Text,
+        display_name -> Text,
+        avatar -> Text,
+        email -> Text,
+        phone -> Text,
+        country_code -> Text,
+        is_admin -> Bool,
+        is_forbidden -> Bool,
+        is_deleted -> Bool,
+        signup_application -> Text,
+        wechat -> Text,
+        wechat_open_id -> Text,
+        wechat_union_id -> Text,
+        password_hash -> Nullable<Text>,
+        first_name -> Text,
+        last_name -> Text,
+        bio -> Text,
+        gender -> Text,
+        language -> Text,
+        location -> Text,
+        region -> Text,
+        homepage -> Text,
+        title -> Text,
+        affiliation -> Text,
+        birthday -> Text,
+        created_time -> Text,
+        updated_time -> Text,
+        last_signin_time -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    wechat_identities (appid, openid) {
+        appid -> Text,
+        openid -> Text,
+        unionid -> Text,
+        organization -> Text,
+        user_id -> Text,
+        created_time -> Text,
+    }
+}
+
+diesel::table! {
+    wechat_sessions (appid, openid) {
+        appid -> Text,
+        openid -> Text,
+        sealed_key -> Binary,
+        updated_time -> Text,
+    }
+}
+
+diesel::table! {
+    tokens (id) {
+        id -> Text,
+        application -> Text,
+        organization -> Text,
+        user_id -> Text,
+        access_token_hash -> Text,
+        refresh_token_hash -> Nullable<Text>,
+        family -> Text,
+        scope -> Text,
+        token_type -> Text,
+        expires_at -> Text,
+        refresh_expires_at -> Nullable<Text>,
+        created_time -> Text,
+        revoked -> Bool,
+        refresh_used -> Bool,
+    }
+}
+
+diesel::joinable!(wechat_identities -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(users, wechat_identities);
