@@ -1,1 +1,3 @@
+//! End-to-end tests: one test binary, the real processes.
 
+mod restart;

@@ -29,8 +29,10 @@ pub trait Repository: Send + Sync + 'static {
     async fn delete_organization(&self, name: &str) -> StoreResult<bool>;
 
     async fn get_application(&self, name: &str) -> StoreResult<Option<Application>>;
-    async fn get_application_by_client_id(&self, client_id: &str)
-    -> StoreResult<Option<Application>>;
+    async fn get_application_by_client_id(
+        &self,
+        client_id: &str,
+    ) -> StoreResult<Option<Application>>;
     async fn list_applications(&self, organization: Option<&str>) -> StoreResult<Vec<Application>>;
     async fn insert_application(&self, app: &Application) -> StoreResult<()>;
     async fn update_application(&self, app: &Application) -> StoreResult<bool>;
@@ -57,8 +59,11 @@ pub trait Repository: Send + Sync + 'static {
     async fn update_user(&self, user: &User) -> StoreResult<bool>;
     async fn delete_user(&self, owner: &str, name: &str) -> StoreResult<bool>;
 
-    async fn get_wechat_identity(&self, appid: &str, openid: &str)
-    -> StoreResult<Option<WechatIdentity>>;
+    async fn get_wechat_identity(
+        &self,
+        appid: &str,
+        openid: &str,
+    ) -> StoreResult<Option<WechatIdentity>>;
     /// Atomically: the user of `identity`; else, when it carries a unionid, the user of its
     /// organization holding that unionid (linking the identity to them); else, when `new_user` is
     /// given, that user created together with the identity. Concurrent calls for one identity, on
@@ -69,8 +74,12 @@ pub trait Repository: Send + Sync + 'static {
         new_user: Option<&User>,
     ) -> StoreResult<WechatUserOutcome>;
     /// Replaces the stored (already encrypted) session key of (appid, openid).
-    async fn save_wechat_session(&self, appid: &str, openid: &str, sealed_key: &[u8])
-    -> StoreResult<()>;
+    async fn save_wechat_session(
+        &self,
+        appid: &str,
+        openid: &str,
+        sealed_key: &[u8],
+    ) -> StoreResult<()>;
     async fn get_wechat_session(&self, appid: &str, openid: &str) -> StoreResult<Option<Vec<u8>>>;
 
     async fn insert_token(&self, token: &TokenRecord) -> StoreResult<()>;

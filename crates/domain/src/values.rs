@@ -76,11 +76,11 @@ string_value!(
 impl ObjectName {
     pub fn parse(field: &'static str, s: &str) -> Result<Self, InvalidValue> {
         check_len(field, s, 100)?;
-        if let Some(c) = s.chars().find(|c| *c == '/' || c.is_whitespace() || c.is_control()) {
-            return Err(InvalidValue::new(
-                field,
-                format!("must not contain {c:?}"),
-            ));
+        if let Some(c) = s
+            .chars()
+            .find(|c| *c == '/' || c.is_whitespace() || c.is_control())
+        {
+            return Err(InvalidValue::new(field, format!("must not contain {c:?}")));
         }
         Ok(Self(s.to_owned()))
     }
@@ -91,7 +91,10 @@ pub fn split_id(field: &'static str, id: &str) -> Result<(ObjectName, ObjectName
     let (owner, name) = id
         .split_once('/')
         .ok_or_else(|| InvalidValue::new(field, "must be of the form owner/name"))?;
-    Ok((ObjectName::parse(field, owner)?, ObjectName::parse(field, name)?))
+    Ok((
+        ObjectName::parse(field, owner)?,
+        ObjectName::parse(field, name)?,
+    ))
 }
 
 fn check_printable_ascii(field: &'static str, s: &str) -> Result<(), InvalidValue> {
@@ -169,7 +172,10 @@ impl DisplayName {
             return Err(InvalidValue::new(field, "is longer than 100 characters"));
         }
         if s.chars().any(char::is_control) {
-            return Err(InvalidValue::new(field, "must not contain control characters"));
+            return Err(InvalidValue::new(
+                field,
+                "must not contain control characters",
+            ));
         }
         Ok(Self(s.to_owned()))
     }

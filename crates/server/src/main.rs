@@ -1,1 +1,92 @@
-fn main() {}
+//! `iam`: the identity server.
+
+mod bootstrap;
+mod config;
+mod init_data;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, RunMode};
+
+/// Hanzo IAM in Rust: WeChat Mini Program sign-in without an OAuth redirect, wire-compatible with
+/// Casdoor.
+#[derive(Parser)]
+#[command(name = "iam", version)]
+struct Cli {
+    /// The configuration file (default conf/app.conf).
+    #[arg(long, global = true, env = "IAM_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default): migrate, create built-ins, load init data, listen.
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Print the OpenAPI document and exit.
+    Openapi,
+}
+
+fn init_tracing(mode: RunMode) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("IAM_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match mode {
+        RunMode::Prod => builder.json().flatten_event(true).init(),
+        RunMode::Dev => builder.init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::Openapi) = cli.command {
+        println!("{}", iam_api::openapi_json());
+        return ExitCode::SUCCESS;
+    }
+    let (path, explicit) = match cli.config {
+        Some(p) => (p, true),
+        None => (PathBuf::from("conf/app.conf"), false),
+    };
+    let config = match Config::load(&path, explicit) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("iam: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing(config.run_mode);
+    iam_jwt::install_crypto_provider();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("iam: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Some(Command::Migrate) => serve::migrate_only(&config).await,
+            _ => serve::serve(config).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("iam: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

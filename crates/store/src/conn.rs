@@ -65,7 +65,7 @@ impl r2d2::ManageConnection for Manager {
                 // WAL lets readers run beside the one writer; the busy timeout makes writers queue
                 // instead of failing; foreign keys are off by default in SQLite.
                 c.batch_execute(
-                    "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+                    "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
                      PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
                 )
                 .map_err(diesel::r2d2::Error::QueryError)?;
@@ -90,14 +90,13 @@ impl r2d2::ManageConnection for Manager {
 pub type Pool = r2d2::Pool<Manager>;
 
 pub fn build_pool(driver: Driver, url: &str, size: u32) -> Result<Pool, StoreError> {
-    if driver == Driver::Sqlite {
-        if let Some(dir) = std::path::Path::new(url).parent() {
-            if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
-                })?;
-            }
-        }
+    if driver == Driver::Sqlite
+        && let Some(dir) = std::path::Path::new(url).parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+        })?;
     }
     r2d2::Pool::builder()
         .max_size(size)
@@ -112,13 +111,13 @@ pub fn build_pool(driver: Driver, url: &str, size: u32) -> Result<Pool, StoreErr
 fn redact(msg: &str) -> String {
     let mut out = String::with_capacity(msg.len());
     for word in msg.split_inclusive(' ') {
-        if let (Some(scheme), Some(at)) = (word.find("://"), word.rfind('@')) {
-            if at > scheme {
-                out.push_str(&word[..scheme + 3]);
-                out.push_str("***");
-                out.push_str(&word[at..]);
-                continue;
-            }
+        if let (Some(scheme), Some(at)) = (word.find("://"), word.rfind('@'))
+            && at > scheme
+        {
+            out.push_str(&word[..scheme + 3]);
+            out.push_str("***");
+            out.push_str(&word[at..]);
+            continue;
         }
         out.push_str(word);
     }
@@ -128,9 +127,9 @@ fn redact(msg: &str) -> String {
 pub fn run_migrations(conn: &mut AnyConnection) -> Result<usize, StoreError> {
     let applied = match conn {
         AnyConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
-        AnyConnection::Postgresql(c) => {
-            c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.len())
-        }
+        AnyConnection::Postgresql(c) => c
+            .run_pending_migrations(POSTGRES_MIGRATIONS)
+            .map(|v| v.len()),
     };
     applied.map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")))
 }
@@ -158,7 +157,10 @@ impl DbError {
     pub fn is_unique_violation(&self) -> bool {
         matches!(
             self,
-            Self::Diesel(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _))
+            Self::Diesel(DieselError::DatabaseError(
+                DatabaseErrorKind::UniqueViolation,
+                _
+            ))
         )
     }
 
@@ -176,9 +178,8 @@ impl DbError {
                     DatabaseErrorKind::ForeignKeyViolation => {
                         StoreError::MissingReference(describe(&what))
                     }
-                    DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::SerializationFailure => {
-                        StoreError::Unavailable(what)
-                    }
+                    DatabaseErrorKind::ClosedConnection
+                    | DatabaseErrorKind::SerializationFailure => StoreError::Unavailable(what),
                     _ => StoreError::Unavailable(info.message().to_owned()),
                 }
             }
@@ -212,8 +213,14 @@ fn describe(what: &str) -> String {
         ("certs.name", "cert name"),
         ("wechat_identities_pkey", "wechat identity"),
         ("wechat_identities.appid", "wechat identity"),
-        ("wechat_identities_user_id_fkey", "user of the wechat identity"),
-        ("applications_organization_fkey", "organization of the application"),
+        (
+            "wechat_identities_user_id_fkey",
+            "user of the wechat identity",
+        ),
+        (
+            "applications_organization_fkey",
+            "organization of the application",
+        ),
         ("users_owner_fkey", "organization of the user"),
         ("tokens_", "token"),
         ("tokens.", "token"),
@@ -271,6 +278,9 @@ mod tests {
             describe("UNIQUE constraint failed: users.owner, users.name"),
             "user owner/name"
         );
-        assert_eq!(describe("applications_client_id_key"), "application clientId");
+        assert_eq!(
+            describe("applications_client_id_key"),
+            "application clientId"
+        );
     }
 }

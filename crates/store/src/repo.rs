@@ -4,12 +4,12 @@ use async_trait::async_trait;
 use chrono::Utc;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
+use iam_domain::StoreError;
 use iam_domain::model::{
     ADMIN_OWNER, Application, Cert, Organization, Provider, SeedBundle, SeedReport, TokenRecord,
     User, WechatIdentity, WechatUserOutcome,
 };
 use iam_domain::ports::{Repository, StoreResult};
-use iam_domain::StoreError;
 
 use crate::Store;
 use crate::conn::{AnyConnection, DbError, write_tx};
@@ -29,7 +29,8 @@ fn convert_opt<R, T>(row: Option<R>) -> Result<Option<T>, DbError>
 where
     T: TryFrom<R, Error = StoreError>,
 {
-    row.map(|r| T::try_from(r).map_err(DbError::from)).transpose()
+    row.map(|r| T::try_from(r).map_err(DbError::from))
+        .transpose()
 }
 
 fn user_by_identity(
@@ -75,7 +76,11 @@ fn user_by_unionid(
     convert_opt(row)
 }
 
-fn insert_identity(c: &mut AnyConnection, identity: &WechatIdentity, user_id: &str) -> Result<(), DbError> {
+fn insert_identity(
+    c: &mut AnyConnection,
+    identity: &WechatIdentity,
+    user_id: &str,
+) -> Result<(), DbError> {
     let mut row = IdentityRow::from(identity);
     row.user_id = user_id.to_owned();
     diesel::insert_into(wechat_identities::table)
@@ -95,13 +100,13 @@ fn find_or_create(
         if let Some(user) = user_by_identity(c, &identity.appid, &identity.openid)? {
             return Ok(WechatUserOutcome::Found(user));
         }
-        if !identity.unionid.is_empty() {
-            if let Some(user) = user_by_unionid(c, &identity.organization, &identity.unionid)? {
-                match write_tx(c, |c| insert_identity(c, identity, &user.id)) {
-                    Ok(()) => return Ok(WechatUserOutcome::Linked(user)),
-                    Err(e) if e.is_unique_violation() => continue,
-                    Err(e) => return Err(e),
-                }
+        if !identity.unionid.is_empty()
+            && let Some(user) = user_by_unionid(c, &identity.organization, &identity.unionid)?
+        {
+            match write_tx(c, |c| insert_identity(c, identity, &user.id)) {
+                Ok(()) => return Ok(WechatUserOutcome::Linked(user)),
+                Err(e) if e.is_unique_violation() => continue,
+                Err(e) => return Err(e),
             }
         }
         let Some(new_user) = new_user else {
@@ -177,13 +182,21 @@ fn apply_seed(
         !(existed && new_only)
     };
     for o in &bundle.organizations {
-        let existed = organizations::table.find(&o.name).count().get_result::<i64>(c)? > 0;
+        let existed = organizations::table
+            .find(&o.name)
+            .count()
+            .get_result::<i64>(c)?
+            > 0;
         if tally(existed) {
             let row = OrganizationRow::from(o);
             if existed {
-                diesel::update(organizations::table.find(&o.name)).set(&row).execute(c)?;
+                diesel::update(organizations::table.find(&o.name))
+                    .set(&row)
+                    .execute(c)?;
             } else {
-                diesel::insert_into(organizations::table).values(&row).execute(c)?;
+                diesel::insert_into(organizations::table)
+                    .values(&row)
+                    .execute(c)?;
             }
         }
     }
@@ -192,7 +205,9 @@ fn apply_seed(
         if tally(existed) {
             let row = CertRow::from(cert);
             if existed {
-                diesel::update(certs::table.find(&cert.name)).set(&row).execute(c)?;
+                diesel::update(certs::table.find(&cert.name))
+                    .set(&row)
+                    .execute(c)?;
             } else {
                 diesel::insert_into(certs::table).values(&row).execute(c)?;
             }
@@ -204,21 +219,33 @@ fn apply_seed(
         if tally(existed) {
             let row = ProviderRow::from(p);
             if existed {
-                diesel::update(providers::table.find(key)).set(&row).execute(c)?;
+                diesel::update(providers::table.find(key))
+                    .set(&row)
+                    .execute(c)?;
             } else {
-                diesel::insert_into(providers::table).values(&row).execute(c)?;
+                diesel::insert_into(providers::table)
+                    .values(&row)
+                    .execute(c)?;
             }
         }
     }
     for app in &bundle.applications {
-        let existed = applications::table.find(&app.name).count().get_result::<i64>(c)? > 0;
+        let existed = applications::table
+            .find(&app.name)
+            .count()
+            .get_result::<i64>(c)?
+            > 0;
         if tally(existed) {
             check_application_refs(c, app)?;
             let row = ApplicationRow::try_from(app)?;
             if existed {
-                diesel::update(applications::table.find(&app.name)).set(&row).execute(c)?;
+                diesel::update(applications::table.find(&app.name))
+                    .set(&row)
+                    .execute(c)?;
             } else {
-                diesel::insert_into(applications::table).values(&row).execute(c)?;
+                diesel::insert_into(applications::table)
+                    .values(&row)
+                    .execute(c)?;
             }
         }
     }
@@ -235,7 +262,9 @@ fn apply_seed(
                 Some(id) => {
                     // The id is the user's identity in tokens: replacing keeps it.
                     row.id = id.clone();
-                    diesel::update(users::table.find(&id)).set(&row).execute(c)?;
+                    diesel::update(users::table.find(&id))
+                        .set(&row)
+                        .execute(c)?;
                 }
                 None => {
                     diesel::insert_into(users::table).values(&row).execute(c)?;
@@ -280,7 +309,9 @@ impl Repository for Store {
     async fn insert_organization(&self, org: &Organization) -> StoreResult<()> {
         let row = OrganizationRow::from(org);
         self.run(move |c| {
-            diesel::insert_into(organizations::table).values(&row).execute(c)?;
+            diesel::insert_into(organizations::table)
+                .values(&row)
+                .execute(c)?;
             Ok(())
         })
         .await
@@ -433,7 +464,9 @@ impl Repository for Store {
     async fn insert_provider(&self, provider: &Provider) -> StoreResult<()> {
         let row = ProviderRow::from(provider);
         self.run(move |c| {
-            diesel::insert_into(providers::table).values(&row).execute(c)?;
+            diesel::insert_into(providers::table)
+                .values(&row)
+                .execute(c)?;
             Ok(())
         })
         .await
@@ -443,7 +476,10 @@ impl Repository for Store {
         let row = ProviderRow::from(provider);
         self.run(move |c| {
             let key = (row.owner.clone(), row.name.clone());
-            Ok(diesel::update(providers::table.find(key)).set(&row).execute(c)? > 0)
+            Ok(diesel::update(providers::table.find(key))
+                .set(&row)
+                .execute(c)?
+                > 0)
         })
         .await
     }
@@ -468,8 +504,15 @@ impl Repository for Store {
     }
 
     async fn list_certs(&self) -> StoreResult<Vec<Cert>> {
-        self.run(|c| convert(certs::table.order(certs::name).select(CertRow::as_select()).load(c)?))
-            .await
+        self.run(|c| {
+            convert(
+                certs::table
+                    .order(certs::name)
+                    .select(CertRow::as_select())
+                    .load(c)?,
+            )
+        })
+        .await
     }
 
     async fn insert_cert(&self, cert: &Cert) -> StoreResult<()> {
@@ -484,7 +527,10 @@ impl Repository for Store {
     async fn update_cert(&self, cert: &Cert) -> StoreResult<bool> {
         let row = CertRow::from(cert);
         self.run(move |c| {
-            Ok(diesel::update(certs::table.find(row.name.clone())).set(&row).execute(c)? > 0)
+            Ok(diesel::update(certs::table.find(row.name.clone()))
+                .set(&row)
+                .execute(c)?
+                > 0)
         })
         .await
     }
@@ -560,7 +606,10 @@ impl Repository for Store {
     async fn update_user(&self, user: &User) -> StoreResult<bool> {
         let row = UserRow::from(user);
         self.run(move |c| {
-            Ok(diesel::update(users::table.find(row.id.clone())).set(&row).execute(c)? > 0)
+            Ok(diesel::update(users::table.find(row.id.clone()))
+                .set(&row)
+                .execute(c)?
+                > 0)
         })
         .await
     }

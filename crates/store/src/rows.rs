@@ -201,7 +201,8 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
 impl TryFrom<ApplicationRow> for Application {
     type Error = StoreError;
     fn try_from(r: ApplicationRow) -> Result<Self, StoreError> {
-        let corrupt = |e: serde_json::Error| StoreError::Corrupt(format!("application {}: {e}", r.name));
+        let corrupt =
+            |e: serde_json::Error| StoreError::Corrupt(format!("application {}: {e}", r.name));
         Ok(Self {
             providers: serde_json::from_str(&r.providers).map_err(corrupt)?,
             grant_types: serde_json::from_str(&r.grant_types).map_err(corrupt)?,

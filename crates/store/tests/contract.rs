@@ -47,7 +47,8 @@ async fn sqlite() -> Fixture {
 async fn postgres() -> Option<Fixture> {
     let admin_url = std::env::var("IAM_TEST_POSTGRES_URL").ok()?;
     let db = format!("iam_t_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = diesel::PgConnection::establish(&admin_url).expect("connect to IAM_TEST_POSTGRES_URL");
+    let mut admin =
+        diesel::PgConnection::establish(&admin_url).expect("connect to IAM_TEST_POSTGRES_URL");
     admin
         .batch_execute(&format!("CREATE DATABASE {db}"))
         .expect("create test database");
@@ -55,9 +56,14 @@ async fn postgres() -> Option<Fixture> {
         Some((b, q)) => (b.to_owned(), format!("?{q}")),
         None => (admin_url.clone(), String::new()),
     };
-    let base = base.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap_or(base);
+    let base = base
+        .rsplit_once('/')
+        .map(|(b, _)| b.to_owned())
+        .unwrap_or(base);
     let url = format!("{base}/{db}{query}");
-    let store = Store::open(Driver::Postgres, &url, 16).await.expect("open postgres");
+    let store = Store::open(Driver::Postgres, &url, 16)
+        .await
+        .expect("open postgres");
     store.migrate().await.expect("migrate");
     Some(Fixture {
         store,
@@ -195,7 +201,10 @@ contract!(organizations_round_trip, |s: Store| async move {
     let back = s.get_organization("demo").await.unwrap().unwrap();
     assert_eq!(back.name, o.name);
     assert_eq!(back.default_avatar, o.default_avatar);
-    assert_eq!(back.created_time.timestamp_micros(), o.created_time.timestamp_micros());
+    assert_eq!(
+        back.created_time.timestamp_micros(),
+        o.created_time.timestamp_micros()
+    );
     assert!(matches!(
         s.insert_organization(&o).await,
         Err(StoreError::Conflict(_))
@@ -203,21 +212,31 @@ contract!(organizations_round_trip, |s: Store| async move {
     let mut changed = o.clone();
     changed.display_name = "Renamed".into();
     assert!(s.update_organization(&changed).await.unwrap());
-    assert_eq!(s.get_organization("demo").await.unwrap().unwrap().display_name, "Renamed");
+    assert_eq!(
+        s.get_organization("demo")
+            .await
+            .unwrap()
+            .unwrap()
+            .display_name,
+        "Renamed"
+    );
     assert!(!s.update_organization(&org("nope")).await.unwrap());
     assert_eq!(s.list_organizations().await.unwrap().len(), 1);
     assert!(s.delete_organization("demo").await.unwrap());
     assert!(s.get_organization("demo").await.unwrap().is_none());
 });
 
-contract!(organization_with_users_is_not_deleted, |s: Store| async move {
-    s.insert_organization(&org("demo")).await.unwrap();
-    s.insert_user(&user("demo", "alice")).await.unwrap();
-    let err = s.delete_organization("demo").await.unwrap_err();
-    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
-    assert!(s.get_organization("demo").await.unwrap().is_some());
-    assert!(s.get_user("demo", "alice").await.unwrap().is_some());
-});
+contract!(
+    organization_with_users_is_not_deleted,
+    |s: Store| async move {
+        s.insert_organization(&org("demo")).await.unwrap();
+        s.insert_user(&user("demo", "alice")).await.unwrap();
+        let err = s.delete_organization("demo").await.unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+        assert!(s.get_organization("demo").await.unwrap().is_some());
+        assert!(s.get_user("demo", "alice").await.unwrap().is_some());
+    }
+);
 
 contract!(applications_check_their_references, |s: Store| async move {
     s.insert_organization(&org("demo")).await.unwrap();
@@ -225,14 +244,26 @@ contract!(applications_check_their_references, |s: Store| async move {
         .insert_application(&app("a1", "demo", "cid1", &["wx"]))
         .await
         .unwrap_err();
-    assert!(matches!(missing, StoreError::MissingReference(ref m) if m.contains("wx")), "{missing:?}");
-    assert!(s.get_application("a1").await.unwrap().is_none(), "nothing half-written");
+    assert!(
+        matches!(missing, StoreError::MissingReference(ref m) if m.contains("wx")),
+        "{missing:?}"
+    );
+    assert!(
+        s.get_application("a1").await.unwrap().is_none(),
+        "nothing half-written"
+    );
 
     s.insert_provider(&provider("admin", "wx")).await.unwrap();
-    s.insert_provider(&provider("admin", "other")).await.unwrap();
+    s.insert_provider(&provider("admin", "other"))
+        .await
+        .unwrap();
     let a = app("a1", "demo", "cid1", &["other", "wx"]);
     s.insert_application(&a).await.unwrap();
-    let back = s.get_application_by_client_id("cid1").await.unwrap().unwrap();
+    let back = s
+        .get_application_by_client_id("cid1")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(back.providers, a.providers, "provider order is kept");
     assert_eq!(back.client_secret.expose(), "s3cret");
 
@@ -245,7 +276,10 @@ contract!(applications_check_their_references, |s: Store| async move {
         .insert_application(&app("a3", "ghost", "cid3", &[]))
         .await
         .unwrap_err();
-    assert!(matches!(no_org, StoreError::MissingReference(_)), "{no_org:?}");
+    assert!(
+        matches!(no_org, StoreError::MissingReference(_)),
+        "{no_org:?}"
+    );
 });
 
 contract!(users_are_unique_per_organization, |s: Store| async move {
@@ -265,7 +299,14 @@ contract!(users_are_unique_per_organization, |s: Store| async move {
         StoreError::MissingReference(_)
     ));
     let back = s.get_user_by_id(&alice.id).await.unwrap().unwrap();
-    assert_eq!(back, User { created_time: back.created_time, updated_time: back.updated_time, ..alice.clone() });
+    assert_eq!(
+        back,
+        User {
+            created_time: back.created_time,
+            updated_time: back.updated_time,
+            ..alice.clone()
+        }
+    );
     alice.display_name = "Alice B".into();
     alice.last_signin_time = Some(Utc::now());
     assert!(s.update_user(&alice).await.unwrap());
@@ -278,38 +319,46 @@ contract!(users_are_unique_per_organization, |s: Store| async move {
     assert!(!s.delete_user("demo", "alice").await.unwrap());
 });
 
-contract!(fifty_concurrent_first_signins_make_one_user, |s: Store| async move {
-    s.insert_organization(&org("demo")).await.unwrap();
-    let ident = identity("wx5f3c1b2a9d8e7f60", "oGZUI0egBJY1zhBYw2KhdUfwVJJE", "", "demo");
-    let s = Arc::new(s);
-    let mut tasks = Vec::new();
-    for _ in 0..50 {
-        let s = s.clone();
-        let ident = ident.clone();
-        tasks.push(tokio::spawn(async move {
-            // Every caller proposes its own new user (own UUID); only one may win.
-            let proposal = wechat_user("demo", &ident);
-            s.find_or_create_wechat_user(&ident, Some(&proposal)).await
-        }));
-    }
-    let mut created = 0;
-    let mut ids = std::collections::HashSet::new();
-    for t in tasks {
-        match t.await.unwrap().unwrap() {
-            WechatUserOutcome::Created(u) => {
-                created += 1;
-                ids.insert(u.id);
-            }
-            WechatUserOutcome::Found(u) => {
-                ids.insert(u.id);
-            }
-            other => panic!("unexpected {other:?}"),
+contract!(
+    fifty_concurrent_first_signins_make_one_user,
+    |s: Store| async move {
+        s.insert_organization(&org("demo")).await.unwrap();
+        let ident = identity(
+            "wx5f3c1b2a9d8e7f60",
+            "oGZUI0egBJY1zhBYw2KhdUfwVJJE",
+            "",
+            "demo",
+        );
+        let s = Arc::new(s);
+        let mut tasks = Vec::new();
+        for _ in 0..50 {
+            let s = s.clone();
+            let ident = ident.clone();
+            tasks.push(tokio::spawn(async move {
+                // Every caller proposes its own new user (own UUID); only one may win.
+                let proposal = wechat_user("demo", &ident);
+                s.find_or_create_wechat_user(&ident, Some(&proposal)).await
+            }));
         }
+        let mut created = 0;
+        let mut ids = std::collections::HashSet::new();
+        for t in tasks {
+            match t.await.unwrap().unwrap() {
+                WechatUserOutcome::Created(u) => {
+                    created += 1;
+                    ids.insert(u.id);
+                }
+                WechatUserOutcome::Found(u) => {
+                    ids.insert(u.id);
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(created, 1, "exactly one caller created the user");
+        assert_eq!(ids.len(), 1, "every caller got the same user");
+        assert_eq!(s.count_users("demo").await.unwrap(), 1);
     }
-    assert_eq!(created, 1, "exactly one caller created the user");
-    assert_eq!(ids.len(), 1, "every caller got the same user");
-    assert_eq!(s.count_users("demo").await.unwrap(), 1);
-});
+);
 
 contract!(unionid_links_a_second_mini_program, |s: Store| async move {
     s.insert_organization(&org("demo")).await.unwrap();
@@ -318,32 +367,53 @@ contract!(unionid_links_a_second_mini_program, |s: Store| async move {
         .find_or_create_wechat_user(&first, Some(&wechat_user("demo", &first)))
         .await
         .unwrap();
-    let WechatUserOutcome::Created(u) = created else { panic!("{created:?}") };
+    let WechatUserOutcome::Created(u) = created else {
+        panic!("{created:?}")
+    };
     let second = identity("wxbbbbbbbbbbbbbbbb", "oBBBB", "oUNION", "demo");
     let linked = s
         .find_or_create_wechat_user(&second, Some(&wechat_user("demo", &second)))
         .await
         .unwrap();
-    assert!(matches!(linked, WechatUserOutcome::Linked(ref l) if l.id == u.id), "{linked:?}");
+    assert!(
+        matches!(linked, WechatUserOutcome::Linked(ref l) if l.id == u.id),
+        "{linked:?}"
+    );
     let again = s.find_or_create_wechat_user(&second, None).await.unwrap();
-    assert!(matches!(again, WechatUserOutcome::Found(ref f) if f.id == u.id), "{again:?}");
+    assert!(
+        matches!(again, WechatUserOutcome::Found(ref f) if f.id == u.id),
+        "{again:?}"
+    );
     assert_eq!(s.count_users("demo").await.unwrap(), 1);
     // Another organization does not see this unionid.
     s.insert_organization(&org("other")).await.unwrap();
     let elsewhere = identity("wxcccccccccccccccc", "oCCCC", "oUNION", "other");
     assert_eq!(
-        s.find_or_create_wechat_user(&elsewhere, None).await.unwrap(),
+        s.find_or_create_wechat_user(&elsewhere, None)
+            .await
+            .unwrap(),
         WechatUserOutcome::NotFound
     );
-    let stored = s.get_wechat_identity("wxbbbbbbbbbbbbbbbb", "oBBBB").await.unwrap().unwrap();
+    let stored = s
+        .get_wechat_identity("wxbbbbbbbbbbbbbbbb", "oBBBB")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.user_id, u.id);
 });
 
 contract!(session_keys_are_replaced, |s: Store| async move {
     assert!(s.get_wechat_session("wx1", "o1").await.unwrap().is_none());
-    s.save_wechat_session("wx1", "o1", b"sealed-one").await.unwrap();
-    s.save_wechat_session("wx1", "o1", b"sealed-two").await.unwrap();
-    assert_eq!(s.get_wechat_session("wx1", "o1").await.unwrap().unwrap(), b"sealed-two");
+    s.save_wechat_session("wx1", "o1", b"sealed-one")
+        .await
+        .unwrap();
+    s.save_wechat_session("wx1", "o1", b"sealed-two")
+        .await
+        .unwrap();
+    assert_eq!(
+        s.get_wechat_session("wx1", "o1").await.unwrap().unwrap(),
+        b"sealed-two"
+    );
 });
 
 contract!(refresh_tokens_rotate_once, |s: Store| async move {
@@ -365,13 +435,39 @@ contract!(refresh_tokens_rotate_once, |s: Store| async move {
         refresh_used: false,
     };
     s.insert_token(&t).await.unwrap();
-    s.insert_token(&TokenRecord { id: "t2".into(), access_token_hash: "ah2".into(), refresh_token_hash: None, ..t.clone() }).await.unwrap();
-    assert!(matches!(s.insert_token(&t).await, Err(StoreError::Conflict(_))));
-    assert_eq!(s.get_token_by_refresh_hash("rh1").await.unwrap().unwrap().id, "t1");
+    s.insert_token(&TokenRecord {
+        id: "t2".into(),
+        access_token_hash: "ah2".into(),
+        refresh_token_hash: None,
+        ..t.clone()
+    })
+    .await
+    .unwrap();
+    assert!(matches!(
+        s.insert_token(&t).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        s.get_token_by_refresh_hash("rh1")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        "t1"
+    );
     assert!(s.claim_refresh("t1").await.unwrap());
-    assert!(!s.claim_refresh("t1").await.unwrap(), "a refresh token is used once");
+    assert!(
+        !s.claim_refresh("t1").await.unwrap(),
+        "a refresh token is used once"
+    );
     assert_eq!(s.revoke_family("f1").await.unwrap(), 2);
-    assert!(s.get_token_by_access_hash("ah2").await.unwrap().unwrap().revoked);
+    assert!(
+        s.get_token_by_access_hash("ah2")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked
+    );
 });
 
 fn cert(name: &str) -> Cert {
@@ -391,29 +487,79 @@ contract!(seed_is_all_or_nothing_and_new_only, |s: Store| async move {
     let mut bundle = SeedBundle {
         organizations: vec![org("demo")],
         providers: vec![provider("admin", "wx")],
-        applications: vec![app("demo-app", "demo", "6825f4f0af45554c8952", &["wx", "missing"])],
+        applications: vec![app(
+            "demo-app",
+            "demo",
+            "6825f4f0af45554c8952",
+            &["wx", "missing"],
+        )],
         users: vec![user("demo", "alice")],
         certs: vec![cert("demo-cert")],
     };
     let err = s.apply_seed(&bundle, true).await.unwrap_err();
-    assert!(matches!(err, StoreError::MissingReference(ref m) if m.contains("missing")), "{err:?}");
-    assert!(s.get_organization("demo").await.unwrap().is_none(), "nothing is half-loaded");
+    assert!(
+        matches!(err, StoreError::MissingReference(ref m) if m.contains("missing")),
+        "{err:?}"
+    );
+    assert!(
+        s.get_organization("demo").await.unwrap().is_none(),
+        "nothing is half-loaded"
+    );
     assert!(s.get_cert("demo-cert").await.unwrap().is_none());
 
     bundle.applications[0].providers.pop();
     let r = s.apply_seed(&bundle, true).await.unwrap();
-    assert_eq!(r, SeedReport { created: 5, replaced: 0, kept: 0 });
+    assert_eq!(
+        r,
+        SeedReport {
+            created: 5,
+            replaced: 0,
+            kept: 0
+        }
+    );
 
     let alice = s.get_user("demo", "alice").await.unwrap().unwrap();
     let mut edited = bundle.clone();
     edited.organizations[0].display_name = "From file".into();
     edited.users[0].id = "another-id".into();
     let r = s.apply_seed(&edited, true).await.unwrap();
-    assert_eq!(r, SeedReport { created: 0, replaced: 0, kept: 5 });
-    assert_eq!(s.get_organization("demo").await.unwrap().unwrap().display_name, "demo org");
+    assert_eq!(
+        r,
+        SeedReport {
+            created: 0,
+            replaced: 0,
+            kept: 5
+        }
+    );
+    assert_eq!(
+        s.get_organization("demo")
+            .await
+            .unwrap()
+            .unwrap()
+            .display_name,
+        "demo org"
+    );
 
     let r = s.apply_seed(&edited, false).await.unwrap();
-    assert_eq!(r, SeedReport { created: 0, replaced: 5, kept: 0 });
-    assert_eq!(s.get_organization("demo").await.unwrap().unwrap().display_name, "From file");
-    assert_eq!(s.get_user("demo", "alice").await.unwrap().unwrap().id, alice.id, "ids survive a reseed");
+    assert_eq!(
+        r,
+        SeedReport {
+            created: 0,
+            replaced: 5,
+            kept: 0
+        }
+    );
+    assert_eq!(
+        s.get_organization("demo")
+            .await
+            .unwrap()
+            .unwrap()
+            .display_name,
+        "From file"
+    );
+    assert_eq!(
+        s.get_user("demo", "alice").await.unwrap().unwrap().id,
+        alice.id,
+        "ids survive a reseed"
+    );
 });

@@ -1,0 +1,55 @@
+//! Liveness, readiness and metrics.
+
+use std::sync::Arc;
+
+use poem::web::Data;
+use poem_openapi::payload::PlainText;
+use poem_openapi::{ApiResponse, OpenApi, Tags};
+
+use crate::AppState;
+
+#[derive(Tags)]
+enum Tag {
+    /// Probes and metrics for operators.
+    Operations,
+}
+
+pub struct HealthApi;
+
+#[derive(ApiResponse)]
+enum Ready {
+    /// The database answers.
+    #[oai(status = 200)]
+    Ready(PlainText<String>),
+    /// The database does not answer; sign-in would fail.
+    #[oai(status = 503)]
+    Unavailable(PlainText<String>),
+}
+
+#[OpenApi]
+impl HealthApi {
+    /// The process is alive.
+    #[oai(path = "/healthz", method = "get", tag = "Tag::Operations")]
+    async fn healthz(&self) -> PlainText<&'static str> {
+        PlainText("ok")
+    }
+
+    /// The process can serve: its database is reachable.
+    #[oai(path = "/readyz", method = "get", tag = "Tag::Operations")]
+    async fn readyz(&self, state: Data<&Arc<AppState>>) -> Ready {
+        match state.repo.ping().await {
+            Ok(()) => Ready::Ready(PlainText("ready".into())),
+            Err(e) => {
+                tracing::warn!(error = %e, "readiness check failed");
+                Ready::Unavailable(PlainText("database unavailable".into()))
+            }
+        }
+    }
+
+    /// Prometheus text exposition: requests by route and status with latency histograms,
+    /// sign-ins, users created, WeChat calls by errcode.
+    #[oai(path = "/metrics", method = "get", tag = "Tag::Operations")]
+    async fn metrics(&self, state: Data<&Arc<AppState>>) -> PlainText<String> {
+        PlainText(state.metrics.render())
+    }
+}

@@ -1,0 +1,142 @@
+//! First-start objects (SPEC §6) and the seed file. Existing objects are never overwritten here,
+//! and certs are never regenerated: a restart finds everything as it was.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use chrono::Utc;
+use iam_domain::Secret;
+use iam_domain::model::{BUILT_IN_APP, BUILT_IN_CERT, BUILT_IN_ORG};
+use iam_domain::ports::Repository;
+use iam_domain::seed;
+use iam_domain::values::CryptoAlgorithm;
+use rand::RngCore;
+
+use crate::config::Config;
+use crate::init_data::{self, SeedTools};
+
+pub fn random_hex(chars: usize) -> String {
+    let mut bytes = vec![0u8; chars.div_ceil(2)];
+    rand::rng().fill_bytes(&mut bytes);
+    let mut s = hex_encode(&bytes);
+    s.truncate(chars);
+    s
+}
+
+fn hex_encode(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Says something to the operator once, outside the log stream: generated credentials go to the
+/// terminal that started the server and never through `tracing`.
+fn tell_operator(lines: &[String]) {
+    eprintln!("==================================================================");
+    for l in lines {
+        eprintln!("  {l}");
+    }
+    eprintln!("  (shown once here and never logged: keep it now)");
+    eprintln!("==================================================================");
+}
+
+pub async fn ensure_built_ins(repo: &dyn Repository) -> Result<()> {
+    let now = Utc::now();
+    if repo.get_organization(BUILT_IN_ORG).await?.is_none() {
+        repo.insert_organization(&seed::built_in_organization(now))
+            .await
+            .context("creating organization built-in")?;
+        tracing::info!("created organization built-in");
+    }
+    if repo.get_cert(BUILT_IN_CERT).await?.is_none() {
+        let cert = tokio::task::spawn_blocking(move || {
+            iam_jwt::certs::generate_cert(BUILT_IN_CERT, CryptoAlgorithm::Rs256, now)
+        })
+        .await??;
+        repo.insert_cert(&cert)
+            .await
+            .context("storing cert-built-in")?;
+        tracing::info!("generated cert-built-in (RSA 2048, self-signed X.509)");
+    }
+    if repo.get_application(BUILT_IN_APP).await?.is_none() {
+        let client_id = random_hex(20);
+        let client_secret = random_hex(40);
+        let app =
+            seed::built_in_application(client_id.clone(), Secret::new(client_secret.clone()), now);
+        repo.insert_application(&app)
+            .await
+            .context("creating application app-built-in")?;
+        tracing::info!(client_id = %client_id, "created application app-built-in");
+        tell_operator(&[
+            "Application app-built-in (global administrator credentials):".into(),
+            format!("clientId:     {client_id}"),
+            format!("clientSecret: {client_secret}"),
+        ]);
+    }
+    if repo.get_user(BUILT_IN_ORG, "admin").await?.is_none() {
+        let (password, generated) = match std::env::var("IAM_ADMIN_PASSWORD") {
+            Ok(p) if !p.is_empty() => (p, false),
+            _ => (iam_jwt::password::random_password(), true),
+        };
+        let hash = tokio::task::spawn_blocking(move || {
+            iam_jwt::password::hash_password(&password).map(|h| (h, password))
+        })
+        .await?
+        .map_err(anyhow::Error::msg)?;
+        let admin = seed::built_in_admin(uuid::Uuid::new_v4().to_string(), hash.0, now);
+        repo.insert_user(&admin)
+            .await
+            .context("creating user built-in/admin")?;
+        tracing::info!("created user built-in/admin");
+        if generated {
+            tell_operator(&[
+                "User built-in/admin was created with a random password:".into(),
+                format!("password: {}", hash.1),
+                "Set IAM_ADMIN_PASSWORD before the first start to choose it.".into(),
+            ]);
+        }
+    }
+    Ok(())
+}
+
+/// Loads `initDataFile` (a missing file is skipped). Parsing happens before any write, and the
+/// store applies the whole file in one transaction.
+pub async fn load_init_data(repo: &dyn Repository, config: &Config) -> Result<()> {
+    let path = config.init_data_file.clone();
+    let text = match tokio::fs::read_to_string(&path).await {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            tracing::info!(file = %path.display(), "no init data file; skipped");
+            return Ok(());
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let bundle = tokio::task::spawn_blocking(move || parse_seed(&path, &text)).await??;
+    if bundle.is_empty() {
+        return Ok(());
+    }
+    let report = repo
+        .apply_seed(&bundle, config.init_data_new_only)
+        .await
+        .with_context(|| format!("{}: cannot load", config.init_data_file.display()))?;
+    tracing::info!(
+        file = %config.init_data_file.display(),
+        created = report.created,
+        replaced = report.replaced,
+        kept = report.kept,
+        "init data loaded"
+    );
+    Ok(())
+}
+
+fn parse_seed(path: &Path, text: &str) -> Result<iam_domain::model::SeedBundle> {
+    let hash = |p: &str| iam_jwt::password::hash_password(p);
+    let gen_cert = |name: &str, alg| {
+        iam_jwt::certs::generate_cert(name, alg, Utc::now()).map_err(|e| e.to_string())
+    };
+    let tools = SeedTools {
+        hash_password: &hash,
+        generate_cert: &gen_cert,
+        random_hex: &random_hex,
+        now: Utc::now(),
+    };
+    init_data::parse(text, &tools).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
