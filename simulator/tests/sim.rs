@@ -66,7 +66,8 @@ fn assert_rid(v: &Value, prefix: &str) {
 #[tokio::test]
 async fn parameter_checks_come_in_wechats_order() {
     let (c, _) = client();
-    let cases: &[(&[(&str, &str)], i64, &str)] = &[
+    type Case<'a> = (&'a [(&'a str, &'a str)], i64, &'a str);
+    let cases: &[Case] = &[
         (&[], 41002, "appid missing"),
         (&[("appid", DEFAULT_APPID)], 41004, "appsecret missing"),
         (
