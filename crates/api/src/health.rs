@@ -37,7 +37,7 @@ impl HealthApi {
     /// The process can serve: its database is reachable.
     #[oai(path = "/readyz", method = "get", tag = "Tag::Operations")]
     async fn readyz(&self, state: Data<&Arc<AppState>>) -> Ready {
-        match state.repo.ping().await {
+        match state.iam.repo.ping().await {
             Ok(()) => Ready::Ready(PlainText("ready".into())),
             Err(e) => {
                 tracing::warn!(error = %e, "readiness check failed");

@@ -1,21 +1,40 @@
 //! The HTTP API. This crate translates HTTP to use cases and back; rules live in the domain.
 
 pub mod health;
+pub mod http;
+pub mod json;
 pub mod metrics;
+pub mod oauth_http;
 pub mod observe;
+pub mod ratelimit;
+pub mod user_http;
 
 use std::sync::Arc;
 
-use iam_domain::ports::Repository;
-use poem::{EndpointExt, Route};
+use iam_domain::service::Iam;
+use poem::{EndpointExt, Route, get, post};
 use poem_openapi::OpenApiService;
 
 pub use metrics::Metrics;
+pub use ratelimit::IpLimiter;
 
 /// What every handler can reach, shared behind an `Arc`.
 pub struct AppState {
-    pub repo: Arc<dyn Repository>,
+    pub iam: Iam,
     pub metrics: Metrics,
+    /// The configured issuer; empty: derived from each request's Host.
+    pub origin: String,
+    pub rate_limit: Option<Arc<IpLimiter>>,
+}
+
+impl iam_domain::ports::Events for Metrics {
+    fn signin(&self, result: &str) {
+        Metrics::signin(self, result);
+    }
+
+    fn user_created(&self) {
+        Metrics::user_created(self);
+    }
 }
 
 fn service() -> OpenApiService<health::HealthApi, ()> {
@@ -37,6 +56,28 @@ pub fn app(state: Arc<AppState>) -> impl poem::Endpoint {
     let ui = api.swagger_ui();
     let metrics = state.metrics.clone();
     Route::new()
+        .at("/oauth/token", post(oauth_http::token))
+        .at("/oauth/access_token", post(oauth_http::token))
+        .at("/login/oauth/access_token", post(oauth_http::token))
+        .at("/api/login/oauth/access_token", post(oauth_http::token))
+        .at(
+            "/api/login/oauth/refresh_token",
+            post(oauth_http::refresh_token),
+        )
+        .at("/oauth/revoke", post(oauth_http::revoke))
+        .at("/api/login/oauth/revoke", post(oauth_http::revoke))
+        .at("/api/login/oauth/introspect", post(oauth_http::introspect))
+        .at(
+            "/.well-known/openid-configuration",
+            get(oauth_http::openid_configuration),
+        )
+        .at("/.well-known/jwks", get(oauth_http::jwks))
+        .at("/api/userinfo", get(user_http::userinfo))
+        .at("/oauth/userinfo", get(user_http::userinfo))
+        .at("/api/get-account", get(user_http::get_account))
+        .at("/api/update-user", post(user_http::update_user))
+        .at("/api/get-user", get(user_http::get_user))
+        .at("/api/get-users", get(user_http::get_users))
         .nest("/", api)
         .at("/openapi.json", spec)
         .nest("/swagger", ui)

@@ -1,14 +1,19 @@
 //! The domain of the identity server.
 //!
 //! Everything here is pure: no web framework, no database, no HTTP client, no JWT library. Adapters
-//! implement the port traits in [`ports`]; the use cases in this crate only talk to those traits.
-//! Values that come from outside are parsed into types of [`values`] that cannot hold a bad value.
+//! implement the port traits in [`ports`]; the use cases ([`service::Iam`] and its `grants` and
+//! `users` parts) only talk to those traits. Values that come from outside are parsed into types
+//! of [`values`] that cannot hold a bad value.
 
 pub mod error;
+pub mod grants;
 pub mod model;
+pub mod oauth;
 pub mod ports;
 pub mod secret;
 pub mod seed;
+pub mod service;
+pub mod users;
 pub mod values;
 
 pub use error::StoreError;

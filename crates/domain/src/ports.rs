@@ -206,3 +206,85 @@ pub trait WechatApi: Send + Sync + 'static {
         code: &WechatCode,
     ) -> Result<WechatSession, WechatError>;
 }
+
+/// Claims of our JWTs (SPEC §5). The same struct serves access and ID tokens; fields that do not
+/// apply are left out of the JSON.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    pub sub: String,
+    /// A list for access tokens, a string for ID tokens (both are valid JWT forms).
+    pub aud: serde_json::Value,
+    pub azp: String,
+    pub iat: i64,
+    pub nbf: i64,
+    pub exp: i64,
+    pub jti: String,
+    #[serde(rename = "tokenType")]
+    pub token_type: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub scope: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub nonce: String,
+    #[serde(default)]
+    pub owner: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(rename = "displayName", default)]
+    pub display_name: String,
+    #[serde(default)]
+    pub avatar: String,
+    /// OIDC names for ID tokens.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub preferred_username: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub picture: String,
+}
+
+/// Why a token was refused.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum TokenError {
+    #[error("the token is malformed")]
+    Malformed,
+    #[error("the token's signature is invalid")]
+    BadSignature,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token was issued by {0}")]
+    WrongIssuer(String),
+    #[error("cannot use the cert: {0}")]
+    Key(String),
+}
+
+/// Signing and verifying JWTs with a cert, and the opaque-token helpers that go with them.
+pub trait TokenCodec: Send + Sync + 'static {
+    fn sign(&self, cert: &Cert, claims: &Claims) -> Result<String, TokenError>;
+    /// The `kid` of a token's header, without verifying anything.
+    fn kid(&self, token: &str) -> Option<String>;
+    /// Checks signature, `exp`, `nbf` and, when given, `iss`.
+    fn verify(&self, cert: &Cert, token: &str, issuer: Option<&str>) -> Result<Claims, TokenError>;
+    /// The public JWKS entry of a cert (`kid`, `alg`, `use`, `x5c` and the key itself).
+    fn jwk(&self, cert: &Cert) -> Result<serde_json::Value, TokenError>;
+    /// A new opaque token (refresh tokens): 256 random bits, URL-safe.
+    fn random_token(&self) -> String;
+    /// The SHA-256 hex digest under which a raw token is stored.
+    fn hash(&self, raw: &str) -> String;
+}
+
+/// Seals session keys at rest (AES-GCM or similar), bound to (appid, openid).
+pub trait SessionSealer: Send + Sync + 'static {
+    fn seal(&self, appid: &str, openid: &str, session_key: &Secret) -> Result<Vec<u8>, String>;
+}
+
+/// Password hashing (argon2), slow by design: implementations run it off the async workers.
+#[async_trait]
+pub trait PasswordHasher: Send + Sync + 'static {
+    async fn hash(&self, password: &str) -> Result<Secret, String>;
+    async fn verify(&self, password: &str, hash: &Secret) -> bool;
+}
+
+/// Counters the use cases report to (the API crate turns them into metrics).
+pub trait Events: Send + Sync + 'static {
+    fn signin(&self, result: &str);
+    fn user_created(&self);
+}

@@ -3,8 +3,11 @@
 //! (argon2). One crypto stack: aws-lc-rs, shared with rustls.
 
 pub mod certs;
+pub mod codec;
 pub mod password;
 pub mod seal;
+
+pub use codec::JwtCodec;
 
 /// jsonwebtoken 11 panics at the first sign or verify when no crypto provider is installed; call
 /// this once at start (and in tests). Installing twice is harmless.

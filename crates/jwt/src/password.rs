@@ -36,6 +36,27 @@ pub fn random_password() -> String {
         .collect()
 }
 
+/// The domain's password port: argon2 on tokio's blocking pool, off the async workers.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Argon2Passwords;
+
+#[async_trait::async_trait]
+impl iam_domain::ports::PasswordHasher for Argon2Passwords {
+    async fn hash(&self, password: &str) -> Result<Secret, String> {
+        let p = password.to_owned();
+        tokio::task::spawn_blocking(move || hash_password(&p))
+            .await
+            .map_err(|e| e.to_string())?
+    }
+
+    async fn verify(&self, password: &str, hash: &Secret) -> bool {
+        let (p, h) = (password.to_owned(), hash.clone());
+        tokio::task::spawn_blocking(move || verify_password(&p, &h))
+            .await
+            .unwrap_or(false)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -100,6 +100,12 @@ impl SessionKeySealer {
     }
 }
 
+impl iam_domain::ports::SessionSealer for SessionKeySealer {
+    fn seal(&self, appid: &str, openid: &str, session_key: &Secret) -> Result<Vec<u8>, String> {
+        SessionKeySealer::seal(self, appid, openid, session_key).map_err(|e| e.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,13 +4,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use iam_api::{AppState, Metrics};
+use iam_api::{AppState, IpLimiter, Metrics};
+use iam_domain::Secret;
+use iam_domain::service::Iam;
+use iam_jwt::JwtCodec;
+use iam_jwt::password::Argon2Passwords;
+use iam_jwt::seal::SessionKeySealer;
 use iam_store::{Driver, Store};
+use iam_wechat::{CodeGate, WechatClient, WechatConfig};
 use poem::Server;
 use poem::listener::{Acceptor, Listener, TcpListener};
 
 use crate::bootstrap;
-use crate::config::Config;
+use crate::config::{Config, RunMode};
 
 async fn open_store(config: &Config) -> Result<Store> {
     let driver = Driver::parse(&config.driver_name).with_context(|| {
@@ -69,9 +75,31 @@ pub async fn serve(config: Config) -> Result<()> {
     bootstrap::ensure_built_ins(&store).await?;
     bootstrap::load_init_data(&store, &config).await?;
 
-    let state = Arc::new(AppState {
+    let sealer = session_key_sealer(&config).await?;
+    let metrics = Metrics::new();
+    let observer = {
+        let m = metrics.clone();
+        Arc::new(move |api: &str, errcode: &str| m.wechat_call(api, errcode))
+    };
+    let wechat = WechatClient::new(WechatConfig::new(
+        config.wechat_api_base.clone(),
+        Duration::from_millis(config.wechat_timeout_ms),
+    ))
+    .map_err(|e| anyhow::anyhow!("{e}"))?
+    .with_observer(observer);
+    let iam = Iam {
         repo: Arc::new(store),
-        metrics: Metrics::new(),
+        wechat: Arc::new(CodeGate::new(wechat)),
+        codec: Arc::new(JwtCodec::new()),
+        sealer: Arc::new(sealer),
+        passwords: Arc::new(Argon2Passwords),
+        events: Arc::new(metrics.clone()),
+    };
+    let state = Arc::new(AppState {
+        iam,
+        metrics,
+        origin: config.origin.clone(),
+        rate_limit: IpLimiter::new(config.token_rate_limit_per_ip),
     });
     let app = iam_api::app(state);
 
@@ -95,4 +123,59 @@ pub async fn serve(config: Config) -> Result<()> {
         .context("server error")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The key that seals WeChat session keys at rest. Configured: used. Missing in `prod`: start-up
+/// stops. Missing in `dev`: one is generated into `sessionKeyFile` (mode 0600) and reused.
+async fn session_key_sealer(config: &Config) -> Result<SessionKeySealer> {
+    if let Some(key) = &config.session_key_encryption_key {
+        return SessionKeySealer::from_text(key)
+            .map_err(|e| anyhow::anyhow!("sessionKeyEncryptionKey: {e}"));
+    }
+    if config.run_mode == RunMode::Prod {
+        bail!(
+            "sessionKeyEncryptionKey is not set: in prod, WeChat session keys must be sealed with a \
+             key you keep (64 hex characters, e.g. from `openssl rand -hex 32`)"
+        );
+    }
+    let path = config.session_key_file.clone();
+    let text = match tokio::fs::read_to_string(&path).await {
+        Ok(t) => Secret::new(t.trim()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = SessionKeySealer::generate_text().map_err(|e| anyhow::anyhow!("{e}"))?;
+            write_private(&path, key.expose()).await?;
+            tracing::warn!(
+                file = %path.display(),
+                "sessionKeyEncryptionKey is not set: generated a key for development into this \
+                 file; set sessionKeyEncryptionKey in production"
+            );
+            key
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    SessionKeySealer::from_text(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+/// Writes a file only its owner can read.
+async fn write_private(path: &std::path::Path, text: &str) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        tokio::fs::create_dir_all(dir)
+            .await
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let path = path.to_owned();
+    let text = text.to_owned();
+    tokio::task::spawn_blocking(move || -> Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        f.write_all(text.as_bytes())?;
+        Ok(())
+    })
+    .await?
 }

@@ -9,6 +9,7 @@
 //! - Access tokens come from `stable_token`, cached per appid, refreshed by one caller at a time.
 
 mod errors;
+mod gate;
 mod token;
 
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 pub use errors::classify;
+pub use gate::CodeGate;
 use token::TokenCache;
 
 /// Called once per WeChat call with the API name and the errcode ("0" for success, or a word

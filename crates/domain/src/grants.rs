@@ -1,0 +1,466 @@
+//! The token endpoint: every grant, mini program sign-in first among them (SPEC §4).
+
+use chrono::Utc;
+
+use crate::model::{Application, Provider, User, WechatIdentity, WechatUserOutcome};
+use crate::oauth::{OAuthError, OAuthErrorKind, TokenResponse};
+use crate::ports::WechatError;
+use crate::service::Iam;
+use crate::values::{AppId, AvatarUrl, DisplayName, WechatCode, is_mini_program_type};
+
+pub const MINI_PROGRAM_TAG: &str = "wechat_miniprogram";
+
+/// The token endpoint's parameters, already merged from query, form, JSON and Basic auth. An
+/// empty string means "not sent".
+#[derive(Debug, Clone, Default)]
+pub struct TokenRequest {
+    pub grant_type: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub code: String,
+    pub username: String,
+    pub password: String,
+    pub avatar: String,
+    pub tag: String,
+    pub scope: String,
+    pub nonce: String,
+    pub refresh_token: String,
+    pub provider: String,
+}
+
+/// What RFC 7662 introspection says of a token.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Introspection {
+    pub active: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aud: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+}
+
+fn bad_input(e: crate::values::InvalidValue) -> OAuthError {
+    OAuthError::invalid_request(e.to_string())
+}
+
+fn wechat_failure(e: WechatError) -> OAuthError {
+    match &e {
+        WechatError::InvalidCode(f)
+        | WechatError::CodeUsed(f)
+        | WechatError::Blocked(f)
+        | WechatError::MissingCode(f) => OAuthError::invalid_grant(format!(
+            "get wechat mini program session error: {} {}",
+            f.errcode, f.errmsg
+        )),
+        WechatError::Misconfigured(_) | WechatError::AccessToken(_) => {
+            OAuthError::server_error("wechat provider is misconfigured")
+        }
+        WechatError::RateLimited(_) => {
+            OAuthError::unavailable("wechat is rate limiting sign-ins; retry later", 10)
+        }
+        _ => OAuthError::unavailable("wechat is unavailable; retry later", 2),
+    }
+}
+
+impl Iam {
+    /// `POST /oauth/token` and its aliases.
+    pub async fn token(
+        &self,
+        req: &TokenRequest,
+        issuer: &str,
+    ) -> Result<TokenResponse, OAuthError> {
+        if req.tag == MINI_PROGRAM_TAG {
+            return self.mini_program_sign_in(req, issuer).await;
+        }
+        match req.grant_type.as_str() {
+            "refresh_token" => self.refresh(req, issuer).await,
+            "client_credentials" => {
+                let app = self
+                    .authenticate_client(&req.client_id, &req.client_secret, true)
+                    .await?;
+                self.issue_app_token(&app, &req.scope, issuer).await
+            }
+            "password" => self.password_grant(req, issuer).await,
+            "" => Err(OAuthError::invalid_request("grant_type is required")),
+            other => Err(OAuthError::new(
+                OAuthErrorKind::UnsupportedGrantType,
+                format!("grant_type {other:?} is not supported"),
+            )),
+        }
+    }
+
+    /// Picks the mini program provider: the one `wanted` names, else the first WeChat-type item
+    /// in the application's order. Items that do not resolve are skipped.
+    async fn mini_program_provider(
+        &self,
+        app: &Application,
+        wanted: &str,
+    ) -> Result<Provider, OAuthError> {
+        for item in &app.providers {
+            if !wanted.is_empty() && item.name != wanted {
+                continue;
+            }
+            match self.resolve_provider(app, &item.owner, &item.name).await? {
+                Some(p) if is_mini_program_type(&p.provider_type) => return Ok(p),
+                Some(_) => continue,
+                None => {
+                    tracing::warn!(
+                        application = %app.name,
+                        provider = %item.name,
+                        "application lists a provider that does not exist; skipped"
+                    );
+                    continue;
+                }
+            }
+        }
+        Err(OAuthError::invalid_client(
+            "the application does not support wechat mini program",
+        ))
+    }
+
+    async fn mini_program_sign_in(
+        &self,
+        req: &TokenRequest,
+        issuer: &str,
+    ) -> Result<TokenResponse, OAuthError> {
+        let result = self.mini_program_sign_in_inner(req, issuer).await;
+        self.events.signin(match &result {
+            Ok(_) => "ok",
+            Err(e) => e.kind.code(),
+        });
+        result
+    }
+
+    async fn mini_program_sign_in_inner(
+        &self,
+        req: &TokenRequest,
+        issuer: &str,
+    ) -> Result<TokenResponse, OAuthError> {
+        // 1. The client.
+        let app = self
+            .authenticate_client(&req.client_id, &req.client_secret, false)
+            .await?;
+        // 2. The mini program.
+        let provider = self.mini_program_provider(&app, &req.provider).await?;
+        // 3. The input, before anything is sent to WeChat.
+        if req.code.is_empty() {
+            return Err(OAuthError::invalid_request("code is required"));
+        }
+        let code = WechatCode::parse(&req.code).map_err(bad_input)?;
+        let display_name = if req.username.is_empty() {
+            None
+        } else {
+            Some(DisplayName::parse("username", &req.username).map_err(bad_input)?)
+        };
+        let avatar = if req.avatar.is_empty() {
+            None
+        } else {
+            Some(AvatarUrl::parse("avatar", &req.avatar).map_err(bad_input)?)
+        };
+        let appid = AppId::parse(&provider.client_id)
+            .map_err(|_| OAuthError::server_error("wechat provider is misconfigured"))?;
+        if provider.client_secret.is_empty() {
+            return Err(OAuthError::server_error("wechat provider is misconfigured"));
+        }
+        // 4. WeChat.
+        let session = match self
+            .wechat
+            .code_to_session(&appid, &provider.client_secret, &code)
+            .await
+        {
+            Ok(s) => s,
+            Err(e) => return Err(wechat_failure(e)),
+        };
+        // 5. A session must name someone.
+        let unionid = session.unionid.clone().unwrap_or_default();
+        if session.openid.is_empty() && unionid.is_empty() {
+            return Err(OAuthError::invalid_request(
+                "the wechat mini program session is invalid",
+            ));
+        }
+        // 6. The user.
+        let now = Utc::now();
+        let identity = WechatIdentity {
+            appid: appid.to_string(),
+            openid: session.openid.clone(),
+            unionid: unionid.clone(),
+            organization: app.organization.clone(),
+            user_id: String::new(),
+            created_time: now,
+        };
+        let new_user = if app.enable_sign_up {
+            let default_avatar = self
+                .repo
+                .get_organization(&app.organization)
+                .await?
+                .map(|o| o.default_avatar)
+                .unwrap_or_default();
+            Some(User {
+                id: uuid::Uuid::new_v4().to_string(),
+                owner: app.organization.clone(),
+                name: format!("wechat-{}", session.openid),
+                user_type: User::NORMAL_USER.into(),
+                display_name: display_name
+                    .as_ref()
+                    .map(|d| d.to_string())
+                    .unwrap_or_default(),
+                avatar: avatar
+                    .as_ref()
+                    .map(|a| a.to_string())
+                    .unwrap_or(default_avatar),
+                email: String::new(),
+                phone: String::new(),
+                country_code: String::new(),
+                is_admin: false,
+                is_forbidden: false,
+                is_deleted: false,
+                signup_application: app.name.clone(),
+                wechat: session.openid.clone(),
+                wechat_open_id: session.openid.clone(),
+                wechat_union_id: unionid.clone(),
+                password_hash: None,
+                profile: Default::default(),
+                created_time: now,
+                updated_time: now,
+                last_signin_time: Some(now),
+            })
+        } else {
+            None
+        };
+        let outcome = self
+            .repo
+            .find_or_create_wechat_user(&identity, new_user.as_ref())
+            .await?;
+        let user = match outcome {
+            WechatUserOutcome::Created(u) => {
+                self.events.user_created();
+                u
+            }
+            WechatUserOutcome::Found(mut u) | WechatUserOutcome::Linked(mut u) => {
+                if u.is_blocked() {
+                    return Err(OAuthError::invalid_grant(
+                        "the user is forbidden to sign in",
+                    ));
+                }
+                if let Some(d) = &display_name {
+                    u.display_name = d.to_string();
+                }
+                if let Some(a) = &avatar {
+                    u.avatar = a.to_string();
+                }
+                if u.wechat_union_id.is_empty() && !unionid.is_empty() {
+                    u.wechat_union_id = unionid.clone();
+                }
+                u.last_signin_time = Some(now);
+                u.updated_time = now;
+                self.repo.update_user(&u).await?;
+                u
+            }
+            WechatUserOutcome::NotFound => {
+                return Err(OAuthError::invalid_grant(
+                    "the application does not allow to sign up new account",
+                ));
+            }
+        };
+        // 7. The session key, sealed; then our tokens.
+        let sealed = self
+            .sealer
+            .seal(&identity.appid, &session.openid, &session.session_key)
+            .map_err(|e| OAuthError::server_error(format!("cannot seal the session key: {e}")))?;
+        self.repo
+            .save_wechat_session(&identity.appid, &session.openid, &sealed)
+            .await?;
+        let scope = req.scope.clone();
+        let tokens = self
+            .issue_user_tokens(&app, &user, &scope, &req.nonce, issuer, None)
+            .await?;
+        Ok(tokens)
+    }
+
+    async fn refresh(&self, req: &TokenRequest, issuer: &str) -> Result<TokenResponse, OAuthError> {
+        let app = self
+            .authenticate_client(&req.client_id, &req.client_secret, false)
+            .await?;
+        if req.refresh_token.is_empty() {
+            return Err(OAuthError::invalid_request("refresh_token is required"));
+        }
+        let invalid = || OAuthError::invalid_grant("refresh_token is invalid");
+        let record = self
+            .repo
+            .get_token_by_refresh_hash(&self.codec.hash(&req.refresh_token))
+            .await?
+            .ok_or_else(invalid)?;
+        if record.application != app.name {
+            return Err(invalid());
+        }
+        if record.revoked {
+            return Err(OAuthError::invalid_grant("refresh_token has been revoked"));
+        }
+        if record.refresh_expires_at.is_none_or(|t| t < Utc::now()) {
+            return Err(OAuthError::invalid_grant("refresh_token has expired"));
+        }
+        if !self.repo.claim_refresh(&record.id).await? {
+            // A rotated refresh token came back: someone holds a copy. End the whole chain.
+            let n = self.repo.revoke_family(&record.family).await?;
+            return Err(OAuthError::invalid_grant(format!(
+                "refresh_token was already used; the {n} tokens of this sign-in are revoked"
+            )));
+        }
+        let user = self
+            .repo
+            .get_user_by_id(&record.user_id)
+            .await?
+            .filter(|u| !u.is_blocked())
+            .ok_or_else(|| OAuthError::invalid_grant("the user is forbidden to sign in"))?;
+        self.issue_user_tokens(
+            &app,
+            &user,
+            &record.scope,
+            &req.nonce,
+            issuer,
+            Some(record.family),
+        )
+        .await
+    }
+
+    async fn password_grant(
+        &self,
+        req: &TokenRequest,
+        issuer: &str,
+    ) -> Result<TokenResponse, OAuthError> {
+        let app = self
+            .authenticate_client(&req.client_id, &req.client_secret, false)
+            .await?;
+        if req.username.is_empty() || req.password.is_empty() {
+            return Err(OAuthError::invalid_request(
+                "username and password are required",
+            ));
+        }
+        let (owner, name) = match req.username.split_once('/') {
+            Some((o, n)) => (o.to_owned(), n.to_owned()),
+            None => (app.organization.clone(), req.username.clone()),
+        };
+        let wrong = || OAuthError::invalid_grant("invalid username or password");
+        let user = self.repo.get_user(&owner, &name).await?.ok_or_else(wrong)?;
+        let Some(hash) = user.password_hash.clone() else {
+            return Err(wrong());
+        };
+        if !self.passwords.verify(&req.password, &hash).await {
+            return Err(wrong());
+        }
+        if user.is_blocked() {
+            return Err(OAuthError::invalid_grant(
+                "the user is forbidden to sign in",
+            ));
+        }
+        // A user of another organization may sign in only through its own applications, or as
+        // a global administrator.
+        if user.owner != app.organization
+            && !(user.owner == crate::model::BUILT_IN_ORG && user.is_admin)
+        {
+            return Err(wrong());
+        }
+        let mut u = user.clone();
+        u.last_signin_time = Some(Utc::now());
+        self.repo.update_user(&u).await?;
+        self.issue_user_tokens(&app, &u, &req.scope, &req.nonce, issuer, None)
+            .await
+    }
+
+    /// RFC 7009: revoking an unknown token is not an error. Revoking a refresh token ends its
+    /// whole chain; an access token alone is revoked otherwise.
+    pub async fn revoke(
+        &self,
+        client_id: &str,
+        client_secret: &str,
+        token: &str,
+    ) -> Result<(), OAuthError> {
+        let app = self
+            .authenticate_client(client_id, client_secret, false)
+            .await?;
+        if token.is_empty() {
+            return Err(OAuthError::invalid_request("token is required"));
+        }
+        let hash = self.codec.hash(token);
+        if let Some(r) = self.repo.get_token_by_refresh_hash(&hash).await?
+            && r.application == app.name
+        {
+            self.repo.revoke_family(&r.family).await?;
+        } else if let Some(r) = self.repo.get_token_by_access_hash(&hash).await?
+            && r.application == app.name
+        {
+            self.repo.revoke_token(&r.id).await?;
+        }
+        Ok(())
+    }
+
+    /// RFC 7662, for authenticated clients.
+    pub async fn introspect(
+        &self,
+        client_id: &str,
+        client_secret: &str,
+        token: &str,
+        issuer: &str,
+    ) -> Result<Introspection, OAuthError> {
+        self.authenticate_client(client_id, client_secret, true)
+            .await?;
+        if token.is_empty() {
+            return Err(OAuthError::invalid_request("token is required"));
+        }
+        if let Ok((principal, claims)) = self.authenticate_bearer(token, Some(issuer)).await {
+            let username = match &principal {
+                crate::service::Principal::User(u) => u.id_path(),
+                crate::service::Principal::Application(a) => a.name.clone(),
+            };
+            return Ok(Introspection {
+                active: true,
+                scope: Some(claims.scope.clone()),
+                client_id: Some(claims.azp.clone()),
+                username: Some(username),
+                token_type: Some("Bearer".into()),
+                exp: Some(claims.exp),
+                iat: Some(claims.iat),
+                nbf: Some(claims.nbf),
+                sub: Some(claims.sub.clone()),
+                aud: Some(claims.aud.clone()),
+                iss: Some(claims.iss.clone()),
+                jti: Some(claims.jti),
+            });
+        }
+        if let Some(r) = self
+            .repo
+            .get_token_by_refresh_hash(&self.codec.hash(token))
+            .await?
+            && !r.revoked
+            && !r.refresh_used
+            && r.refresh_expires_at.is_some_and(|t| t > Utc::now())
+        {
+            return Ok(Introspection {
+                active: true,
+                scope: Some(r.scope),
+                token_type: Some("refresh_token".into()),
+                exp: r.refresh_expires_at.map(|t| t.timestamp()),
+                sub: Some(r.user_id),
+                ..Introspection::default()
+            });
+        }
+        Ok(Introspection::default())
+    }
+}

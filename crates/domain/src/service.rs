@@ -1,0 +1,296 @@
+//! The use cases: token issuance for every grant, mini program sign-in, Bearer authentication,
+//! and the user APIs. HTTP shapes live in the api crate; this is the rules.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::model::{
+    ADMIN_OWNER, Application, BUILT_IN_CERT, BUILT_IN_ORG, Provider, TokenRecord, User,
+};
+use crate::oauth::{OAuthError, TokenResponse};
+use crate::ports::{
+    Claims, Events, PasswordHasher, Repository, SessionSealer, TokenCodec, WechatApi,
+};
+
+/// Everything the use cases need, wired by the server.
+#[derive(Clone)]
+pub struct Iam {
+    pub repo: Arc<dyn Repository>,
+    pub wechat: Arc<dyn WechatApi>,
+    pub codec: Arc<dyn TokenCodec>,
+    pub sealer: Arc<dyn SessionSealer>,
+    pub passwords: Arc<dyn PasswordHasher>,
+    pub events: Arc<dyn Events>,
+}
+
+/// Who is calling, once authenticated.
+#[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // short-lived, one per request
+pub enum Principal {
+    User(User),
+    /// An application authenticated by its client credentials (or a client_credentials token).
+    Application(Application),
+}
+
+impl Principal {
+    /// A global administrator: an admin of `built-in`, or an application of `built-in`.
+    pub fn is_global_admin(&self) -> bool {
+        match self {
+            Self::User(u) => u.owner == BUILT_IN_ORG && u.is_admin && !u.is_blocked(),
+            Self::Application(a) => a.organization == BUILT_IN_ORG,
+        }
+    }
+
+    /// May administer users of `organization`: global administrators, admins of that
+    /// organization, and that organization's applications — never beyond it.
+    pub fn administers(&self, organization: &str) -> bool {
+        self.is_global_admin()
+            || match self {
+                Self::User(u) => u.is_admin && u.owner == organization,
+                Self::Application(a) => a.organization == organization,
+            }
+    }
+}
+
+/// Constant-time comparison for secrets.
+pub fn secrets_equal(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+pub(crate) fn has_scope(scope: &str, wanted: &str) -> bool {
+    scope.split_whitespace().any(|s| s == wanted)
+}
+
+impl Iam {
+    /// The application of `client_id`, checking `client_secret` when one is sent (or required).
+    pub async fn authenticate_client(
+        &self,
+        client_id: &str,
+        client_secret: &str,
+        secret_required: bool,
+    ) -> Result<Application, OAuthError> {
+        if client_id.is_empty() {
+            return Err(OAuthError::invalid_request("client_id is required"));
+        }
+        let app = match crate::values::ClientId::parse(client_id) {
+            Ok(id) => self.repo.get_application_by_client_id(id.as_str()).await?,
+            Err(_) => None,
+        }
+        .ok_or_else(|| OAuthError::invalid_client("client_id is invalid"))?;
+        if client_secret.is_empty() {
+            if secret_required {
+                return Err(OAuthError::invalid_client("client_secret is required"));
+            }
+        } else if !secrets_equal(client_secret, app.client_secret.expose()) {
+            return Err(OAuthError::invalid_client("client_secret is invalid"));
+        }
+        Ok(app)
+    }
+
+    /// The provider an application item refers to: its owner if given, else `admin` or the
+    /// application's organization (as Casdoor resolves them).
+    pub(crate) async fn resolve_provider(
+        &self,
+        app: &Application,
+        owner: &str,
+        name: &str,
+    ) -> Result<Option<Provider>, OAuthError> {
+        let owners: Vec<&str> = if owner.is_empty() {
+            vec![ADMIN_OWNER, app.organization.as_str()]
+        } else {
+            vec![owner]
+        };
+        for o in owners {
+            if let Some(p) = self.repo.get_provider(o, name).await? {
+                return Ok(Some(p));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn signing_cert(&self, app: &Application) -> Result<crate::model::Cert, OAuthError> {
+        let name = if app.cert.is_empty() {
+            BUILT_IN_CERT
+        } else {
+            app.cert.as_str()
+        };
+        if let Some(c) = self.repo.get_cert(name).await? {
+            return Ok(c);
+        }
+        self.repo
+            .get_cert(BUILT_IN_CERT)
+            .await?
+            .ok_or_else(|| OAuthError::server_error("no cert to sign tokens with"))
+    }
+
+    fn claims_for_user(
+        app: &Application,
+        user: &User,
+        scope: &str,
+        issuer: &str,
+        now: DateTime<Utc>,
+    ) -> Claims {
+        let exp = now + Duration::hours(app.expire_in_hours);
+        Claims {
+            iss: issuer.to_owned(),
+            sub: user.id.clone(),
+            aud: serde_json::json!([app.client_id]),
+            azp: app.client_id.clone(),
+            iat: now.timestamp(),
+            nbf: now.timestamp(),
+            exp: exp.timestamp(),
+            jti: uuid::Uuid::new_v4().to_string(),
+            token_type: "access-token".into(),
+            scope: scope.to_owned(),
+            nonce: String::new(),
+            owner: user.owner.clone(),
+            name: user.name.clone(),
+            display_name: user.display_name.clone(),
+            avatar: user.avatar.clone(),
+            preferred_username: String::new(),
+            picture: String::new(),
+        }
+    }
+
+    /// Signs an access token (and an ID token when the scope asks for `openid`), makes an opaque
+    /// refresh token and records the hashes. `family` continues a refresh chain.
+    pub(crate) async fn issue_user_tokens(
+        &self,
+        app: &Application,
+        user: &User,
+        scope: &str,
+        nonce: &str,
+        issuer: &str,
+        family: Option<String>,
+    ) -> Result<TokenResponse, OAuthError> {
+        let cert = self.signing_cert(app).await?;
+        let now = Utc::now();
+        let claims = Self::claims_for_user(app, user, scope, issuer, now);
+        let sign_err = |e: crate::ports::TokenError| {
+            OAuthError::server_error(format!("cannot sign the token: {e}"))
+        };
+        let access = self.codec.sign(&cert, &claims).map_err(sign_err)?;
+        let id_token = if has_scope(scope, "openid") {
+            let id = Claims {
+                aud: serde_json::json!(app.client_id),
+                jti: uuid::Uuid::new_v4().to_string(),
+                token_type: "id-token".into(),
+                nonce: nonce.to_owned(),
+                preferred_username: user.name.clone(),
+                picture: user.avatar.clone(),
+                ..claims.clone()
+            };
+            Some(self.codec.sign(&cert, &id).map_err(sign_err)?)
+        } else {
+            None
+        };
+        let refresh = self.codec.random_token();
+        let id = uuid::Uuid::new_v4().to_string();
+        let record = TokenRecord {
+            family: family.unwrap_or_else(|| id.clone()),
+            id,
+            application: app.name.clone(),
+            organization: user.owner.clone(),
+            user_id: user.id.clone(),
+            access_token_hash: self.codec.hash(&access),
+            refresh_token_hash: Some(self.codec.hash(&refresh)),
+            scope: scope.to_owned(),
+            token_type: "Bearer".into(),
+            expires_at: DateTime::from_timestamp(claims.exp, 0).unwrap_or(now),
+            refresh_expires_at: Some(now + Duration::hours(app.refresh_expire_in_hours)),
+            created_time: now,
+            revoked: false,
+            refresh_used: false,
+        };
+        self.repo.insert_token(&record).await?;
+        Ok(TokenResponse {
+            access_token: access,
+            id_token,
+            refresh_token: Some(refresh),
+            token_type: "Bearer".into(),
+            expires_in: app.expire_in_hours * 3600,
+            scope: scope.to_owned(),
+        })
+    }
+
+    /// An application's own token (client credentials): no user, no refresh token.
+    pub(crate) async fn issue_app_token(
+        &self,
+        app: &Application,
+        scope: &str,
+        issuer: &str,
+    ) -> Result<TokenResponse, OAuthError> {
+        let cert = self.signing_cert(app).await?;
+        let now = Utc::now();
+        let exp = now + Duration::hours(app.expire_in_hours);
+        let claims = Claims {
+            iss: issuer.to_owned(),
+            sub: app.client_id.clone(),
+            aud: serde_json::json!([app.client_id]),
+            azp: app.client_id.clone(),
+            iat: now.timestamp(),
+            nbf: now.timestamp(),
+            exp: exp.timestamp(),
+            jti: uuid::Uuid::new_v4().to_string(),
+            token_type: "access-token".into(),
+            scope: scope.to_owned(),
+            nonce: String::new(),
+            owner: ADMIN_OWNER.into(),
+            name: app.name.clone(),
+            display_name: app.display_name.clone(),
+            avatar: String::new(),
+            preferred_username: String::new(),
+            picture: String::new(),
+        };
+        let access = self
+            .codec
+            .sign(&cert, &claims)
+            .map_err(|e| OAuthError::server_error(format!("cannot sign the token: {e}")))?;
+        let id = uuid::Uuid::new_v4().to_string();
+        self.repo
+            .insert_token(&TokenRecord {
+                family: id.clone(),
+                id,
+                application: app.name.clone(),
+                organization: app.organization.clone(),
+                user_id: String::new(),
+                access_token_hash: self.codec.hash(&access),
+                refresh_token_hash: None,
+                scope: scope.to_owned(),
+                token_type: "Bearer".into(),
+                expires_at: exp,
+                refresh_expires_at: None,
+                created_time: now,
+                revoked: false,
+                refresh_used: false,
+            })
+            .await?;
+        Ok(TokenResponse {
+            access_token: access,
+            id_token: None,
+            refresh_token: None,
+            token_type: "Bearer".into(),
+            expires_in: app.expire_in_hours * 3600,
+            scope: scope.to_owned(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constant_time_equality() {
+        assert!(secrets_equal("abc", "abc"));
+        assert!(!secrets_equal("abc", "abd"));
+        assert!(!secrets_equal("abc", "abcd"));
+        assert!(has_scope("openid profile", "openid"));
+        assert!(!has_scope("openidx", "openid"));
+    }
+}

@@ -1,0 +1,220 @@
+//! JWTs with jsonwebtoken: RS256 or ES256 by the cert, `kid` = the cert's name. Keys are parsed
+//! once per cert and cached.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use aws_lc_rs::digest;
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use base64::Engine;
+use iam_domain::model::Cert;
+use iam_domain::ports::{Claims, TokenCodec, TokenError};
+use iam_domain::values::CryptoAlgorithm;
+use jsonwebtoken::jwk::Jwk;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+
+struct Keys {
+    /// The certificate the keys were made from: a changed cert means new keys.
+    certificate: String,
+    private_key: String,
+    alg: Algorithm,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    jwk: Jwk,
+}
+
+#[derive(Default)]
+pub struct JwtCodec {
+    keys: RwLock<HashMap<String, Arc<Keys>>>,
+    rng: SystemRandom,
+}
+
+fn alg_of(cert: &Cert) -> Algorithm {
+    match cert.crypto_algorithm {
+        CryptoAlgorithm::Rs256 => Algorithm::RS256,
+        CryptoAlgorithm::Es256 => Algorithm::ES256,
+    }
+}
+
+impl JwtCodec {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn keys(&self, cert: &Cert) -> Result<Arc<Keys>, TokenError> {
+        if let Ok(map) = self.keys.read()
+            && let Some(k) = map.get(&cert.name)
+            && k.certificate == cert.certificate
+            && k.private_key == cert.private_key.expose()
+        {
+            return Ok(k.clone());
+        }
+        let alg = alg_of(cert);
+        let pem = cert.private_key.expose().as_bytes();
+        let encoding = match alg {
+            Algorithm::ES256 => EncodingKey::from_ec_pem(pem),
+            _ => EncodingKey::from_rsa_pem(pem),
+        }
+        .map_err(|e| TokenError::Key(format!("cert {}: private key: {e}", cert.name)))?;
+        let jwk = Jwk::from_encoding_key(&encoding, alg)
+            .map_err(|e| TokenError::Key(format!("cert {}: public key: {e}", cert.name)))?;
+        let decoding = DecodingKey::from_jwk(&jwk)
+            .map_err(|e| TokenError::Key(format!("cert {}: public key: {e}", cert.name)))?;
+        let keys = Arc::new(Keys {
+            certificate: cert.certificate.clone(),
+            private_key: cert.private_key.expose().to_owned(),
+            alg,
+            encoding,
+            decoding,
+            jwk,
+        });
+        if let Ok(mut map) = self.keys.write() {
+            map.insert(cert.name.clone(), keys.clone());
+        }
+        Ok(keys)
+    }
+
+    /// The JWKS entry of a cert: the public key, plus `kid`, `alg`, `use` and `x5c` (the DER of
+    /// the certificate, base64) so Casdoor's SDKs can take the certificate from it.
+    fn public_jwk(&self, cert: &Cert) -> Result<serde_json::Value, TokenError> {
+        let keys = self.keys(cert)?;
+        let mut v = serde_json::to_value(&keys.jwk).map_err(|e| TokenError::Key(e.to_string()))?;
+        let der = crate::certs::pem_to_der(&cert.certificate).ok_or_else(|| {
+            TokenError::Key(format!("cert {}: certificate is not PEM", cert.name))
+        })?;
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert("kid".into(), cert.name.clone().into());
+            obj.insert("alg".into(), cert.crypto_algorithm.as_str().into());
+            obj.insert("use".into(), "sig".into());
+            obj.insert(
+                "x5c".into(),
+                serde_json::json!([base64::engine::general_purpose::STANDARD.encode(der)]),
+            );
+            obj.remove("key_ops");
+        }
+        Ok(v)
+    }
+}
+
+impl TokenCodec for JwtCodec {
+    fn sign(&self, cert: &Cert, claims: &Claims) -> Result<String, TokenError> {
+        let keys = self.keys(cert)?;
+        let mut header = Header::new(keys.alg);
+        header.typ = Some("JWT".into());
+        header.kid = Some(cert.name.clone());
+        jsonwebtoken::encode(&header, claims, &keys.encoding)
+            .map_err(|e| TokenError::Key(e.to_string()))
+    }
+
+    fn jwk(&self, cert: &Cert) -> Result<serde_json::Value, TokenError> {
+        self.public_jwk(cert)
+    }
+
+    fn kid(&self, token: &str) -> Option<String> {
+        jsonwebtoken::decode_header(token).ok()?.kid
+    }
+
+    fn verify(&self, cert: &Cert, token: &str, issuer: Option<&str>) -> Result<Claims, TokenError> {
+        let keys = self.keys(cert)?;
+        let mut v = Validation::new(keys.alg);
+        v.validate_aud = false;
+        v.validate_nbf = true;
+        v.leeway = 30;
+        v.set_required_spec_claims(&["exp", "iss", "sub"]);
+        if let Some(iss) = issuer {
+            v.set_issuer(&[iss]);
+        }
+        jsonwebtoken::decode::<Claims>(token, &keys.decoding, &v)
+            .map(|d| d.claims)
+            .map_err(|e| {
+                use jsonwebtoken::errors::ErrorKind as K;
+                match e.kind() {
+                    K::ExpiredSignature => TokenError::Expired,
+                    K::InvalidSignature => TokenError::BadSignature,
+                    K::InvalidIssuer => TokenError::WrongIssuer("another issuer".into()),
+                    _ => TokenError::Malformed,
+                }
+            })
+    }
+
+    fn random_token(&self) -> String {
+        let mut b = [0u8; 32];
+        // SystemRandom only fails when the OS has no entropy source at all.
+        if self.rng.fill(&mut b).is_err() {
+            rand::RngCore::fill_bytes(&mut rand::rng(), &mut b);
+        }
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+    }
+
+    fn hash(&self, raw: &str) -> String {
+        hex::encode(digest::digest(&digest::SHA256, raw.as_bytes()).as_ref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+
+    fn claims(exp_offset: i64) -> Claims {
+        let now = Utc::now().timestamp();
+        Claims {
+            iss: "https://iam.example.com".into(),
+            sub: "u1".into(),
+            aud: serde_json::json!(["cid"]),
+            azp: "cid".into(),
+            iat: now,
+            nbf: now,
+            exp: now + exp_offset,
+            jti: "j".into(),
+            token_type: "access-token".into(),
+            scope: String::new(),
+            nonce: String::new(),
+            owner: "demo".into(),
+            name: "alice".into(),
+            display_name: String::new(),
+            avatar: String::new(),
+            preferred_username: String::new(),
+            picture: String::new(),
+        }
+    }
+
+    #[test]
+    fn sign_verify_and_jwks_for_both_algorithms() {
+        crate::install_crypto_provider();
+        let codec = JwtCodec::new();
+        for alg in [CryptoAlgorithm::Rs256, CryptoAlgorithm::Es256] {
+            let cert = crate::certs::generate_cert("c1", alg, Utc::now()).unwrap();
+            let t = codec.sign(&cert, &claims(3600)).unwrap();
+            assert_eq!(codec.kid(&t).as_deref(), Some("c1"));
+            let back = codec
+                .verify(&cert, &t, Some("https://iam.example.com"))
+                .unwrap();
+            assert_eq!(back.sub, "u1");
+            assert_eq!(
+                codec.verify(&cert, &t, Some("https://other")).unwrap_err(),
+                TokenError::WrongIssuer("another issuer".into())
+            );
+            let expired = codec.sign(&cert, &claims(-3600)).unwrap();
+            assert_eq!(
+                codec.verify(&cert, &expired, None).unwrap_err(),
+                TokenError::Expired
+            );
+            let other = crate::certs::generate_cert("c1", alg, Utc::now()).unwrap();
+            assert!(
+                codec.verify(&other, &t, None).is_err(),
+                "another key does not verify"
+            );
+            let jwk = codec.jwk(&cert).unwrap();
+            assert_eq!(jwk["kid"], "c1");
+            assert_eq!(jwk["alg"], alg.as_str());
+            assert_eq!(jwk["use"], "sig");
+            assert!(jwk["x5c"][0].as_str().unwrap().len() > 100);
+        }
+        assert_eq!(
+            codec.hash("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_ne!(codec.random_token(), codec.random_token());
+    }
+}
