@@ -1,3 +1,4 @@
 //! End-to-end tests: one test binary, the real processes.
 
 mod restart;
+mod signin;

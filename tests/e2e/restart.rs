@@ -178,3 +178,49 @@ async fn a_malformed_seed_file_stops_startup_and_writes_nothing() -> anyhow::Res
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn session_key_encryption_key_is_required_in_prod_and_generated_privately_in_dev()
+-> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let db = Db::sqlite()?;
+    let dir = tempfile::tempdir()?;
+    let conf = dir.path().join("app.conf");
+    let base = format!(
+        "httpaddr = 127.0.0.1\nhttpport = 0\ndataSourceName = {}\ninitDataFile = none.json\n\
+         sessionKeyFile = {}\n",
+        db.url(),
+        dir.path().join("keys/session.key").display()
+    );
+    std::fs::write(&conf, format!("{base}runmode = prod\n"))?;
+    let out = std::process::Command::new(iam_e2e::binary("iam")?)
+        .arg("--config")
+        .arg(&conf)
+        .current_dir(dir.path())
+        .env("IAM_ADMIN_PASSWORD", "x")
+        .output()?;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("sessionKeyEncryptionKey is not set"), "{err}");
+
+    std::fs::write(&conf, format!("{base}runmode = dev\n"))?;
+    let mut cmd = std::process::Command::new(iam_e2e::binary("iam")?);
+    cmd.arg("--config")
+        .arg(&conf)
+        .current_dir(dir.path())
+        .env("IAM_ADMIN_PASSWORD", "x");
+    let mut child = iam_e2e::Proc::spawn_for_test("iam", cmd)?;
+    let warning = child.wait_for("generated a key for development", Duration::from_secs(30))?;
+    assert!(!warning.is_empty());
+    child.wait_for("listening on ", Duration::from_secs(30))?;
+    assert!(child.terminate(Duration::from_secs(10))?.success());
+    let key_file = dir.path().join("keys/session.key");
+    let mode = std::fs::metadata(&key_file)?.permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "only its owner can read the generated key");
+    let key = std::fs::read_to_string(&key_file)?;
+    assert!(
+        !child.lines().iter().any(|l| l.contains(key.trim())),
+        "the key itself is never logged"
+    );
+    Ok(())
+}

@@ -71,6 +71,11 @@ pub struct Proc {
 }
 
 impl Proc {
+    /// Starts any command with its output collected (for tests that need their own flags).
+    pub fn spawn_for_test(name: &str, cmd: Command) -> Result<Self> {
+        Self::spawn(name, cmd)
+    }
+
     fn spawn(name: &str, mut cmd: Command) -> Result<Self> {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -121,6 +126,8 @@ impl Proc {
                 return Ok(line[at..].to_owned());
             }
             if let Ok(Some(status)) = self.child.try_wait() {
+                // Let the reader threads drain what the process wrote before it exited.
+                std::thread::sleep(Duration::from_millis(300));
                 bail!(
                     "{} exited ({status}) before saying {needle:?}:\n{}",
                     self.name,
@@ -271,13 +278,16 @@ impl<'a> IamOptions<'a> {
         Self {
             db,
             wechat_api_base: "http://127.0.0.1:9".into(),
-            extra_env: Vec::new(),
+            // Tests send bursts from one address; the rate-limit test sets its own.
+            extra_env: vec![("tokenRateLimitPerIp".into(), "10000".into())],
             init_data: None,
         }
     }
 }
 
 pub const ADMIN_PASSWORD: &str = "e2e-admin-password";
+pub const SESSION_KEY_ENCRYPTION_KEY: &str =
+    "7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f";
 
 impl Iam {
     pub fn start(opts: &IamOptions<'_>) -> Result<Self> {
@@ -292,12 +302,13 @@ impl Iam {
             format!(
                 "httpaddr = 127.0.0.1\nhttpport = 0\nrunmode = prod\ndriverName = {}\n\
                  dataSourceName = {}\ninitDataFile = {}\nwechatApiBase = {}\n\
-                 sessionKeyFile = {}\n",
+                 sessionKeyFile = {}\nsessionKeyEncryptionKey = {}\n",
                 opts.db.driver(),
                 opts.db.url(),
                 init.display(),
                 opts.wechat_api_base,
                 workdir.path().join("session-key.secret").display(),
+                SESSION_KEY_ENCRYPTION_KEY,
             ),
         )?;
         let mut cmd = Command::new(binary("iam")?);
@@ -305,7 +316,6 @@ impl Iam {
             .arg(&conf)
             .current_dir(workdir.path())
             .env("IAM_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .env("IAM_SESSION_KEY_ENCRYPTION_KEY", "7f".repeat(32))
             .env_remove("IAM_CONFIG");
         for (k, v) in &opts.extra_env {
             cmd.env(k, v);
@@ -327,4 +337,207 @@ impl Iam {
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
+}
+
+/// A running `wechat-sim`.
+pub struct WechatSim {
+    pub proc: Proc,
+    pub base: String,
+    http: reqwest::Client,
+}
+
+impl WechatSim {
+    /// With the default app and `wxaaaaaaaaaaaaaaaa`/`secret-a` (open platform `platform-1`).
+    pub fn start() -> Result<Self> {
+        let mut cmd = Command::new(binary("wechat-sim")?);
+        cmd.args([
+            "--addr",
+            "127.0.0.1:0",
+            "--app",
+            "wx5f3c1b2a9d8e7f60:0c6d2a1b9e8f7d6c5b4a39281706f5e4",
+            "--app",
+            "wxaaaaaaaaaaaaaaaa:secret-a:platform-1",
+        ]);
+        let mut proc = Proc::spawn("wechat-sim", cmd)?;
+        let addr = proc.wait_for("listening on ", Duration::from_secs(30))?;
+        Ok(Self {
+            proc,
+            base: format!("http://{}", addr.trim()),
+            http: reqwest::Client::new(),
+        })
+    }
+
+    /// What `wx.login()` gives the phone: (code, openid).
+    pub async fn login(&self, appid: &str, user: &str) -> Result<(String, String)> {
+        let v: serde_json::Value = self
+            .http
+            .post(format!("{}/sim/login", self.base))
+            .json(&serde_json::json!({"appid": appid, "user": user}))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let s = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
+        Ok((s("code"), s("openid")))
+    }
+
+    pub async fn fault(&self, fault: serde_json::Value) -> Result<()> {
+        self.http
+            .post(format!("{}/sim/faults", self.base))
+            .json(&fault)
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(())
+    }
+
+    pub async fn clear_faults(&self) -> Result<()> {
+        self.http
+            .delete(format!("{}/sim/faults", self.base))
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(())
+    }
+
+    pub async fn post(&self, path: &str, body: serde_json::Value) -> Result<()> {
+        self.http
+            .post(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(())
+    }
+
+    /// The user's current session key, as WeChat knows it.
+    pub async fn session_key(&self, appid: &str, user: &str) -> Result<String> {
+        let v: serde_json::Value = self
+            .http
+            .get(format!("{}/sim/user", self.base))
+            .query(&[("appid", appid), ("user", user)])
+            .send()
+            .await?
+            .json()
+            .await?;
+        Ok(v["sessionKey"].as_str().unwrap_or_default().to_owned())
+    }
+
+    /// How many jscode2session calls reached the simulator.
+    pub async fn exchanges(&self) -> Result<u64> {
+        let v: serde_json::Value = self
+            .http
+            .get(format!("{}/sim/stats", self.base))
+            .send()
+            .await?
+            .json()
+            .await?;
+        Ok(v["calls"]["jscode2session"].as_u64().unwrap_or(0))
+    }
+}
+
+/// An HTTP client that keeps every response body it saw, so a test can scan them all (for
+/// session keys, secrets) at the end.
+#[derive(Clone, Default)]
+pub struct Recorder {
+    pub http: reqwest::Client,
+    bodies: Arc<Mutex<Vec<String>>>,
+}
+
+/// A response, read whole.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+}
+
+impl Answer {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.text).unwrap_or(serde_json::Value::Null)
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    }
+}
+
+impl Recorder {
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> Result<Answer> {
+        let resp = req.send().await?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await?;
+        if let Ok(mut b) = self.bodies.lock() {
+            b.push(text.clone());
+        }
+        Ok(Answer {
+            status,
+            headers,
+            text,
+        })
+    }
+
+    pub fn bodies(&self) -> Vec<String> {
+        self.bodies.lock().map(|b| b.clone()).unwrap_or_default()
+    }
+}
+
+/// A token signed with the server's own key and recorded as issued, but expired an hour ago:
+/// what a client holding an old token presents.
+pub async fn forge_expired_token(
+    store: &iam_store::Store,
+    cert: &iam_domain::model::Cert,
+    issuer: &str,
+    user_id: &str,
+) -> Result<String> {
+    use iam_domain::ports::{Claims, Repository, TokenCodec};
+    iam_jwt::install_crypto_provider();
+    let codec = iam_jwt::JwtCodec::new();
+    let now = chrono::Utc::now();
+    let past = now - chrono::Duration::hours(2);
+    let claims = Claims {
+        iss: issuer.into(),
+        sub: user_id.into(),
+        aud: serde_json::json!(["6825f4f0af45554c8952"]),
+        azp: "6825f4f0af45554c8952".into(),
+        iat: past.timestamp(),
+        nbf: past.timestamp(),
+        exp: (now - chrono::Duration::hours(1)).timestamp(),
+        jti: uuid::Uuid::new_v4().to_string(),
+        token_type: "access-token".into(),
+        scope: String::new(),
+        nonce: String::new(),
+        owner: "demo".into(),
+        name: String::new(),
+        display_name: String::new(),
+        avatar: String::new(),
+        preferred_username: String::new(),
+        picture: String::new(),
+    };
+    let token = codec.sign(cert, &claims).map_err(|e| anyhow!("{e}"))?;
+    let id = uuid::Uuid::new_v4().to_string();
+    store
+        .insert_token(&iam_domain::model::TokenRecord {
+            family: id.clone(),
+            id,
+            application: "demo-app".into(),
+            organization: "demo".into(),
+            user_id: user_id.into(),
+            access_token_hash: codec.hash(&token),
+            refresh_token_hash: None,
+            scope: String::new(),
+            token_type: "Bearer".into(),
+            expires_at: now - chrono::Duration::hours(1),
+            refresh_expires_at: None,
+            created_time: past,
+            revoked: false,
+            refresh_used: false,
+        })
+        .await?;
+    Ok(token)
 }

@@ -419,6 +419,11 @@ impl Iam {
         token: &str,
         issuer: &str,
     ) -> Result<Introspection, OAuthError> {
+        if client_id.is_empty() {
+            return Err(OAuthError::invalid_client(
+                "introspection requires client authentication",
+            ));
+        }
         self.authenticate_client(client_id, client_secret, true)
             .await?;
         if token.is_empty() {

@@ -666,26 +666,33 @@ impl Repository for Store {
         self.run(move |c| {
             let now = ts(&Utc::now());
             // An upsert without ON CONFLICT (diesel's multi-backend has none): update, and insert
-            // when nothing was there, retrying the update if a concurrent insert won.
-            write_tx(c, |c| {
-                let updated = diesel::update(wechat_sessions::table.find((&appid, &openid)))
-                    .set((
-                        wechat_sessions::sealed_key.eq(&sealed),
-                        wechat_sessions::updated_time.eq(&now),
-                    ))
-                    .execute(c)?;
-                if updated == 0 {
-                    diesel::insert_into(wechat_sessions::table)
-                        .values((
-                            wechat_sessions::appid.eq(&appid),
-                            wechat_sessions::openid.eq(&openid),
+            // when nothing was there; if a concurrent insert won the race, update again.
+            let mut attempt = 0;
+            loop {
+                let result = write_tx(c, |c| {
+                    let updated = diesel::update(wechat_sessions::table.find((&appid, &openid)))
+                        .set((
                             wechat_sessions::sealed_key.eq(&sealed),
                             wechat_sessions::updated_time.eq(&now),
                         ))
                         .execute(c)?;
+                    if updated == 0 {
+                        diesel::insert_into(wechat_sessions::table)
+                            .values((
+                                wechat_sessions::appid.eq(&appid),
+                                wechat_sessions::openid.eq(&openid),
+                                wechat_sessions::sealed_key.eq(&sealed),
+                                wechat_sessions::updated_time.eq(&now),
+                            ))
+                            .execute(c)?;
+                    }
+                    Ok(())
+                });
+                match result {
+                    Err(e) if e.is_unique_violation() && attempt < 3 => attempt += 1,
+                    other => return other,
                 }
-                Ok(())
-            })
+            }
         })
         .await
     }
