@@ -2,3 +2,4 @@
 
 mod restart;
 mod signin;
+mod management;

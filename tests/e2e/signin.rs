@@ -100,6 +100,10 @@ impl Ctx {
             .await
     }
 
+    pub async fn post_json_as(&self, bearer: &str, path: &str, body: Value) -> anyhow::Result<Answer> {
+        self.post_json(path, bearer, body).await
+    }
+
     pub async fn account(&self, bearer: &str) -> anyhow::Result<Value> {
         let a = self.get("/api/get-account", bearer).await?;
         anyhow::ensure!(a.status == 200, "get-account: {} {}", a.status, a.text);

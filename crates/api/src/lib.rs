@@ -4,6 +4,7 @@ pub mod health;
 pub mod http;
 pub mod json;
 pub mod metrics;
+pub mod mgmt_http;
 pub mod oauth_http;
 pub mod observe;
 pub mod ratelimit;
@@ -78,6 +79,40 @@ pub fn app(state: Arc<AppState>) -> impl poem::Endpoint {
         .at("/api/update-user", post(user_http::update_user))
         .at("/api/get-user", get(user_http::get_user))
         .at("/api/get-users", get(user_http::get_users))
+        .at("/api/get-organizations", get(mgmt_http::get_organizations))
+        .at("/api/get-organization", get(mgmt_http::get_organization))
+        .at("/api/add-organization", post(mgmt_http::add_organization))
+        .at(
+            "/api/update-organization",
+            post(mgmt_http::update_organization),
+        )
+        .at(
+            "/api/delete-organization",
+            post(mgmt_http::delete_organization),
+        )
+        .at("/api/get-applications", get(mgmt_http::get_applications))
+        .at("/api/get-application", get(mgmt_http::get_application))
+        .at("/api/add-application", post(mgmt_http::add_application))
+        .at(
+            "/api/update-application",
+            post(mgmt_http::update_application),
+        )
+        .at(
+            "/api/delete-application",
+            post(mgmt_http::delete_application),
+        )
+        .at("/api/get-providers", get(mgmt_http::get_providers))
+        .at("/api/get-provider", get(mgmt_http::get_provider))
+        .at("/api/add-provider", post(mgmt_http::add_provider))
+        .at("/api/update-provider", post(mgmt_http::update_provider))
+        .at("/api/delete-provider", post(mgmt_http::delete_provider))
+        .at("/api/get-certs", get(mgmt_http::get_certs))
+        .at("/api/get-cert", get(mgmt_http::get_cert))
+        .at("/api/add-cert", post(mgmt_http::add_cert))
+        .at("/api/update-cert", post(mgmt_http::update_cert))
+        .at("/api/delete-cert", post(mgmt_http::delete_cert))
+        .at("/api/add-user", post(mgmt_http::add_user))
+        .at("/api/delete-user", post(mgmt_http::delete_user))
         .nest("/", api)
         .at("/openapi.json", spec)
         .nest("/swagger", ui)

@@ -263,6 +263,12 @@ pub trait TokenCodec: Send + Sync + 'static {
     fn kid(&self, token: &str) -> Option<String>;
     /// Checks signature, `exp`, `nbf` and, when given, `iss`.
     fn verify(&self, cert: &Cert, token: &str, issuer: Option<&str>) -> Result<Claims, TokenError>;
+    /// A new self-signed cert with a fresh key (RSA 2048 for RS256, P-256 for ES256).
+    fn generate_cert(
+        &self,
+        name: &str,
+        alg: crate::values::CryptoAlgorithm,
+    ) -> Result<Cert, TokenError>;
     /// The public JWKS entry of a cert (`kid`, `alg`, `use`, `x5c` and the key itself).
     fn jwk(&self, cert: &Cert) -> Result<serde_json::Value, TokenError>;
     /// A new opaque token (refresh tokens): 256 random bits, URL-safe.

@@ -110,6 +110,11 @@ impl TokenCodec for JwtCodec {
         self.public_jwk(cert)
     }
 
+    fn generate_cert(&self, name: &str, alg: CryptoAlgorithm) -> Result<Cert, TokenError> {
+        crate::certs::generate_cert(name, alg, chrono::Utc::now())
+            .map_err(|e| TokenError::Key(e.to_string()))
+    }
+
     fn kid(&self, token: &str) -> Option<String> {
         jsonwebtoken::decode_header(token).ok()?.kid
     }
