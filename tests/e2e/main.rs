@@ -1,5 +1,5 @@
 //! End-to-end tests: one test binary, the real processes.
 
+mod management;
 mod restart;
 mod signin;
-mod management;

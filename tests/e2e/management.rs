@@ -15,7 +15,10 @@ async fn admin_token(c: &Ctx) -> anyhow::Result<String> {
         ])
         .await?;
     anyhow::ensure!(a.status == 200, "admin password grant: {}", a.text);
-    Ok(a.json()["access_token"].as_str().unwrap_or_default().to_owned())
+    Ok(a.json()["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned())
 }
 
 #[tokio::test]
@@ -23,77 +26,205 @@ async fn an_operator_configures_a_mini_program_and_its_users_sign_in() -> anyhow
     let mut c = Ctx::start(Db::sqlite()?, &[]).await?;
     let admin = admin_token(&c).await?;
 
-    let a = c.post_json_as(&admin, "/api/add-organization", json!({"owner": "admin", "name": "shop", "displayName": "Shop"})).await?;
+    let a = c
+        .post_json_as(
+            &admin,
+            "/api/add-organization",
+            json!({"owner": "admin", "name": "shop", "displayName": "Shop"}),
+        )
+        .await?;
     assert_eq!(a.status, 200, "{}", a.text);
-    assert_eq!(c.post_json_as(&admin, "/api/add-organization", json!({"name": "shop"})).await?.status, 409);
-    let a = c.post_json_as(&admin, "/api/add-organization", json!({"name": "bad/name"})).await?;
+    assert_eq!(
+        c.post_json_as(&admin, "/api/add-organization", json!({"name": "shop"}))
+            .await?
+            .status,
+        409
+    );
+    let a = c
+        .post_json_as(&admin, "/api/add-organization", json!({"name": "bad/name"}))
+        .await?;
     assert_eq!(a.status, 400);
-    assert!(a.json()["msg"].as_str().unwrap_or_default().starts_with("name:"), "{}", a.text);
+    assert!(
+        a.json()["msg"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("name:"),
+        "{}",
+        a.text
+    );
 
     // A WeChat provider needs its APPID and APPSECRET.
     let a = c.post_json_as(&admin, "/api/add-provider", json!({"owner": "admin", "name": "shop-wx", "category": "OAuth", "type": "WeChat", "clientId": APPID})).await?;
     assert_eq!(a.status, 400);
-    assert!(a.json()["msg"].as_str().unwrap_or_default().starts_with("clientSecret:"), "{}", a.text);
-    let a = c.post_json_as(&admin, "/api/add-provider", json!({"owner": "admin", "name": "shop-wx", "category": "OAuth", "type": "WeChat",
-        "clientId": APPID, "clientSecret": "0c6d2a1b9e8f7d6c5b4a39281706f5e4"})).await?;
+    assert!(
+        a.json()["msg"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("clientSecret:"),
+        "{}",
+        a.text
+    );
+    let a = c
+        .post_json_as(
+            &admin,
+            "/api/add-provider",
+            json!({"owner": "admin", "name": "shop-wx", "category": "OAuth", "type": "WeChat",
+        "clientId": APPID, "clientSecret": "0c6d2a1b9e8f7d6c5b4a39281706f5e4"}),
+        )
+        .await?;
     assert_eq!(a.status, 200, "{}", a.text);
 
     // The application: unknown organization, unknown provider, a taken client id are 400s.
-    let app = |org: &str, provider: &str, client_id: &str| json!({"owner": "admin", "name": "shop-app", "organization": org,
+    let app = |org: &str, provider: &str, client_id: &str| {
+        json!({"owner": "admin", "name": "shop-app", "organization": org,
         "clientId": client_id, "clientSecret": "shop-secret", "enableSignUp": true,
-        "providers": [{"name": provider, "canSignUp": true, "canSignIn": true}]});
-    let a = c.post_json_as(&admin, "/api/add-application", app("nowhere", "shop-wx", "shop0000000000000000")).await?;
+        "providers": [{"name": provider, "canSignUp": true, "canSignIn": true}]})
+    };
+    let a = c
+        .post_json_as(
+            &admin,
+            "/api/add-application",
+            app("nowhere", "shop-wx", "shop0000000000000000"),
+        )
+        .await?;
     assert_eq!(a.status, 400);
-    assert!(a.json()["msg"].as_str().unwrap_or_default().contains("organization"), "{}", a.text);
-    let a = c.post_json_as(&admin, "/api/add-application", app("shop", "nope", "shop0000000000000000")).await?;
+    assert!(
+        a.json()["msg"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("organization"),
+        "{}",
+        a.text
+    );
+    let a = c
+        .post_json_as(
+            &admin,
+            "/api/add-application",
+            app("shop", "nope", "shop0000000000000000"),
+        )
+        .await?;
     assert_eq!(a.status, 400);
-    assert!(a.json()["msg"].as_str().unwrap_or_default().contains("provider \"nope\""), "{}", a.text);
-    let a = c.post_json_as(&admin, "/api/add-application", app("shop", "shop-wx", crate::signin::CLIENT_ID)).await?;
+    assert!(
+        a.json()["msg"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("provider \"nope\""),
+        "{}",
+        a.text
+    );
+    let a = c
+        .post_json_as(
+            &admin,
+            "/api/add-application",
+            app("shop", "shop-wx", crate::signin::CLIENT_ID),
+        )
+        .await?;
     assert_eq!(a.status, 400);
-    assert!(a.json()["msg"].as_str().unwrap_or_default().starts_with("clientId:"), "{}", a.text);
+    assert!(
+        a.json()["msg"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("clientId:"),
+        "{}",
+        a.text
+    );
     let store = c.db.store().await?;
     use iam_domain::ports::Repository;
-    assert!(store.get_application("shop-app").await?.is_none(), "nothing half-written");
-    let a = c.post_json_as(&admin, "/api/add-application", app("shop", "shop-wx", "shop0000000000000000")).await?;
+    assert!(
+        store.get_application("shop-app").await?.is_none(),
+        "nothing half-written"
+    );
+    let a = c
+        .post_json_as(
+            &admin,
+            "/api/add-application",
+            app("shop", "shop-wx", "shop0000000000000000"),
+        )
+        .await?;
     assert_eq!(a.status, 200, "{}", a.text);
 
     // Secrets come back masked; writing the mask back keeps them.
-    let p = c.get("/api/get-provider?id=admin/shop-wx", &admin).await?.json();
+    let p = c
+        .get("/api/get-provider?id=admin/shop-wx", &admin)
+        .await?
+        .json();
     assert_eq!(p["data"]["clientSecret"], "***");
     let mut body = p["data"].clone();
     body["displayName"] = json!("Shop mini program");
-    let a = c.post_json_as(&admin, "/api/update-provider?id=admin/shop-wx", body).await?;
+    let a = c
+        .post_json_as(&admin, "/api/update-provider?id=admin/shop-wx", body)
+        .await?;
     assert_eq!(a.json()["data"], "Affected", "{}", a.text);
     let certs = c.get("/api/get-certs", &admin).await?;
-    assert!(!certs.text.contains("PRIVATE KEY"), "private keys are never returned");
+    assert!(
+        !certs.text.contains("PRIVATE KEY"),
+        "private keys are never returned"
+    );
 
     // A user of the new mini program signs in (the secret survived the masked update).
     let (code, _) = c.sim.login(APPID, "shopper").await?;
     c.people.push((APPID.into(), "shopper".into()));
-    let a = c.token(&[("tag", "wechat_miniprogram".into()), ("client_id", "shop0000000000000000".into()), ("code", code)]).await?;
+    let a = c
+        .token(&[
+            ("tag", "wechat_miniprogram".into()),
+            ("client_id", "shop0000000000000000".into()),
+            ("code", code),
+        ])
+        .await?;
     assert_eq!(a.status, 200, "{}", a.text);
-    let shopper = a.json()["access_token"].as_str().unwrap_or_default().to_owned();
+    let shopper = a.json()["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     assert_eq!(c.account(&shopper).await?["data"]["owner"], "shop");
 
     // Deleting an organization with users is refused rather than orphaning them.
-    let a = c.post_json_as(&admin, "/api/delete-organization", json!({"owner": "admin", "name": "shop"})).await?;
+    let a = c
+        .post_json_as(
+            &admin,
+            "/api/delete-organization",
+            json!({"owner": "admin", "name": "shop"}),
+        )
+        .await?;
     assert_eq!(a.status, 409, "{}", a.text);
     // A provider still listed by an application cannot be deleted either.
-    assert_eq!(c.post_json_as(&admin, "/api/delete-provider", json!({"owner": "admin", "name": "shop-wx"})).await?.status, 409);
+    assert_eq!(
+        c.post_json_as(
+            &admin,
+            "/api/delete-provider",
+            json!({"owner": "admin", "name": "shop-wx"})
+        )
+        .await?
+        .status,
+        409
+    );
 
     // Only global administrators manage: a signed-in user gets 403, nobody gets 401.
-    let a = c.post_json("/api/add-organization", &shopper, json!({"name": "mine"})).await?;
+    let a = c
+        .post_json("/api/add-organization", &shopper, json!({"name": "mine"}))
+        .await?;
     assert_eq!(a.status, 403, "{}", a.text);
-    let a = c.rec.send(c.rec.http.get(c.iam.url("/api/get-organizations"))).await?;
+    let a = c
+        .rec
+        .send(c.rec.http.get(c.iam.url("/api/get-organizations")))
+        .await?;
     assert_eq!(a.status, 401);
     // The demo application's credentials are not global either.
     let a = c
         .rec
-        .send(c.rec.http.get(c.iam.url("/api/get-organizations")).basic_auth(crate::signin::CLIENT_ID, Some("demo-app-secret")))
+        .send(
+            c.rec
+                .http
+                .get(c.iam.url("/api/get-organizations"))
+                .basic_auth(crate::signin::CLIENT_ID, Some("demo-app-secret")),
+        )
         .await?;
     assert_eq!(a.status, 403);
     // app-built-in's credentials are.
-    let built_in = store.get_application("app-built-in").await?.ok_or_else(|| anyhow::anyhow!("app-built-in"))?;
+    let built_in = store
+        .get_application("app-built-in")
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("app-built-in"))?;
     let a = c
         .rec
         .send(c.rec.http.get(c.iam.url(&format!(
@@ -106,10 +237,22 @@ async fn an_operator_configures_a_mini_program_and_its_users_sign_in() -> anyhow
     assert!(a.json()["data"].as_array().is_some_and(|o| o.len() >= 3));
 
     // Provider secrets and private keys never reach a log line.
-    let key = store.get_cert("cert-built-in").await?.ok_or_else(|| anyhow::anyhow!("cert"))?;
-    let key_line = key.private_key.expose().lines().nth(1).unwrap_or("-").to_owned();
+    let key = store
+        .get_cert("cert-built-in")
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("cert"))?;
+    let key_line = key
+        .private_key
+        .expose()
+        .lines()
+        .nth(1)
+        .unwrap_or("-")
+        .to_owned();
     for l in c.iam.proc.lines() {
-        assert!(!l.contains("0c6d2a1b9e8f7d6c5b4a39281706f5e4") && !l.contains(&key_line), "{l}");
+        assert!(
+            !l.contains("0c6d2a1b9e8f7d6c5b4a39281706f5e4") && !l.contains(&key_line),
+            "{l}"
+        );
     }
     c.assert_no_session_key_leaked().await
 }

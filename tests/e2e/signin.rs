@@ -100,7 +100,12 @@ impl Ctx {
             .await
     }
 
-    pub async fn post_json_as(&self, bearer: &str, path: &str, body: Value) -> anyhow::Result<Answer> {
+    pub async fn post_json_as(
+        &self,
+        bearer: &str,
+        path: &str,
+        body: Value,
+    ) -> anyhow::Result<Answer> {
         self.post_json(path, bearer, body).await
     }
 
