@@ -304,6 +304,17 @@ impl Iam {
                 }
             }
         }
+        // An administrator cannot lock themself out: no forbidding, deleting or demoting yourself.
+        if is_self
+            && ((user.is_forbidden && !before.is_forbidden)
+                || (user.is_deleted && !before.is_deleted)
+                || (before.is_admin && !user.is_admin))
+        {
+            return Err(ApiError::BadRequest(
+                "isAdmin, isForbidden, isDeleted: you cannot forbid, delete or demote yourself"
+                    .into(),
+            ));
+        }
         if user == before {
             return Ok(false);
         }

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The contract from outside: schemathesis fuzzes every operation of the checked-in OpenAPI spec
+# against a live server, then Casdoor's Python and Node SDKs, unchanged, talk to it. Everything
+# installs into throw-away directories.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+work="$(mktemp -d)"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+echo "== installing schemathesis, casdoor (PyPI) and casdoor-nodejs-sdk (npm)"
+python3 -m venv "$work/venv"
+"$work/venv/bin/pip" install -q --disable-pip-version-check "schemathesis==4.32.5" "casdoor==1.43.3" requests
+(cd "$work" && npm init -y >/dev/null && npm install --silent --no-audit --no-fund casdoor-nodejs-sdk@1.24.0 >/dev/null)
+
+cargo build -q -p iam-server -p wechat-sim --manifest-path "$root/Cargo.toml"
+
+wait_for() { for _ in $(seq 1 200); do grep -q "listening on" "$1" && return 0; sleep 0.1; done; cat "$1"; return 1; }
+
+"$root/target/debug/wechat-sim" --addr 127.0.0.1:0 > "$work/sim.out" 2>&1 &
+pids+=($!)
+wait_for "$work/sim.out"
+sim="http://$(sed -n 's/.*listening on //p' "$work/sim.out" | head -n1)"
+
+cat > "$work/app.conf" <<CONF
+httpaddr = 127.0.0.1
+httpport = 0
+driverName = sqlite
+dataSourceName = $work/iam.db
+initDataFile = $root/conf/init_data.json
+wechatApiBase = $sim
+tokenRateLimitPerIp = 0
+sessionKeyFile = $work/session.key
+CONF
+(cd "$work" && IAM_ADMIN_PASSWORD=contract-admin IAM_LOG=warn,iam::serve=info "$root/target/debug/iam" --config "$work/app.conf" > "$work/iam.out" 2>&1) &
+pids+=($!)
+wait_for "$work/iam.out"
+iam="http://$(sed -n 's/.*listening on \([0-9.:]*\).*/\1/p' "$work/iam.out" | head -n1)"
+
+json() { "$work/venv/bin/python" -c "import sys,json;print(json.load(sys.stdin)$1)"; }
+admin=$(curl -sf -X POST "$iam/oauth/token" -d "grant_type=password&client_id=6825f4f0af45554c8952&username=built-in/admin&password=contract-admin" | json '["access_token"]')
+code=$(curl -sf -X POST "$sim/sim/login" -d '{"appid":"wx5f3c1b2a9d8e7f60","user":"sdk-user"}' | json '["code"]')
+user_token=$(curl -sf -X POST "$iam/oauth/token" -d "tag=wechat_miniprogram&client_id=6825f4f0af45554c8952&code=$code&username=SDK" | json '["access_token"]')
+user_name=$(curl -sf "$iam/api/get-account" -H "Authorization: Bearer $user_token" | json '["name"]')
+
+echo "== Casdoor Python SDK 1.43.3"
+"$work/venv/bin/python" "$root/tests/sdk/casdoor_py.py" "$iam" "$user_token" "$user_name"
+echo "== Casdoor Node SDK 1.24.0"
+NODE_PATH="$work/node_modules" node "$root/tests/sdk/casdoor_node.js" "$iam" "$user_token" "$user_name"
+
+echo "== schemathesis against openapi/openapi.json"
+(cd "$work" && "$work/venv/bin/schemathesis" run "$root/openapi/openapi.json" \
+  --url "$iam" -H "Authorization: Bearer $admin" \
+  --max-examples "${SCHEMATHESIS_EXAMPLES:-25}" \
+  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance)
+if grep -qiE "panicked|\"level\":\"ERROR\"| ERROR " "$work/iam.out"; then
+  echo "the server logged errors during the run:"; grep -iE "panicked|ERROR" "$work/iam.out" | head -20; exit 1
+fi
