@@ -83,7 +83,7 @@ fn organization_from(o: &Obj) -> Result<Organization, ApiError> {
 fn hours(o: &Obj, field: &str, default: i64) -> Result<i64, ApiError> {
     match number(o, field)? {
         None => Ok(default),
-        Some(h) if h == 0.0 => Ok(default),
+        Some(0.0) => Ok(default),
         Some(h) if h > 0.0 && h <= 87_600.0 => Ok(h.ceil() as i64),
         Some(h) => Err(ApiError::BadRequest(format!(
             "{field}: {h} is not between 0 and 87600 hours"
