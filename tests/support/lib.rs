@@ -22,10 +22,15 @@ pub fn workspace_root() -> PathBuf {
 /// `target/<profile>` of the running test binary (`target/<profile>/deps/e2e-…`).
 fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap_or_default();
-    exe.parent()
-        .and_then(Path::parent)
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| workspace_root().join("target/debug"))
+    let dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    // Tests run from target/<profile>/deps; binaries (the load tool) from target/<profile>.
+    if dir.ends_with("deps") {
+        dir.parent().map(Path::to_path_buf).unwrap_or(dir)
+    } else if dir.as_os_str().is_empty() {
+        workspace_root().join("target/debug")
+    } else {
+        dir
+    }
 }
 
 /// Builds the two binaries once per test run (cargo's own up-to-date check makes this quick),

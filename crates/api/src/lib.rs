@@ -27,6 +27,9 @@ pub struct AppState {
     /// The configured issuer; empty: derived from each request's Host.
     pub origin: String,
     pub rate_limit: Option<Arc<IpLimiter>>,
+    /// When set (config `benchEndpoints = true`), `POST /bench/sign` signs with this cert: the
+    /// ceiling the load tool compares sign-in against. Off in production.
+    pub bench_cert: Option<iam_domain::model::Cert>,
 }
 
 impl iam_domain::ports::Events for Metrics {
@@ -142,6 +145,7 @@ pub fn app(state: Arc<AppState>) -> impl poem::Endpoint {
         .at("/api/delete-cert", post(mgmt_http::delete_cert))
         .at("/api/add-user", post(mgmt_http::add_user))
         .at("/api/delete-user", post(mgmt_http::delete_user))
+        .at("/bench/sign", post(oauth_http::bench_sign))
         .nest("/", api)
         .at("/openapi.json", spec)
         .nest("/swagger", ui)

@@ -246,3 +246,48 @@ pub async fn jwks(state: Data<&Arc<AppState>>) -> Response {
         .collect();
     json_response(StatusCode::OK, &json!({ "keys": keys }))
 }
+
+/// `POST /bench/sign`, only with `benchEndpoints = true` (404 otherwise): the same stack as the
+/// token endpoint — rate limit, parameter parsing, one RS256 signature — without WeChat or the
+/// database. The load tool's ceiling for sign-in throughput.
+#[handler]
+pub async fn bench_sign(state: Data<&Arc<AppState>>, req: &Request, body: Body) -> Response {
+    let Some(cert) = &state.bench_cert else {
+        return json_response(StatusCode::NOT_FOUND, &json!({"error": "not_found"}));
+    };
+    if let Some(resp) = crate::ratelimit::check(&state, req) {
+        return resp;
+    }
+    let p = match params(req, body).await {
+        Ok(p) => p,
+        Err(e) => return oauth_error(&e),
+    };
+    let now = chrono::Utc::now().timestamp();
+    let client_id = p.get("client_id").cloned().unwrap_or_default();
+    let claims = iam_domain::ports::Claims {
+        iss: issuer(req, &state.origin),
+        sub: uuid::Uuid::new_v4().to_string(),
+        aud: json!([client_id]),
+        azp: client_id,
+        iat: now,
+        nbf: now,
+        exp: now + 3600,
+        jti: uuid::Uuid::new_v4().to_string(),
+        token_type: "access-token".into(),
+        scope: String::new(),
+        nonce: String::new(),
+        owner: "bench".into(),
+        name: p.get("code").cloned().unwrap_or_default(),
+        display_name: p.get("username").cloned().unwrap_or_default(),
+        avatar: p.get("avatar").cloned().unwrap_or_default(),
+        preferred_username: String::new(),
+        picture: String::new(),
+    };
+    match state.iam.codec.sign(cert, &claims) {
+        Ok(t) => no_store(json_response(
+            StatusCode::OK,
+            &json!({"access_token": t, "token_type": "Bearer", "expires_in": 3600}),
+        )),
+        Err(e) => oauth_error(&OAuthError::server_error(e.to_string())),
+    }
+}

@@ -65,6 +65,7 @@ impl Iam {
         mut org: Organization,
     ) -> Result<(), ApiError> {
         require_global_admin(caller)?;
+        self.cache.clear();
         org.created_time = Utc::now();
         self.repo
             .insert_organization(&org)
@@ -84,6 +85,7 @@ impl Iam {
         mut org: Organization,
     ) -> Result<bool, ApiError> {
         require_global_admin(caller)?;
+        self.cache.clear();
         let stored =
             self.repo.get_organization(name).await?.ok_or_else(|| {
                 ApiError::NotFound(format!("organization {name:?} does not exist"))
@@ -106,6 +108,7 @@ impl Iam {
         name: &str,
     ) -> Result<bool, ApiError> {
         require_global_admin(caller)?;
+        self.cache.clear();
         if name == crate::model::BUILT_IN_ORG {
             return Err(ApiError::BadRequest(
                 "name: the built-in organization cannot be deleted".into(),
@@ -164,6 +167,7 @@ impl Iam {
         mut app: Application,
     ) -> Result<(), ApiError> {
         require_global_admin(caller)?;
+        self.cache.clear();
         if app.client_secret.expose() == MASK {
             return Err(ApiError::BadRequest(
                 "clientSecret: \"***\" is not a secret".into(),
@@ -190,6 +194,7 @@ impl Iam {
         mut app: Application,
     ) -> Result<bool, ApiError> {
         require_global_admin(caller)?;
+        self.cache.clear();
         let stored =
             self.repo.get_application(name).await?.ok_or_else(|| {
                 ApiError::NotFound(format!("application {name:?} does not exist"))
@@ -217,6 +222,7 @@ impl Iam {
         name: &str,
     ) -> Result<bool, ApiError> {
         require_global_admin(caller)?;
+        self.cache.clear();
         if name == crate::model::BUILT_IN_APP {
             return Err(ApiError::BadRequest(
                 "name: app-built-in cannot be deleted".into(),
@@ -272,6 +278,7 @@ impl Iam {
         mut p: Provider,
     ) -> Result<(), ApiError> {
         require_global_admin(caller)?;
+        self.cache.clear();
         Self::check_provider(&p)?;
         if p.owner != crate::model::ADMIN_OWNER
             && self.repo.get_organization(&p.owner).await?.is_none()
@@ -298,6 +305,7 @@ impl Iam {
         mut p: Provider,
     ) -> Result<bool, ApiError> {
         require_global_admin(caller)?;
+        self.cache.clear();
         let stored =
             self.repo.get_provider(owner, name).await?.ok_or_else(|| {
                 ApiError::NotFound(format!("provider {owner}/{name} does not exist"))
@@ -323,6 +331,7 @@ impl Iam {
         name: &str,
     ) -> Result<bool, ApiError> {
         require_global_admin(caller)?;
+        self.cache.clear();
         let users: Vec<String> = self
             .repo
             .list_applications(None)
@@ -360,6 +369,7 @@ impl Iam {
     /// A cert with no certificate and key gets a fresh pair; a given pair must be usable.
     pub async fn admin_add_cert(&self, caller: &Principal, cert: Cert) -> Result<(), ApiError> {
         require_global_admin(caller)?;
+        self.cache.clear();
         let mut cert = match (cert.certificate.is_empty(), cert.private_key.is_empty()) {
             (true, true) => {
                 let mut g = self
@@ -400,6 +410,7 @@ impl Iam {
         mut cert: Cert,
     ) -> Result<bool, ApiError> {
         require_global_admin(caller)?;
+        self.cache.clear();
         let stored = self
             .repo
             .get_cert(name)
@@ -428,6 +439,7 @@ impl Iam {
         name: &str,
     ) -> Result<bool, ApiError> {
         require_global_admin(caller)?;
+        self.cache.clear();
         if name == crate::model::BUILT_IN_CERT {
             return Err(ApiError::BadRequest(
                 "name: cert-built-in cannot be deleted".into(),

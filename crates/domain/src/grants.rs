@@ -207,8 +207,7 @@ impl Iam {
         };
         let new_user = if app.enable_sign_up {
             let default_avatar = self
-                .repo
-                .get_organization(&app.organization)
+                .organization(&app.organization)
                 .await?
                 .map(|o| o.default_avatar)
                 .unwrap_or_default();
@@ -248,6 +247,7 @@ impl Iam {
             .repo
             .find_or_create_wechat_user(&identity, new_user.as_ref())
             .await?;
+        let mut changed_user = false;
         let user = match outcome {
             WechatUserOutcome::Created(u) => {
                 self.events.user_created();
@@ -270,7 +270,7 @@ impl Iam {
                 }
                 u.last_signin_time = Some(now);
                 u.updated_time = now;
-                self.repo.update_user(&u).await?;
+                changed_user = true;
                 u
             }
             WechatUserOutcome::NotFound => {
@@ -279,17 +279,20 @@ impl Iam {
                 ));
             }
         };
-        // 7. The session key, sealed; then our tokens.
+        // 7. The session key, sealed; our tokens; all written in one transaction.
         let sealed = self
             .sealer
             .seal(&identity.appid, &session.openid, &session.session_key)
             .map_err(|e| OAuthError::server_error(format!("cannot seal the session key: {e}")))?;
-        self.repo
-            .save_wechat_session(&identity.appid, &session.openid, &sealed)
+        let (tokens, record) = self
+            .mint_user_tokens(&app, &user, &req.scope, &req.nonce, issuer, None)
             .await?;
-        let scope = req.scope.clone();
-        let tokens = self
-            .issue_user_tokens(&app, &user, &scope, &req.nonce, issuer, None)
+        self.repo
+            .record_sign_in(
+                changed_user.then_some(&user),
+                (&identity.appid, &session.openid, &sealed),
+                &record,
+            )
             .await?;
         Ok(tokens)
     }

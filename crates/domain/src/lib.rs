@@ -6,6 +6,7 @@
 //! of [`values`] that cannot hold a bad value.
 
 pub mod admin;
+pub mod cache;
 pub mod error;
 pub mod grants;
 pub mod model;

@@ -82,6 +82,15 @@ pub trait Repository: Send + Sync + 'static {
     ) -> StoreResult<()>;
     async fn get_wechat_session(&self, appid: &str, openid: &str) -> StoreResult<Option<Vec<u8>>>;
 
+    /// Everything a successful sign-in writes, in one transaction: the user's updated profile
+    /// and sign-in time (when given), the sealed session key, and the issued token.
+    async fn record_sign_in(
+        &self,
+        user: Option<&User>,
+        session: (&str, &str, &[u8]),
+        token: &TokenRecord,
+    ) -> StoreResult<()>;
+
     async fn insert_token(&self, token: &TokenRecord) -> StoreResult<()>;
     async fn get_token_by_access_hash(&self, hash: &str) -> StoreResult<Option<TokenRecord>>;
     async fn get_token_by_refresh_hash(&self, hash: &str) -> StoreResult<Option<TokenRecord>>;

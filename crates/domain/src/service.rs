@@ -22,6 +22,7 @@ pub struct Iam {
     pub sealer: Arc<dyn SessionSealer>,
     pub passwords: Arc<dyn PasswordHasher>,
     pub events: Arc<dyn Events>,
+    pub cache: Arc<crate::cache::ConfigCache>,
 }
 
 /// Who is calling, once authenticated.
@@ -78,7 +79,7 @@ impl Iam {
             return Err(OAuthError::invalid_request("client_id is required"));
         }
         let app = match crate::values::ClientId::parse(client_id) {
-            Ok(id) => self.repo.get_application_by_client_id(id.as_str()).await?,
+            Ok(id) => self.application_by_client_id(id.as_str()).await?,
             Err(_) => None,
         }
         .ok_or_else(|| OAuthError::invalid_client("client_id is invalid"))?;
@@ -106,11 +107,58 @@ impl Iam {
             vec![owner]
         };
         for o in owners {
+            let key = (o.to_owned(), name.to_owned());
+            if let Some(p) = self.cache.providers.get(&key) {
+                return Ok(Some(p));
+            }
             if let Some(p) = self.repo.get_provider(o, name).await? {
+                self.cache.providers.put(key, p.clone());
                 return Ok(Some(p));
             }
         }
         Ok(None)
+    }
+
+    async fn application_by_client_id(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<Application>, crate::StoreError> {
+        if let Some(a) = self.cache.apps_by_client_id.get(&client_id.to_owned()) {
+            return Ok(Some(a));
+        }
+        let app = self.repo.get_application_by_client_id(client_id).await?;
+        if let Some(a) = &app {
+            self.cache
+                .apps_by_client_id
+                .put(client_id.to_owned(), a.clone());
+        }
+        Ok(app)
+    }
+
+    /// A cert by name, through the cache (every sign-in and every Bearer call needs one).
+    pub async fn cert(&self, name: &str) -> Result<Option<crate::model::Cert>, crate::StoreError> {
+        if let Some(c) = self.cache.certs.get(&name.to_owned()) {
+            return Ok(Some(c));
+        }
+        let cert = self.repo.get_cert(name).await?;
+        if let Some(c) = &cert {
+            self.cache.certs.put(name.to_owned(), c.clone());
+        }
+        Ok(cert)
+    }
+
+    pub(crate) async fn organization(
+        &self,
+        name: &str,
+    ) -> Result<Option<crate::model::Organization>, crate::StoreError> {
+        if let Some(o) = self.cache.organizations.get(&name.to_owned()) {
+            return Ok(Some(o));
+        }
+        let org = self.repo.get_organization(name).await?;
+        if let Some(o) = &org {
+            self.cache.organizations.put(name.to_owned(), o.clone());
+        }
+        Ok(org)
     }
 
     async fn signing_cert(&self, app: &Application) -> Result<crate::model::Cert, OAuthError> {
@@ -119,11 +167,10 @@ impl Iam {
         } else {
             app.cert.as_str()
         };
-        if let Some(c) = self.repo.get_cert(name).await? {
+        if let Some(c) = self.cert(name).await? {
             return Ok(c);
         }
-        self.repo
-            .get_cert(BUILT_IN_CERT)
+        self.cert(BUILT_IN_CERT)
             .await?
             .ok_or_else(|| OAuthError::server_error("no cert to sign tokens with"))
     }
@@ -168,6 +215,23 @@ impl Iam {
         issuer: &str,
         family: Option<String>,
     ) -> Result<TokenResponse, OAuthError> {
+        let (tokens, record) = self
+            .mint_user_tokens(app, user, scope, nonce, issuer, family)
+            .await?;
+        self.repo.insert_token(&record).await?;
+        Ok(tokens)
+    }
+
+    /// The tokens and the record to store for them, not yet stored.
+    pub(crate) async fn mint_user_tokens(
+        &self,
+        app: &Application,
+        user: &User,
+        scope: &str,
+        nonce: &str,
+        issuer: &str,
+        family: Option<String>,
+    ) -> Result<(TokenResponse, TokenRecord), OAuthError> {
         let cert = self.signing_cert(app).await?;
         let now = Utc::now();
         let claims = Self::claims_for_user(app, user, scope, issuer, now);
@@ -207,15 +271,17 @@ impl Iam {
             revoked: false,
             refresh_used: false,
         };
-        self.repo.insert_token(&record).await?;
-        Ok(TokenResponse {
-            access_token: access,
-            id_token,
-            refresh_token: Some(refresh),
-            token_type: "Bearer".into(),
-            expires_in: app.expire_in_hours * 3600,
-            scope: scope.to_owned(),
-        })
+        Ok((
+            TokenResponse {
+                access_token: access,
+                id_token,
+                refresh_token: Some(refresh),
+                token_type: "Bearer".into(),
+                expires_in: app.expire_in_hours * 3600,
+                scope: scope.to_owned(),
+            },
+            record,
+        ))
     }
 
     /// An application's own token (client credentials): no user, no refresh token.

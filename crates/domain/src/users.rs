@@ -121,8 +121,7 @@ impl Iam {
             .kid(token)
             .ok_or_else(|| unauthorized("the access token is malformed"))?;
         let cert = self
-            .repo
-            .get_cert(&kid)
+            .cert(&kid)
             .await?
             .ok_or_else(|| unauthorized("the access token was not signed by this server"))?;
         let claims = self

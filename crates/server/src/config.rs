@@ -56,6 +56,8 @@ pub struct Config {
     /// Where a generated session key encryption key is kept in `dev` when none is configured.
     pub session_key_file: PathBuf,
     pub db_pool_size: u32,
+    /// Serves `POST /bench/sign` for the load tool's ceiling measurement.
+    pub bench_endpoints: bool,
     /// The file this came from, for messages.
     pub source: String,
 }
@@ -77,6 +79,7 @@ impl Default for Config {
             session_key_encryption_key: None,
             session_key_file: PathBuf::from("data/session-key.secret"),
             db_pool_size: 16,
+            bench_endpoints: false,
             source: "(defaults)".into(),
         }
     }
@@ -98,6 +101,7 @@ const KEYS: &[&str] = &[
     "sessionKeyEncryptionKey",
     "sessionKeyFile",
     "dbPoolSize",
+    "benchEndpoints",
 ];
 
 /// Where a value came from, so an error can point at it.
@@ -354,6 +358,7 @@ impl Config {
             c.session_key_file = PathBuf::from(v);
         }
         raw.parsed("dbPoolSize", &mut c.db_pool_size, "a whole number")?;
+        raw.boolean("benchEndpoints", &mut c.bench_endpoints)?;
         if c.db_pool_size == 0 {
             c.db_pool_size = 1;
         }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use iam_api::{AppState, IpLimiter, Metrics};
 use iam_domain::Secret;
+use iam_domain::ports::Repository;
 use iam_domain::service::Iam;
 use iam_jwt::JwtCodec;
 use iam_jwt::password::Argon2Passwords;
@@ -87,6 +88,12 @@ pub async fn serve(config: Config) -> Result<()> {
     ))
     .map_err(|e| anyhow::anyhow!("{e}"))?
     .with_observer(observer);
+    let bench_cert = if config.bench_endpoints {
+        tracing::warn!("benchEndpoints = true: POST /bench/sign is served (for load tests only)");
+        store.get_cert(iam_domain::model::BUILT_IN_CERT).await?
+    } else {
+        None
+    };
     let iam = Iam {
         repo: Arc::new(store),
         wechat: Arc::new(CodeGate::new(wechat)),
@@ -94,12 +101,14 @@ pub async fn serve(config: Config) -> Result<()> {
         sealer: Arc::new(sealer),
         passwords: Arc::new(Argon2Passwords),
         events: Arc::new(metrics.clone()),
+        cache: Default::default(),
     };
     let state = Arc::new(AppState {
         iam,
         metrics,
         origin: config.origin.clone(),
         rate_limit: IpLimiter::new(config.token_rate_limit_per_ip),
+        bench_cert,
     });
     let app = iam_api::app(state);
 

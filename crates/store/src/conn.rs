@@ -53,11 +53,37 @@ impl Manager {
     }
 }
 
+/// A pooled connection that remembers when a query found it dead, so the pool drops it instead
+/// of handing it out again (cheaper than testing every connection on every checkout).
+pub struct Conn {
+    pub inner: AnyConnection,
+    pub broken: bool,
+}
+
 impl r2d2::ManageConnection for Manager {
-    type Connection = AnyConnection;
+    type Connection = Conn;
     type Error = diesel::r2d2::Error;
 
-    fn connect(&self) -> Result<AnyConnection, Self::Error> {
+    fn connect(&self) -> Result<Conn, Self::Error> {
+        self.open().map(|inner| Conn {
+            inner,
+            broken: false,
+        })
+    }
+
+    fn is_valid(&self, conn: &mut Conn) -> Result<(), Self::Error> {
+        conn.inner
+            .batch_execute("SELECT 1")
+            .map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut Conn) -> bool {
+        conn.broken
+    }
+}
+
+impl Manager {
+    fn open(&self) -> Result<AnyConnection, diesel::r2d2::Error> {
         match self.driver {
             Driver::Sqlite => {
                 let mut c = diesel::SqliteConnection::establish(&self.url)
@@ -76,15 +102,6 @@ impl r2d2::ManageConnection for Manager {
                 .map_err(diesel::r2d2::Error::ConnectionError),
         }
     }
-
-    fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), Self::Error> {
-        conn.batch_execute("SELECT 1")
-            .map_err(diesel::r2d2::Error::QueryError)
-    }
-
-    fn has_broken(&self, _conn: &mut AnyConnection) -> bool {
-        false
-    }
 }
 
 pub type Pool = r2d2::Pool<Manager>;
@@ -101,8 +118,8 @@ pub fn build_pool(driver: Driver, url: &str, size: u32) -> Result<Pool, StoreErr
     r2d2::Pool::builder()
         .max_size(size)
         .min_idle(Some(1))
-        .connection_timeout(Duration::from_secs(5))
-        .test_on_check_out(true)
+        .connection_timeout(Duration::from_secs(3))
+        .test_on_check_out(false)
         .build(Manager::new(driver, url))
         .map_err(|e| StoreError::Unavailable(redact(&e.to_string())))
 }
@@ -154,6 +171,21 @@ impl From<StoreError> for DbError {
 }
 
 impl DbError {
+    /// The connection itself failed (closed, unreachable): it must not go back into the pool.
+    pub fn breaks_connection(&self) -> bool {
+        match self {
+            Self::Diesel(DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _)) => {
+                true
+            }
+            Self::Diesel(DieselError::DatabaseError(DatabaseErrorKind::Unknown, info)) => {
+                let m = info.message().to_ascii_lowercase();
+                m.contains("connection") || m.contains("terminat") || m.contains("server closed")
+            }
+            Self::Diesel(DieselError::BrokenTransactionManager) => true,
+            _ => false,
+        }
+    }
+
     pub fn is_unique_violation(&self) -> bool {
         matches!(
             self,

@@ -56,7 +56,13 @@ impl Store {
             let mut conn = pool
                 .get()
                 .map_err(|e| StoreError::Unavailable(format!("no database connection: {e}")))?;
-            f(&mut conn).map_err(DbError::into_domain)
+            let result = f(&mut conn.inner);
+            if let Err(e) = &result
+                && e.breaks_connection()
+            {
+                conn.broken = true;
+            }
+            result.map_err(DbError::into_domain)
         })
         .await
         .map_err(|e| StoreError::Unavailable(format!("database task failed: {e}")))?

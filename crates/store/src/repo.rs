@@ -131,6 +131,45 @@ fn find_or_create(
     .into())
 }
 
+/// An upsert without ON CONFLICT (diesel's multi-backend has none): update, and insert when
+/// nothing was there.
+fn upsert_session(
+    c: &mut AnyConnection,
+    appid: &str,
+    openid: &str,
+    sealed: &[u8],
+) -> Result<(), DbError> {
+    let now = ts(&Utc::now());
+    let updated = diesel::update(wechat_sessions::table.find((appid, openid)))
+        .set((
+            wechat_sessions::sealed_key.eq(sealed),
+            wechat_sessions::updated_time.eq(&now),
+        ))
+        .execute(c)?;
+    if updated == 0 {
+        diesel::insert_into(wechat_sessions::table)
+            .values((
+                wechat_sessions::appid.eq(appid),
+                wechat_sessions::openid.eq(openid),
+                wechat_sessions::sealed_key.eq(sealed),
+                wechat_sessions::updated_time.eq(&now),
+            ))
+            .execute(c)?;
+    }
+    Ok(())
+}
+
+/// Runs a write again when a concurrent insert won a race (the losing transaction rolled back).
+fn retry_unique<T>(mut f: impl FnMut() -> Result<T, DbError>) -> Result<T, DbError> {
+    let mut attempt = 0;
+    loop {
+        match f() {
+            Err(e) if e.is_unique_violation() && attempt < 3 => attempt += 1,
+            other => return other,
+        }
+    }
+}
+
 fn check_application_refs(c: &mut AnyConnection, app: &Application) -> Result<(), DbError> {
     for item in &app.providers {
         let owners: Vec<&str> = if item.owner.is_empty() {
@@ -664,35 +703,39 @@ impl Repository for Store {
     ) -> StoreResult<()> {
         let (appid, openid, sealed) = (appid.to_owned(), openid.to_owned(), sealed_key.to_vec());
         self.run(move |c| {
-            let now = ts(&Utc::now());
-            // An upsert without ON CONFLICT (diesel's multi-backend has none): update, and insert
-            // when nothing was there; if a concurrent insert won the race, update again.
-            let mut attempt = 0;
-            loop {
-                let result = write_tx(c, |c| {
-                    let updated = diesel::update(wechat_sessions::table.find((&appid, &openid)))
-                        .set((
-                            wechat_sessions::sealed_key.eq(&sealed),
-                            wechat_sessions::updated_time.eq(&now),
-                        ))
-                        .execute(c)?;
-                    if updated == 0 {
-                        diesel::insert_into(wechat_sessions::table)
-                            .values((
-                                wechat_sessions::appid.eq(&appid),
-                                wechat_sessions::openid.eq(&openid),
-                                wechat_sessions::sealed_key.eq(&sealed),
-                                wechat_sessions::updated_time.eq(&now),
-                            ))
+            retry_unique(|| write_tx(c, |c| upsert_session(c, &appid, &openid, &sealed)))
+        })
+        .await
+    }
+
+    async fn record_sign_in(
+        &self,
+        user: Option<&User>,
+        session: (&str, &str, &[u8]),
+        token: &TokenRecord,
+    ) -> StoreResult<()> {
+        let user = user.map(UserRow::from);
+        let (appid, openid, sealed) = (
+            session.0.to_owned(),
+            session.1.to_owned(),
+            session.2.to_vec(),
+        );
+        let token = TokenRow::from(token);
+        self.run(move |c| {
+            retry_unique(|| {
+                write_tx(c, |c| {
+                    if let Some(u) = &user {
+                        diesel::update(users::table.find(u.id.clone()))
+                            .set(u)
                             .execute(c)?;
                     }
+                    upsert_session(c, &appid, &openid, &sealed)?;
+                    diesel::insert_into(tokens::table)
+                        .values(&token)
+                        .execute(c)?;
                     Ok(())
-                });
-                match result {
-                    Err(e) if e.is_unique_violation() && attempt < 3 => attempt += 1,
-                    other => return other,
-                }
-            }
+                })
+            })
         })
         .await
     }

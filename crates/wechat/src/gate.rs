@@ -20,10 +20,20 @@ enum State {
     Spent(Instant),
 }
 
+/// Codes are remembered by a keyed 64-bit hash of (appid, code): 5 minutes of codes at launch
+/// rates stay a few megabytes.
+type Key = u64;
+
+struct States {
+    map: HashMap<Key, State>,
+    last_sweep: Instant,
+}
+
 pub struct CodeGate<W> {
     inner: W,
     remember: Duration,
-    states: Mutex<HashMap<(String, String), State>>,
+    hasher: std::hash::RandomState,
+    states: Mutex<States>,
 }
 
 impl<W> CodeGate<W> {
@@ -31,15 +41,24 @@ impl<W> CodeGate<W> {
         Self {
             inner,
             remember: Duration::from_secs(300),
-            states: Mutex::new(HashMap::new()),
+            hasher: std::hash::RandomState::new(),
+            states: Mutex::new(States {
+                map: HashMap::new(),
+                last_sweep: Instant::now(),
+            }),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), State>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, States> {
         match self.states.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         }
+    }
+
+    fn key(&self, appid: &AppId, code: &WechatCode) -> Key {
+        use std::hash::BuildHasher;
+        self.hasher.hash_one((appid.as_str(), code.as_str()))
     }
 }
 
@@ -66,7 +85,7 @@ fn refused_locally() -> WechatError {
 #[async_trait]
 impl<W: WechatApi> WechatApi for CodeGate<W> {
     async fn code_to_session(&self, appid: &AppId, secret: &Secret, code: &WechatCode) -> Outcome {
-        let key = (appid.to_string(), code.to_string());
+        let key = self.key(appid, code);
         enum Decision {
             Refuse,
             Wait(watch::Receiver<Option<Outcome>>),
@@ -74,19 +93,21 @@ impl<W: WechatApi> WechatApi for CodeGate<W> {
         }
         let decision = {
             let mut states = self.lock();
-            match states.get(&key) {
+            // Forget spent codes past their 5 minutes, at most once a second.
+            if states.last_sweep.elapsed() > Duration::from_secs(1) {
+                let remember = self.remember;
+                states.map.retain(|_, s| match s {
+                    State::Spent(at) => at.elapsed() < remember,
+                    State::InFlight(_) => true,
+                });
+                states.last_sweep = Instant::now();
+            }
+            match states.map.get(&key) {
                 Some(State::Spent(at)) if at.elapsed() < self.remember => Decision::Refuse,
                 Some(State::InFlight(rx)) => Decision::Wait(rx.clone()),
                 _ => {
-                    if states.len() > 10_000 {
-                        let remember = self.remember;
-                        states.retain(|_, s| match s {
-                            State::Spent(at) => at.elapsed() < remember,
-                            State::InFlight(_) => true,
-                        });
-                    }
                     let (tx, rx) = watch::channel(None);
-                    states.insert(key.clone(), State::InFlight(rx));
+                    states.map.insert(key, State::InFlight(rx));
                     Decision::Lead(tx)
                 }
             }
@@ -107,26 +128,26 @@ impl<W: WechatApi> WechatApi for CodeGate<W> {
         // If this future is dropped mid-call, the entry must not stay in flight forever.
         struct Cleanup<'a, W> {
             gate: &'a CodeGate<W>,
-            key: Option<(String, String)>,
+            key: Option<Key>,
         }
         impl<W> Drop for Cleanup<'_, W> {
             fn drop(&mut self) {
                 if let Some(k) = self.key.take() {
-                    self.gate.lock().remove(&k);
+                    self.gate.lock().map.remove(&k);
                 }
             }
         }
         let mut cleanup = Cleanup {
             gate: self,
-            key: Some(key.clone()),
+            key: Some(key),
         };
         let outcome = self.inner.code_to_session(appid, secret, code).await;
         {
             let mut states = self.lock();
             if spends_code(&outcome) {
-                states.insert(key, State::Spent(Instant::now()));
+                states.map.insert(key, State::Spent(Instant::now()));
             } else {
-                states.remove(&key);
+                states.map.remove(&key);
             }
             cleanup.key = None;
         }

@@ -1,0 +1,93 @@
+//! A short-lived cache of configuration objects (applications, providers, organizations, certs)
+//! read on every sign-in. Entries live two seconds: a change made through another server on the
+//! same database is seen within that; changes made through this one clear it at once. Absent
+//! objects are never cached, so a new application works immediately.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::model::{Application, Cert, Organization, Provider};
+
+pub struct TtlCache<K, V> {
+    ttl: Duration,
+    map: Mutex<HashMap<K, (Instant, V)>>,
+}
+
+impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, (Instant, V)>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn get(&self, key: &K) -> Option<V> {
+        let map = self.lock();
+        map.get(key)
+            .filter(|(at, _)| at.elapsed() < self.ttl)
+            .map(|(_, v)| v.clone())
+    }
+
+    pub fn put(&self, key: K, value: V) {
+        let mut map = self.lock();
+        if map.len() > 10_000 {
+            map.clear();
+        }
+        map.insert(key, (Instant::now(), value));
+    }
+
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+}
+
+pub struct ConfigCache {
+    pub apps_by_client_id: TtlCache<String, Application>,
+    pub providers: TtlCache<(String, String), Provider>,
+    pub organizations: TtlCache<String, Organization>,
+    pub certs: TtlCache<String, Cert>,
+}
+
+impl Default for ConfigCache {
+    fn default() -> Self {
+        let ttl = Duration::from_secs(2);
+        Self {
+            apps_by_client_id: TtlCache::new(ttl),
+            providers: TtlCache::new(ttl),
+            organizations: TtlCache::new(ttl),
+            certs: TtlCache::new(ttl),
+        }
+    }
+}
+
+impl ConfigCache {
+    pub fn clear(&self) {
+        self.apps_by_client_id.clear();
+        self.providers.clear();
+        self.organizations.clear();
+        self.certs.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_expire() {
+        let c: TtlCache<&str, i32> = TtlCache::new(Duration::from_millis(20));
+        c.put("a", 1);
+        assert_eq!(c.get(&"a"), Some(1));
+        std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(c.get(&"a"), None);
+        c.put("b", 2);
+        c.clear();
+        assert_eq!(c.get(&"b"), None);
+    }
+}

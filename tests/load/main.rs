@@ -1,0 +1,559 @@
+//! `iam-load`: launch-day load against real `wechat-sim` and `iam` processes.
+//!
+//! Drives mini program sign-ins over real HTTP (each virtual phone calls `/sim/login`, then posts
+//! the code to `/oauth/token` as the product page does) with a given concurrency and duration,
+//! and prints sign-ins per second, p50/p95/p99 latency, errors by kind, and the server's peak RSS
+//! and CPU seconds. It also measures `POST /bench/sign` (parse + one RS256 signature, no WeChat,
+//! no database) on the same server stack as the ceiling, and prints the ratio.
+//!
+//! `cargo run --release -p iam-e2e --bin iam-load -- --help`
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use iam_e2e::{Db, Iam, IamOptions, WechatSim, workspace_root};
+use serde_json::json;
+
+const APPID: &str = "wx5f3c1b2a9d8e7f60";
+const CLIENT_ID: &str = "6825f4f0af45554c8952";
+
+#[derive(Parser, Clone)]
+#[command(
+    name = "iam-load",
+    about = "Mini program sign-in load against real wechat-sim and iam processes"
+)]
+struct Cli {
+    /// Seconds per measured scenario.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Concurrent clients for the CPU-bound scenarios.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Concurrent clients of the slowed-WeChat scenario.
+    #[arg(long, default_value_t = 2000)]
+    slow_concurrency: usize,
+    /// Scenarios to run (comma list): bare, returning, first, slow, busy, postgres.
+    #[arg(long, default_value = "bare,returning,first,slow,busy,postgres")]
+    scenarios: String,
+    /// PostgreSQL admin URL for the postgres scenarios (default: IAM_TEST_POSTGRES_URL).
+    #[arg(long)]
+    postgres: Option<String>,
+    /// Users signed in once before the returning-users scenario.
+    #[arg(long, default_value_t = 500)]
+    returning_users: usize,
+}
+
+#[derive(Default)]
+struct Tally {
+    ok: AtomicU64,
+    errors: std::sync::Mutex<BTreeMap<String, u64>>,
+    latencies: std::sync::Mutex<Vec<Duration>>,
+}
+
+impl Tally {
+    fn error(&self, kind: String) {
+        if let Ok(mut e) = self.errors.lock() {
+            *e.entry(kind).or_default() += 1;
+        }
+    }
+}
+
+struct Outcome {
+    name: String,
+    rate: f64,
+    p50: Duration,
+    p95: Duration,
+    p99: Duration,
+    ok: u64,
+    errors: BTreeMap<String, u64>,
+    peak_rss_mb: f64,
+    cpu_secs: f64,
+    wechat_calls: u64,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[(((sorted.len() - 1) as f64) * p).round() as usize]
+}
+
+/// Peak RSS (VmHWM) in MB and CPU seconds (utime + stime) of a process, from /proc.
+fn proc_usage(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let hwm_kb = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // Fields after the command: state is 0, utime is 11, stime is 12 (man 5 proc, minus 3).
+    let cpu = (ticks(11) + ticks(12)) / 100.0;
+    (hwm_kb / 1024.0, cpu)
+}
+
+enum Mode {
+    /// Sign in as one of `n` known users.
+    Returning(usize),
+    /// Sign in as someone new every time.
+    First,
+    /// `/bench/sign`: the ceiling.
+    Bare,
+}
+
+async fn run_scenario(
+    name: &str,
+    sim: &WechatSim,
+    iam: &Iam,
+    mode: Mode,
+    concurrency: usize,
+    duration: Duration,
+) -> Result<Outcome> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency + 16)
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let tally = Arc::new(Tally::default());
+    let pid = iam.proc.child.id();
+    let (_, cpu_before) = proc_usage(pid);
+    let calls_before = sim.exchanges().await.unwrap_or(0);
+    let mode = Arc::new(mode);
+    // wx.login() runs on the phones and WeChat's servers, not on the server under test: mint the
+    // codes before the measured window so only the sign-ins themselves share this machine.
+    let pools = premint(&client, &sim.base, &mode, concurrency, duration).await?;
+    let started = Instant::now();
+    let deadline = started + duration;
+    let mut tasks = Vec::new();
+    for (worker, mut pool) in pools.into_iter().enumerate() {
+        let (client, tally, mode) = (client.clone(), tally.clone(), mode.clone());
+        let (sim_base, token_url) = (sim.base.clone(), iam.url("/oauth/token"));
+        let bench_url = iam.url("/bench/sign");
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            let mut lat = Vec::new();
+            while Instant::now() < deadline {
+                n += 1;
+                let user = match &*mode {
+                    Mode::Returning(k) => {
+                        format!("returning-{}", (worker as u64 * 7919 + n) % *k as u64)
+                    }
+                    Mode::First => format!("new-{worker}-{n}-{}", uuid::Uuid::new_v4().simple()),
+                    Mode::Bare => String::new(),
+                };
+                let code = if matches!(&*mode, Mode::Bare) {
+                    format!("0bench{worker}x{n}")
+                } else if let Some(c) = pool.pop() {
+                    c
+                } else {
+                    let login = client
+                        .post(format!("{sim_base}/sim/login"))
+                        .json(&json!({"appid": APPID, "user": user}))
+                        .send()
+                        .await;
+                    let v: serde_json::Value = match login {
+                        Ok(r) => r.json().await.unwrap_or_default(),
+                        Err(_) => {
+                            tally.error("sim login failed".into());
+                            continue;
+                        }
+                    };
+                    v["code"].as_str().unwrap_or_default().to_owned()
+                };
+                let url = if matches!(&*mode, Mode::Bare) {
+                    &bench_url
+                } else {
+                    &token_url
+                };
+                let t = Instant::now();
+                let r = client
+                    .post(url)
+                    .form(&[
+                        ("tag", "wechat_miniprogram"),
+                        ("client_id", CLIENT_ID),
+                        ("code", code.as_str()),
+                        ("username", "Load"),
+                        ("avatar", "https://thirdwx.qlogo.cn/load/132"),
+                    ])
+                    .send()
+                    .await;
+                match r {
+                    Ok(resp) => {
+                        let status = resp.status().as_u16();
+                        let body = resp.text().await.unwrap_or_default();
+                        lat.push(t.elapsed());
+                        if status == 200 && body.contains("access_token") {
+                            tally.ok.fetch_add(1, Ordering::Relaxed);
+                        } else {
+                            let kind = serde_json::from_str::<serde_json::Value>(&body)
+                                .ok()
+                                .and_then(|v| v["error"].as_str().map(str::to_owned))
+                                .unwrap_or_else(|| "unparsable".into());
+                            tally.error(format!("HTTP {status} {kind}"));
+                        }
+                    }
+                    Err(e) => tally.error(if e.is_timeout() {
+                        "client timeout".into()
+                    } else {
+                        "connection".into()
+                    }),
+                }
+            }
+            if let Ok(mut l) = tally.latencies.lock() {
+                l.extend(lat);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await?;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let (peak_rss_mb, cpu_after) = proc_usage(pid);
+    let mut lat = tally
+        .latencies
+        .lock()
+        .map(|l| l.clone())
+        .unwrap_or_default();
+    lat.sort();
+    let ok = tally.ok.load(Ordering::Relaxed);
+    Ok(Outcome {
+        name: name.into(),
+        rate: ok as f64 / elapsed,
+        p50: percentile(&lat, 0.50),
+        p95: percentile(&lat, 0.95),
+        p99: percentile(&lat, 0.99),
+        ok,
+        errors: tally.errors.lock().map(|e| e.clone()).unwrap_or_default(),
+        peak_rss_mb,
+        cpu_secs: cpu_after - cpu_before,
+        wechat_calls: sim.exchanges().await.unwrap_or(0) - calls_before,
+    })
+}
+
+/// Codes for each worker: enough for a generous rate over the whole window.
+async fn premint(
+    client: &reqwest::Client,
+    sim: &str,
+    mode: &Mode,
+    concurrency: usize,
+    duration: Duration,
+) -> Result<Vec<Vec<String>>> {
+    let per_worker = match mode {
+        Mode::Bare => 0,
+        _ => ((3000.0 * duration.as_secs_f64()) / concurrency as f64).ceil() as usize,
+    };
+    let mut tasks = Vec::new();
+    for worker in 0..concurrency {
+        let (client, sim) = (client.clone(), sim.to_owned());
+        let users: Vec<String> = (0..per_worker)
+            .map(|n| match mode {
+                Mode::Returning(k) => format!("returning-{}", (worker * 7919 + n) % *k),
+                _ => format!("new-{worker}-{n}-{}", uuid::Uuid::new_v4().simple()),
+            })
+            .collect();
+        tasks.push(tokio::spawn(async move {
+            let mut codes = Vec::with_capacity(users.len());
+            for user in users {
+                let v: serde_json::Value = client
+                    .post(format!("{sim}/sim/login"))
+                    .json(&json!({"appid": APPID, "user": user}))
+                    .send()
+                    .await?
+                    .json()
+                    .await?;
+                codes.push(v["code"].as_str().unwrap_or_default().to_owned());
+            }
+            Ok::<_, anyhow::Error>(codes)
+        }));
+    }
+    let mut pools = Vec::new();
+    for t in tasks {
+        pools.push(t.await??);
+    }
+    Ok(pools)
+}
+
+fn print(o: &Outcome) {
+    let errors: u64 = o.errors.values().sum();
+    println!(
+        "  {:<44} {:>8.0}/s  p50 {:>7.1} ms  p95 {:>7.1} ms  p99 {:>7.1} ms  ok {:>7}  errors {:>5}  peak RSS {:>6.1} MB  CPU {:>6.1} s",
+        o.name,
+        o.rate,
+        o.p50.as_secs_f64() * 1e3,
+        o.p95.as_secs_f64() * 1e3,
+        o.p99.as_secs_f64() * 1e3,
+        o.ok,
+        errors,
+        o.peak_rss_mb,
+        o.cpu_secs,
+    );
+    for (k, v) in &o.errors {
+        println!("      {v:>7} × {k}");
+    }
+}
+
+struct Stack {
+    sim: WechatSim,
+    iam: Iam,
+    _db: Db,
+}
+
+fn start(db: Db, extra: &[(&str, &str)]) -> Result<Stack> {
+    let sim = WechatSim::start()?;
+    let mut opts = IamOptions::new(&db);
+    opts.wechat_api_base = sim.base.clone();
+    opts.init_data = Some(workspace_root().join("conf/init_data.json"));
+    opts.extra_env
+        .push(("tokenRateLimitPerIp".into(), "0".into()));
+    opts.extra_env
+        .push(("benchEndpoints".into(), "true".into()));
+    opts.extra_env
+        .push(("IAM_LOG".into(), "warn,iam::serve=info".into()));
+    for (k, v) in extra {
+        opts.extra_env.push(((*k).into(), (*v).into()));
+    }
+    let iam = Iam::start(&opts)?;
+    Ok(Stack { sim, iam, _db: db })
+}
+
+async fn warm_returning(stack: &Stack, users: usize) -> Result<()> {
+    let client = reqwest::Client::new();
+    let mut tasks = Vec::new();
+    for chunk in (0..users)
+        .collect::<Vec<_>>()
+        .chunks(users.div_ceil(16).max(1))
+    {
+        let chunk = chunk.to_vec();
+        let (client, sim, url) = (
+            client.clone(),
+            stack.sim.base.clone(),
+            stack.iam.url("/oauth/token"),
+        );
+        tasks.push(tokio::spawn(async move {
+            for i in chunk {
+                let v: serde_json::Value = client
+                    .post(format!("{sim}/sim/login"))
+                    .json(&json!({"appid": APPID, "user": format!("returning-{i}")}))
+                    .send()
+                    .await?
+                    .json()
+                    .await?;
+                let code = v["code"].as_str().unwrap_or_default().to_owned();
+                let r = client
+                    .post(&url)
+                    .form(&[
+                        ("tag", "wechat_miniprogram"),
+                        ("client_id", CLIENT_ID),
+                        ("code", code.as_str()),
+                    ])
+                    .send()
+                    .await?;
+                anyhow::ensure!(
+                    r.status() == 200,
+                    "warm-up sign-in failed: {}",
+                    r.text().await?
+                );
+            }
+            Ok::<(), anyhow::Error>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    let scenarios: Vec<&str> = cli.scenarios.split(',').map(str::trim).collect();
+    let want = |s: &str| scenarios.contains(&s);
+    let duration = Duration::from_secs(cli.duration);
+    let pg_url = cli
+        .postgres
+        .clone()
+        .or_else(|| std::env::var("IAM_TEST_POSTGRES_URL").ok());
+    if cfg!(debug_assertions) {
+        eprintln!("warning: a debug build; run with --release for meaningful figures");
+    }
+
+    println!(
+        "iam-load: {} cores, {} s per scenario, {} clients ({} for slowed WeChat); {}",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        cli.duration,
+        cli.concurrency,
+        cli.slow_concurrency,
+        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
+    );
+    let mut bare_rate = None;
+    let mut returning_rate = None;
+
+    if want("bare") || want("returning") {
+        let stack = start(Db::sqlite()?, &[])?;
+        if want("bare") {
+            let o = run_scenario(
+                "bare sign (parse + RS256, no WeChat/DB)",
+                &stack.sim,
+                &stack.iam,
+                Mode::Bare,
+                cli.concurrency,
+                duration,
+            )
+            .await?;
+            print(&o);
+            bare_rate = Some(o.rate);
+        }
+        if want("returning") {
+            warm_returning(&stack, cli.returning_users)
+                .await
+                .context("warming returning users")?;
+            let o = run_scenario(
+                "returning users, SQLite",
+                &stack.sim,
+                &stack.iam,
+                Mode::Returning(cli.returning_users),
+                cli.concurrency,
+                duration,
+            )
+            .await?;
+            print(&o);
+            returning_rate = Some(o.rate);
+            if let Some(b) = bare_rate {
+                let errors: u64 = o.errors.values().sum();
+                println!(
+                    "      ratio sign-in / bare-sign = {:.2} (target ≥ 0.60); p99 {:.1} ms (target ≤ 50); errors {} (target 0)",
+                    o.rate / b,
+                    o.p99.as_secs_f64() * 1e3,
+                    errors
+                );
+            }
+        }
+    }
+    if want("first") {
+        let stack = start(Db::sqlite()?, &[])?;
+        let o = run_scenario(
+            "first sign-ins (new users), SQLite",
+            &stack.sim,
+            &stack.iam,
+            Mode::First,
+            cli.concurrency,
+            duration,
+        )
+        .await?;
+        print(&o);
+        if let Some(b) = bare_rate {
+            println!(
+                "      ratio sign-in / bare-sign = {:.2} (target ≥ 0.40)",
+                o.rate / b
+            );
+        }
+    }
+    if want("postgres") {
+        match &pg_url {
+            Some(url) => {
+                // SAFETY of the environment: only this thread reads it before the child starts.
+                unsafe { std::env::set_var("IAM_TEST_POSTGRES_URL", url) };
+                let Some(db) = Db::postgres()? else {
+                    bail!("postgres")
+                };
+                let stack = start(db, &[])?;
+                warm_returning(&stack, cli.returning_users).await?;
+                let o = run_scenario(
+                    "returning users, PostgreSQL",
+                    &stack.sim,
+                    &stack.iam,
+                    Mode::Returning(cli.returning_users),
+                    cli.concurrency,
+                    duration,
+                )
+                .await?;
+                print(&o);
+                let o = run_scenario(
+                    "first sign-ins (new users), PostgreSQL",
+                    &stack.sim,
+                    &stack.iam,
+                    Mode::First,
+                    cli.concurrency,
+                    duration,
+                )
+                .await?;
+                print(&o);
+            }
+            None => {
+                println!("  (PostgreSQL scenarios skipped: no --postgres or IAM_TEST_POSTGRES_URL)")
+            }
+        }
+    }
+    if want("slow") {
+        let stack = start(Db::sqlite()?, &[])?;
+        warm_returning(&stack, cli.returning_users).await?;
+        stack
+            .sim
+            .fault(json!({"api": "jscode2session", "latencyMs": 200}))
+            .await?;
+        let o = run_scenario(
+            &format!("WeChat slowed to 200 ms, {} clients", cli.slow_concurrency),
+            &stack.sim,
+            &stack.iam,
+            Mode::Returning(cli.returning_users),
+            cli.slow_concurrency,
+            duration,
+        )
+        .await?;
+        print(&o);
+        let little = cli.slow_concurrency as f64 / 0.2;
+        let bound = returning_rate.map_or(little, |r| r.min(little));
+        let errors: u64 = o.errors.values().sum();
+        println!(
+            "      {:.0}% of min(Little's law {:.0}/s, CPU-bound {:.0}/s) (target ≥ 80%); errors {} (target 0); peak RSS {:.0} MB (target ≤ 256)",
+            100.0 * o.rate / bound,
+            little,
+            returning_rate.unwrap_or(f64::NAN),
+            errors,
+            o.peak_rss_mb
+        );
+    }
+    if want("busy") {
+        let stack = start(Db::sqlite()?, &[])?;
+        warm_returning(&stack, cli.returning_users).await?;
+        stack
+            .sim
+            .fault(json!({"api": "jscode2session", "errcode": -1, "percent": 10}))
+            .await?;
+        let o = run_scenario(
+            "WeChat answers -1 to 10% of calls",
+            &stack.sim,
+            &stack.iam,
+            Mode::Returning(cli.returning_users),
+            cli.concurrency,
+            duration,
+        )
+        .await?;
+        print(&o);
+        let total = o.ok + o.errors.values().sum::<u64>();
+        let server_errors: u64 = o
+            .errors
+            .iter()
+            .filter(|(k, _)| k.starts_with("HTTP 500"))
+            .map(|(_, v)| *v)
+            .sum();
+        println!(
+            "      {:.3}% succeeded (target ≥ 99.9%), {} answered 500 (target 0), {} WeChat calls for {} sign-ins (retries)",
+            100.0 * o.ok as f64 / total.max(1) as f64,
+            server_errors,
+            o.wechat_calls,
+            total
+        );
+    }
+    Ok(())
+}
