@@ -54,6 +54,15 @@ impl Principal {
     }
 }
 
+/// Who an access token is about.
+struct Subject<'a> {
+    sub: &'a str,
+    owner: &'a str,
+    name: &'a str,
+    display_name: &'a str,
+    avatar: &'a str,
+}
+
 /// Constant-time comparison for secrets.
 pub fn secrets_equal(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
@@ -175,9 +184,10 @@ impl Iam {
             .ok_or_else(|| OAuthError::server_error("no cert to sign tokens with"))
     }
 
-    fn claims_for_user(
+    /// The claims of an access token of `app` for a subject (a user, or the application itself).
+    fn access_claims(
         app: &Application,
-        user: &User,
+        subject: Subject<'_>,
         scope: &str,
         issuer: &str,
         now: DateTime<Utc>,
@@ -185,7 +195,7 @@ impl Iam {
         let exp = now + Duration::hours(app.expire_in_hours);
         Claims {
             iss: issuer.to_owned(),
-            sub: user.id.clone(),
+            sub: subject.sub.to_owned(),
             aud: serde_json::json!([app.client_id]),
             azp: app.client_id.clone(),
             iat: now.timestamp(),
@@ -195,10 +205,10 @@ impl Iam {
             token_type: "access-token".into(),
             scope: scope.to_owned(),
             nonce: String::new(),
-            owner: user.owner.clone(),
-            name: user.name.clone(),
-            display_name: user.display_name.clone(),
-            avatar: user.avatar.clone(),
+            owner: subject.owner.to_owned(),
+            name: subject.name.to_owned(),
+            display_name: subject.display_name.to_owned(),
+            avatar: subject.avatar.to_owned(),
             preferred_username: String::new(),
             picture: String::new(),
         }
@@ -234,7 +244,14 @@ impl Iam {
     ) -> Result<(TokenResponse, TokenRecord), OAuthError> {
         let cert = self.signing_cert(app).await?;
         let now = Utc::now();
-        let claims = Self::claims_for_user(app, user, scope, issuer, now);
+        let subject = Subject {
+            sub: &user.id,
+            owner: &user.owner,
+            name: &user.name,
+            display_name: &user.display_name,
+            avatar: &user.avatar,
+        };
+        let claims = Self::access_claims(app, subject, scope, issuer, now);
         let sign_err = |e: crate::ports::TokenError| {
             OAuthError::server_error(format!("cannot sign the token: {e}"))
         };
@@ -294,25 +311,14 @@ impl Iam {
         let cert = self.signing_cert(app).await?;
         let now = Utc::now();
         let exp = now + Duration::hours(app.expire_in_hours);
-        let claims = Claims {
-            iss: issuer.to_owned(),
-            sub: app.client_id.clone(),
-            aud: serde_json::json!([app.client_id]),
-            azp: app.client_id.clone(),
-            iat: now.timestamp(),
-            nbf: now.timestamp(),
-            exp: exp.timestamp(),
-            jti: uuid::Uuid::new_v4().to_string(),
-            token_type: "access-token".into(),
-            scope: scope.to_owned(),
-            nonce: String::new(),
-            owner: ADMIN_OWNER.into(),
-            name: app.name.clone(),
-            display_name: app.display_name.clone(),
-            avatar: String::new(),
-            preferred_username: String::new(),
-            picture: String::new(),
+        let subject = Subject {
+            sub: &app.client_id,
+            owner: ADMIN_OWNER,
+            name: &app.name,
+            display_name: &app.display_name,
+            avatar: "",
         };
+        let claims = Self::access_claims(app, subject, scope, issuer, now);
         let access = self
             .codec
             .sign(&cert, &claims)
