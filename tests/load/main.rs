@@ -45,6 +45,57 @@ struct Cli {
     /// Users signed in once before the returning-users scenario.
     #[arg(long, default_value_t = 500)]
     returning_users: usize,
+    /// Target a running iam (base URL) instead of starting one per scenario. It needs
+    /// `benchEndpoints = true` for the bare scenario and `tokenRateLimitPerIp = 0`.
+    #[arg(long, requires = "sim_url")]
+    iam_url: Option<String>,
+    /// The running wechat-sim that iam uses (with --iam-url).
+    #[arg(long, requires = "iam_url")]
+    sim_url: Option<String>,
+    /// The running iam's process id, for its peak RSS and CPU seconds (with --iam-url).
+    #[arg(long)]
+    iam_pid: Option<u32>,
+}
+
+/// Where the load goes: the simulator and the server, and the server's pid when known.
+#[derive(Clone)]
+struct Target {
+    sim: String,
+    iam: String,
+    pid: Option<u32>,
+}
+
+impl Target {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.iam)
+    }
+
+    async fn exchanges(&self) -> u64 {
+        let v: serde_json::Value = match reqwest::get(format!("{}/sim/stats", self.sim)).await {
+            Ok(r) => r.json().await.unwrap_or_default(),
+            Err(_) => return 0,
+        };
+        v["calls"]["jscode2session"].as_u64().unwrap_or(0)
+    }
+
+    async fn fault(&self, fault: serde_json::Value) -> Result<()> {
+        reqwest::Client::new()
+            .post(format!("{}/sim/faults", self.sim))
+            .json(&fault)
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(())
+    }
+
+    async fn clear_faults(&self) -> Result<()> {
+        reqwest::Client::new()
+            .delete(format!("{}/sim/faults", self.sim))
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(())
+    }
 }
 
 #[derive(Default)]
@@ -83,7 +134,10 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 /// Peak RSS (VmHWM) in MB and CPU seconds (utime + stime) of a process, from /proc.
-fn proc_usage(pid: u32) -> (f64, f64) {
+fn proc_usage(pid: Option<u32>) -> (f64, f64) {
+    let Some(pid) = pid else {
+        return (f64::NAN, f64::NAN);
+    };
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let hwm_kb = status
         .lines()
@@ -111,8 +165,7 @@ enum Mode {
 
 async fn run_scenario(
     name: &str,
-    sim: &WechatSim,
-    iam: &Iam,
+    target: &Target,
     mode: Mode,
     concurrency: usize,
     duration: Duration,
@@ -122,20 +175,20 @@ async fn run_scenario(
         .timeout(Duration::from_secs(30))
         .build()?;
     let tally = Arc::new(Tally::default());
-    let pid = iam.proc.child.id();
+    let pid = target.pid;
     let (_, cpu_before) = proc_usage(pid);
-    let calls_before = sim.exchanges().await.unwrap_or(0);
+    let calls_before = target.exchanges().await;
     let mode = Arc::new(mode);
     // wx.login() runs on the phones and WeChat's servers, not on the server under test: mint the
     // codes before the measured window so only the sign-ins themselves share this machine.
-    let pools = premint(&client, &sim.base, &mode, concurrency, duration).await?;
+    let pools = premint(&client, &target.sim, &mode, concurrency, duration).await?;
     let started = Instant::now();
     let deadline = started + duration;
     let mut tasks = Vec::new();
     for (worker, mut pool) in pools.into_iter().enumerate() {
         let (client, tally, mode) = (client.clone(), tally.clone(), mode.clone());
-        let (sim_base, token_url) = (sim.base.clone(), iam.url("/oauth/token"));
-        let bench_url = iam.url("/bench/sign");
+        let (sim_base, token_url) = (target.sim.clone(), target.url("/oauth/token"));
+        let bench_url = target.url("/bench/sign");
         tasks.push(tokio::spawn(async move {
             let mut n = 0u64;
             let mut lat = Vec::new();
@@ -233,7 +286,7 @@ async fn run_scenario(
         errors: tally.errors.lock().map(|e| e.clone()).unwrap_or_default(),
         peak_rss_mb,
         cpu_secs: cpu_after - cpu_before,
-        wechat_calls: sim.exchanges().await.unwrap_or(0) - calls_before,
+        wechat_calls: target.exchanges().await.saturating_sub(calls_before),
     })
 }
 
@@ -299,13 +352,23 @@ fn print(o: &Outcome) {
     }
 }
 
+/// A target, and the processes and database behind it when this tool started them.
 struct Stack {
-    sim: WechatSim,
-    iam: Iam,
-    _db: Db,
+    target: Target,
+    _procs: Option<(WechatSim, Iam, Db)>,
 }
 
-fn start(db: Db, extra: &[(&str, &str)]) -> Result<Stack> {
+fn start(cli: &Cli, db: Db, extra: &[(&str, &str)]) -> Result<Stack> {
+    if let (Some(iam), Some(sim)) = (&cli.iam_url, &cli.sim_url) {
+        return Ok(Stack {
+            target: Target {
+                sim: sim.trim_end_matches('/').to_owned(),
+                iam: iam.trim_end_matches('/').to_owned(),
+                pid: cli.iam_pid,
+            },
+            _procs: None,
+        });
+    }
     let sim = WechatSim::start()?;
     let mut opts = IamOptions::new(&db);
     opts.wechat_api_base = sim.base.clone();
@@ -320,7 +383,15 @@ fn start(db: Db, extra: &[(&str, &str)]) -> Result<Stack> {
         opts.extra_env.push(((*k).into(), (*v).into()));
     }
     let iam = Iam::start(&opts)?;
-    Ok(Stack { sim, iam, _db: db })
+    let target = Target {
+        sim: sim.base.clone(),
+        iam: iam.base.clone(),
+        pid: Some(iam.proc.child.id()),
+    };
+    Ok(Stack {
+        target,
+        _procs: Some((sim, iam, db)),
+    })
 }
 
 async fn warm_returning(stack: &Stack, users: usize) -> Result<()> {
@@ -333,8 +404,8 @@ async fn warm_returning(stack: &Stack, users: usize) -> Result<()> {
         let chunk = chunk.to_vec();
         let (client, sim, url) = (
             client.clone(),
-            stack.sim.base.clone(),
-            stack.iam.url("/oauth/token"),
+            stack.target.sim.clone(),
+            stack.target.url("/oauth/token"),
         );
         tasks.push(tokio::spawn(async move {
             for i in chunk {
@@ -399,12 +470,11 @@ async fn main() -> Result<()> {
     let mut returning_rate = None;
 
     if want("bare") || want("returning") {
-        let stack = start(Db::sqlite()?, &[])?;
+        let stack = start(&cli, Db::sqlite()?, &[])?;
         if want("bare") {
             let o = run_scenario(
                 "bare sign (parse + RS256, no WeChat/DB)",
-                &stack.sim,
-                &stack.iam,
+                &stack.target,
                 Mode::Bare,
                 cli.concurrency,
                 duration,
@@ -419,8 +489,7 @@ async fn main() -> Result<()> {
                 .context("warming returning users")?;
             let o = run_scenario(
                 "returning users, SQLite",
-                &stack.sim,
-                &stack.iam,
+                &stack.target,
                 Mode::Returning(cli.returning_users),
                 cli.concurrency,
                 duration,
@@ -440,11 +509,10 @@ async fn main() -> Result<()> {
         }
     }
     if want("first") {
-        let stack = start(Db::sqlite()?, &[])?;
+        let stack = start(&cli, Db::sqlite()?, &[])?;
         let o = run_scenario(
             "first sign-ins (new users), SQLite",
-            &stack.sim,
-            &stack.iam,
+            &stack.target,
             Mode::First,
             cli.concurrency,
             duration,
@@ -458,7 +526,11 @@ async fn main() -> Result<()> {
             );
         }
     }
-    if want("postgres") {
+    if want("postgres") && cli.iam_url.is_some() {
+        println!(
+            "  (PostgreSQL scenarios skipped: a running iam uses the database it was started with)"
+        );
+    } else if want("postgres") {
         match &pg_url {
             Some(url) => {
                 // SAFETY of the environment: only this thread reads it before the child starts.
@@ -466,12 +538,11 @@ async fn main() -> Result<()> {
                 let Some(db) = Db::postgres()? else {
                     bail!("postgres")
                 };
-                let stack = start(db, &[])?;
+                let stack = start(&cli, db, &[])?;
                 warm_returning(&stack, cli.returning_users).await?;
                 let o = run_scenario(
                     "returning users, PostgreSQL",
-                    &stack.sim,
-                    &stack.iam,
+                    &stack.target,
                     Mode::Returning(cli.returning_users),
                     cli.concurrency,
                     duration,
@@ -480,8 +551,7 @@ async fn main() -> Result<()> {
                 print(&o);
                 let o = run_scenario(
                     "first sign-ins (new users), PostgreSQL",
-                    &stack.sim,
-                    &stack.iam,
+                    &stack.target,
                     Mode::First,
                     cli.concurrency,
                     duration,
@@ -495,21 +565,22 @@ async fn main() -> Result<()> {
         }
     }
     if want("slow") {
-        let stack = start(Db::sqlite()?, &[])?;
+        let stack = start(&cli, Db::sqlite()?, &[])?;
         warm_returning(&stack, cli.returning_users).await?;
         stack
-            .sim
+            .target
             .fault(json!({"api": "jscode2session", "latencyMs": 200}))
             .await?;
         let o = run_scenario(
             &format!("WeChat slowed to 200 ms, {} clients", cli.slow_concurrency),
-            &stack.sim,
-            &stack.iam,
+            &stack.target,
             Mode::Returning(cli.returning_users),
             cli.slow_concurrency,
             duration,
         )
-        .await?;
+        .await;
+        stack.target.clear_faults().await?;
+        let o = o?;
         print(&o);
         let little = cli.slow_concurrency as f64 / 0.2;
         let bound = returning_rate.map_or(little, |r| r.min(little));
@@ -524,21 +595,22 @@ async fn main() -> Result<()> {
         );
     }
     if want("busy") {
-        let stack = start(Db::sqlite()?, &[])?;
+        let stack = start(&cli, Db::sqlite()?, &[])?;
         warm_returning(&stack, cli.returning_users).await?;
         stack
-            .sim
+            .target
             .fault(json!({"api": "jscode2session", "errcode": -1, "percent": 10}))
             .await?;
         let o = run_scenario(
             "WeChat answers -1 to 10% of calls",
-            &stack.sim,
-            &stack.iam,
+            &stack.target,
             Mode::Returning(cli.returning_users),
             cli.concurrency,
             duration,
         )
-        .await?;
+        .await;
+        stack.target.clear_faults().await?;
+        let o = o?;
         print(&o);
         let total = o.ok + o.errors.values().sum::<u64>();
         let server_errors: u64 = o
