@@ -6,10 +6,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use iam_domain::ports::Repository;
-use iam_e2e::{Db, Iam, IamOptions, Recorder, WechatSim, workspace_root};
-use serde_json::json;
+use iam_e2e::{Db, Iam, IamOptions, Recorder, WechatSim, workspace_root, wx_login};
 
-use crate::signin::{APPID, CLIENT_ID};
+use crate::signin::APPID;
 
 fn options<'a>(db: &'a Db, sim: &WechatSim) -> IamOptions<'a> {
     let mut opts = IamOptions::new(db);
@@ -27,23 +26,8 @@ async fn sign_in(
     url: &str,
     person: &str,
 ) -> anyhow::Result<Option<String>> {
-    let v: serde_json::Value = rec
-        .http
-        .post(format!("{sim_base}/sim/login"))
-        .json(&json!({"appid": APPID, "user": person}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let code = v["code"].as_str().unwrap_or_default().to_owned();
-    match rec
-        .send(rec.http.post(url).form(&[
-            ("tag", "wechat_miniprogram"),
-            ("client_id", CLIENT_ID),
-            ("code", code.as_str()),
-        ]))
-        .await
-    {
+    let code = wx_login(&rec.http, sim_base, APPID, person).await?;
+    match rec.send(rec.sign_in_request(url, &code)).await {
         Ok(a) if a.status == 200 => Ok(a.json()["access_token"].as_str().map(str::to_owned)),
         _ => Ok(None),
     }
@@ -227,11 +211,7 @@ async fn the_database_going_away_is_a_503_and_the_server_recovers_by_itself() ->
         eprintln!("no PostgreSQL binaries to initdb with: skipped");
         return Ok(());
     };
-    let db = Db::Postgres {
-        admin_url: String::new(),
-        name: String::new(),
-        url: pg.url(),
-    };
+    let db = Db::external_postgres(pg.url());
     let sim = WechatSim::start()?;
     let mut opts = options(&db, &sim);
     opts.extra_env.push(("dbPoolSize".into(), "4".into()));
@@ -254,23 +234,15 @@ async fn the_database_going_away_is_a_503_and_the_server_recovers_by_itself() ->
         );
         load.push(tokio::spawn(async move {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let v: serde_json::Value = match rec
-                    .http
-                    .post(format!("{sim_base}/sim/login"))
-                    .json(&json!({"appid": APPID, "user": format!("load-{i}")}))
-                    .send()
-                    .await
-                {
-                    Ok(r) => r.json().await.unwrap_or_default(),
-                    Err(_) => continue,
+                let Ok(code) = wx_login(&rec.http, &sim_base, APPID, &format!("load-{i}")).await
+                else {
+                    continue;
                 };
-                let code = v["code"].as_str().unwrap_or_default().to_owned();
                 if let Ok(a) = rec
-                    .send(rec.http.post(&url).timeout(Duration::from_secs(15)).form(&[
-                        ("tag", "wechat_miniprogram"),
-                        ("client_id", CLIENT_ID),
-                        ("code", code.as_str()),
-                    ]))
+                    .send(
+                        rec.sign_in_request(&url, &code)
+                            .timeout(Duration::from_secs(15)),
+                    )
                     .await
                     && let Ok(mut s) = statuses.lock()
                 {
@@ -285,22 +257,8 @@ async fn the_database_going_away_is_a_503_and_the_server_recovers_by_itself() ->
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut saw_503 = false;
     while Instant::now() < deadline && !saw_503 {
-        let v: serde_json::Value = rec
-            .http
-            .post(format!("{}/sim/login", sim.base))
-            .json(&json!({"appid": APPID, "user": "during"}))
-            .send()
-            .await?
-            .json()
-            .await?;
-        let code = v["code"].as_str().unwrap_or_default().to_owned();
-        let a = rec
-            .send(rec.http.post(&url).form(&[
-                ("tag", "wechat_miniprogram"),
-                ("client_id", CLIENT_ID),
-                ("code", code.as_str()),
-            ]))
-            .await?;
+        let code = wx_login(&rec.http, &sim.base, APPID, "during").await?;
+        let a = rec.send(rec.sign_in_request(&url, &code)).await?;
         assert_ne!(
             a.status, 500,
             "never a 500 for a database outage: {}",
@@ -375,11 +333,7 @@ async fn wechat_unreachable_or_silent_is_a_503_within_the_timeout() -> anyhow::R
     let rec = Recorder::default();
     let started = Instant::now();
     let a = rec
-        .send(rec.http.post(iam.url("/oauth/token")).form(&[
-            ("tag", "wechat_miniprogram"),
-            ("client_id", CLIENT_ID),
-            ("code", "0silent"),
-        ]))
+        .send(rec.sign_in_request(&iam.url("/oauth/token"), "0silent"))
         .await?;
     let took = started.elapsed();
     assert_eq!(a.status, 503, "{}", a.text);
@@ -398,11 +352,7 @@ async fn wechat_unreachable_or_silent_is_a_503_within_the_timeout() -> anyhow::R
     let iam = Iam::start(&opts)?;
     let started = Instant::now();
     let a = rec
-        .send(rec.http.post(iam.url("/oauth/token")).form(&[
-            ("tag", "wechat_miniprogram"),
-            ("client_id", CLIENT_ID),
-            ("code", "0closed"),
-        ]))
+        .send(rec.sign_in_request(&iam.url("/oauth/token"), "0closed"))
         .await?;
     assert_eq!(a.status, 503, "{}", a.text);
     assert!(a.header("retry-after").is_some());

@@ -673,14 +673,7 @@ async fn token_lifecycle(db: Db) -> anyhow::Result<()> {
     .await?;
     let a = c.get("/api/get-account", &expired).await?;
     assert_eq!(a.status, 401, "{}", a.text);
-    assert!(
-        a.json()["msg"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("expired"),
-        "{}",
-        a.text
-    );
+    assert!(a.msg().contains("expired"), "{}", a.text);
 
     // client_credentials: an application token; Basic auth carries the secret.
     let a = c
@@ -711,12 +704,7 @@ async fn concurrent_first_sign_ins(db: Db) -> anyhow::Result<()> {
     for code in codes {
         let (rec, url) = (c.rec.clone(), c.iam.url("/oauth/token"));
         tasks.push(tokio::spawn(async move {
-            rec.send(rec.http.post(url).form(&[
-                ("tag", "wechat_miniprogram"),
-                ("client_id", CLIENT_ID),
-                ("code", code.as_str()),
-            ]))
-            .await
+            rec.send(rec.sign_in_request(&url, &code)).await
         }));
     }
     for t in tasks {
@@ -740,12 +728,7 @@ async fn concurrent_first_sign_ins(db: Db) -> anyhow::Result<()> {
     for _ in 0..10 {
         let (rec, url, code) = (c.rec.clone(), c.iam.url("/oauth/token"), code.clone());
         tasks.push(tokio::spawn(async move {
-            rec.send(rec.http.post(url).form(&[
-                ("tag", "wechat_miniprogram"),
-                ("client_id", CLIENT_ID),
-                ("code", code.as_str()),
-            ]))
-            .await
+            rec.send(rec.sign_in_request(&url, &code)).await
         }));
     }
     let mut ok = 0;
@@ -793,12 +776,7 @@ async fn two_servers_on_one_postgres_make_one_user() -> anyhow::Result<()> {
             };
             let rec = c.rec.clone();
             tasks.push(tokio::spawn(async move {
-                rec.send(rec.http.post(url).form(&[
-                    ("tag", "wechat_miniprogram"),
-                    ("client_id", CLIENT_ID),
-                    ("code", code.as_str()),
-                ]))
-                .await
+                rec.send(rec.sign_in_request(&url, &code)).await
             }));
         }
         let mut subs = std::collections::HashSet::new();

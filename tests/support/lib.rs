@@ -231,6 +231,15 @@ impl Db {
         }))
     }
 
+    /// A PostgreSQL database someone else created (and will drop).
+    pub fn external_postgres(url: String) -> Self {
+        Self::Postgres {
+            admin_url: String::new(),
+            name: String::new(),
+            url,
+        }
+    }
+
     pub fn driver(&self) -> &'static str {
         match self {
             Self::Sqlite { .. } => "sqlite",
@@ -257,6 +266,7 @@ impl Drop for Db {
         if let Self::Postgres {
             admin_url, name, ..
         } = self
+            && !admin_url.is_empty()
             && let Ok(mut c) = diesel::PgConnection::establish(admin_url)
         {
             let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
@@ -459,6 +469,11 @@ pub struct Answer {
 }
 
 impl Answer {
+    /// The envelope's `msg`.
+    pub fn msg(&self) -> String {
+        self.json()["msg"].as_str().unwrap_or_default().to_owned()
+    }
+
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.text).unwrap_or(serde_json::Value::Null)
     }
@@ -471,7 +486,37 @@ impl Answer {
     }
 }
 
+/// The demo application's client id (in `conf/init_data.json` and the e2e fixtures).
+pub const DEMO_CLIENT_ID: &str = "6825f4f0af45554c8952";
+
+/// What `wx.login()` gives the phone: a fresh code from the simulator at `sim_base`.
+pub async fn wx_login(
+    http: &reqwest::Client,
+    sim_base: &str,
+    appid: &str,
+    user: &str,
+) -> Result<String> {
+    let v: serde_json::Value = http
+        .post(format!("{sim_base}/sim/login"))
+        .json(&serde_json::json!({"appid": appid, "user": user}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    Ok(v["code"].as_str().unwrap_or_default().to_owned())
+}
+
 impl Recorder {
+    /// The product page's token request for `code`, to the demo application.
+    pub fn sign_in_request(&self, url: &str, code: &str) -> reqwest::RequestBuilder {
+        self.http.post(url).form(&[
+            ("tag", "wechat_miniprogram"),
+            ("client_id", DEMO_CLIENT_ID),
+            ("code", code),
+        ])
+    }
+
     pub async fn send(&self, req: reqwest::RequestBuilder) -> Result<Answer> {
         let resp = req.send().await?;
         let status = resp.status().as_u16();

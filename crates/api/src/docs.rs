@@ -411,6 +411,7 @@ fn never<T>() -> T {
     unreachable!("documentation-only operation")
 }
 
+#[derive(Default)]
 pub struct TokenDocs;
 
 #[OpenApi(tag = "Tag::OAuth")]
@@ -504,6 +505,7 @@ pub enum RevokeBody {
     Json(Json<RevokeParams>),
 }
 
+#[derive(Default)]
 pub struct DiscoveryDocs;
 
 #[OpenApi(tag = "Tag::Discovery")]
@@ -525,6 +527,7 @@ impl DiscoveryDocs {
     }
 }
 
+#[derive(Default)]
 pub struct UserDocs;
 
 #[OpenApi(tag = "Tag::Users")]
@@ -621,6 +624,7 @@ macro_rules! management_docs {
     ($docs:ident, $body:ty, $list_param:literal,
      $list:literal, $list_op:literal, $get:literal, $get_op:literal, $add:literal, $add_op:literal,
      $update:literal, $update_op:literal, $delete:literal, $delete_op:literal) => {
+        #[derive(Default)]
         pub struct $docs;
 
         #[OpenApi(tag = "Tag::Management")]

@@ -14,6 +14,7 @@ enum Tag {
     Operations,
 }
 
+#[derive(Default)]
 pub struct HealthApi;
 
 #[derive(ApiResponse)]

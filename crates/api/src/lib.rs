@@ -57,16 +57,7 @@ type Documented = (
 /// served by plain handlers (see `docs`).
 fn service() -> OpenApiService<Documented, ()> {
     OpenApiService::new(
-        (
-            health::HealthApi,
-            docs::TokenDocs,
-            docs::DiscoveryDocs,
-            docs::UserDocs,
-            docs::OrganizationDocs,
-            docs::ApplicationDocs,
-            docs::ProviderDocs,
-            docs::CertDocs,
-        ),
+        Documented::default(),
         "Hanzo IAM",
         env!("CARGO_PKG_VERSION"),
     )

@@ -42,6 +42,21 @@ fn conflict_as(field_error: &str) -> impl Fn(StoreError) -> ApiError + '_ {
 }
 
 impl Iam {
+    /// Names of the applications matching `pred`: what still uses a provider or a cert.
+    async fn applications_where(
+        &self,
+        pred: impl Fn(&Application) -> bool,
+    ) -> Result<Vec<String>, ApiError> {
+        Ok(self
+            .repo
+            .list_applications(None)
+            .await?
+            .into_iter()
+            .filter(|a| pred(a))
+            .map(|a| a.name)
+            .collect())
+    }
+
     pub async fn admin_list_organizations(
         &self,
         caller: &Principal,
@@ -332,18 +347,13 @@ impl Iam {
     ) -> Result<bool, ApiError> {
         require_global_admin(caller)?;
         self.cache.clear();
-        let users: Vec<String> = self
-            .repo
-            .list_applications(None)
-            .await?
-            .into_iter()
-            .filter(|a| {
+        let users = self
+            .applications_where(|a| {
                 a.providers
                     .iter()
                     .any(|i| i.name == name && (i.owner.is_empty() || i.owner == owner))
             })
-            .map(|a| a.name)
-            .collect();
+            .await?;
         if !users.is_empty() {
             return Err(ApiError::Conflict(format!(
                 "provider {owner}/{name} is listed by applications {users:?}; remove it from them first"
@@ -445,14 +455,7 @@ impl Iam {
                 "name: cert-built-in cannot be deleted".into(),
             ));
         }
-        let users: Vec<String> = self
-            .repo
-            .list_applications(None)
-            .await?
-            .into_iter()
-            .filter(|a| a.cert == name)
-            .map(|a| a.name)
-            .collect();
+        let users = self.applications_where(|a| a.cert == name).await?;
         if !users.is_empty() {
             return Err(ApiError::Conflict(format!(
                 "cert {name:?} signs the tokens of applications {users:?}"
