@@ -384,15 +384,7 @@ impl WechatSim {
 
     /// What `wx.login()` gives the phone: (code, openid).
     pub async fn login(&self, appid: &str, user: &str) -> Result<(String, String)> {
-        let v: serde_json::Value = self
-            .http
-            .post(format!("{}/sim/login", self.base))
-            .json(&serde_json::json!({"appid": appid, "user": user}))
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
+        let v = sim_login(&self.http, &self.base, appid, user).await?;
         let s = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
         Ok((s("code"), s("openid")))
     }
@@ -489,21 +481,31 @@ impl Answer {
 /// The demo application's client id (in `conf/init_data.json` and the e2e fixtures).
 pub const DEMO_CLIENT_ID: &str = "6825f4f0af45554c8952";
 
-/// What `wx.login()` gives the phone: a fresh code from the simulator at `sim_base`.
-pub async fn wx_login(
+/// `POST /sim/login` on the simulator at `sim_base`: what `wx.login()` gives the phone.
+async fn sim_login(
     http: &reqwest::Client,
     sim_base: &str,
     appid: &str,
     user: &str,
-) -> Result<String> {
-    let v: serde_json::Value = http
+) -> Result<serde_json::Value> {
+    Ok(http
         .post(format!("{sim_base}/sim/login"))
         .json(&serde_json::json!({"appid": appid, "user": user}))
         .send()
         .await?
         .error_for_status()?
         .json()
-        .await?;
+        .await?)
+}
+
+/// A fresh login code for `user` from the simulator at `sim_base`.
+pub async fn wx_login(
+    http: &reqwest::Client,
+    sim_base: &str,
+    appid: &str,
+    user: &str,
+) -> Result<String> {
+    let v = sim_login(http, sim_base, appid, user).await?;
     Ok(v["code"].as_str().unwrap_or_default().to_owned())
 }
 
