@@ -283,6 +283,16 @@ async fn the_database_going_away_is_a_503_and_the_server_recovers_by_itself() ->
         200,
         "alive all the same"
     );
+    // Client credentials on an /api route while the database is gone: an outage, never a 401
+    // that would tell a client its (uncached) credentials are wrong.
+    let a = rec
+        .send(rec.http.get(
+            iam.url("/api/get-users?owner=demo&clientId=never-cached-client&clientSecret=whatever"),
+        ))
+        .await?;
+    assert_eq!(a.status, 503, "{}", a.text);
+    assert!(a.header("retry-after").is_some());
+    assert!(a.header("www-authenticate").is_none());
 
     pg.start()?;
     // Back by itself, without a restart.

@@ -4,17 +4,11 @@ use std::sync::Arc;
 
 use poem::web::Data;
 use poem_openapi::payload::PlainText;
-use poem_openapi::{ApiResponse, OpenApi, Tags};
+use poem_openapi::{ApiResponse, OpenApi};
 
-use crate::AppState;
+use crate::state::AppState;
+use crate::tags::Tag;
 
-#[derive(Tags)]
-enum Tag {
-    /// Probes and metrics for operators.
-    Operations,
-}
-
-#[derive(Default)]
 pub struct HealthApi;
 
 #[derive(ApiResponse)]
@@ -38,7 +32,7 @@ impl HealthApi {
     /// The process can serve: its database is reachable.
     #[oai(path = "/readyz", method = "get", tag = "Tag::Operations")]
     async fn readyz(&self, state: Data<&Arc<AppState>>) -> Ready {
-        match state.iam.repo.ping().await {
+        match state.iam.ready().await {
             Ok(()) => Ready::Ready(PlainText("ready".into())),
             Err(e) => {
                 tracing::warn!(error = %e, "readiness check failed");

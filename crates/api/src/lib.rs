@@ -1,63 +1,50 @@
 //! The HTTP API. This crate translates HTTP to use cases and back; rules live in the domain.
+//!
+//! Every route is one poem-openapi operation, routed and described at once:
+//! [`oauth`] (the token endpoint), [`users`] (Bearer APIs), [`management`], [`discovery`] and
+//! [`health`]. Casdoor's lax inputs are read by the extractors of [`extract`]; errors become
+//! HTTP only in [`errors`]; [`wire`] holds Casdoor's JSON shapes.
 
-pub mod docs;
+pub mod discovery;
+pub mod errors;
+pub mod extract;
 pub mod health;
-pub mod http;
-pub mod json;
+pub mod management;
 pub mod metrics;
-pub mod mgmt_http;
-pub mod oauth_http;
+pub mod oauth;
 pub mod observe;
 pub mod ratelimit;
-pub mod user_http;
+pub mod state;
+mod tags;
+pub mod users;
+pub mod wire;
 
 use std::sync::Arc;
 
-use iam_domain::service::Iam;
-use poem::{EndpointExt, Route, get, post};
+use poem::{Endpoint, EndpointExt, Route};
 use poem_openapi::OpenApiService;
 
 pub use metrics::Metrics;
 pub use ratelimit::IpLimiter;
+pub use state::AppState;
 
-/// What every handler can reach, shared behind an `Arc`.
-pub struct AppState {
-    pub iam: Iam,
-    pub metrics: Metrics,
-    /// The configured issuer; empty: derived from each request's Host.
-    pub origin: String,
-    pub rate_limit: Option<Arc<IpLimiter>>,
-    /// When set (config `benchEndpoints = true`), `POST /bench/sign` signs with this cert: the
-    /// ceiling the load tool compares sign-in against. Off in production.
-    pub bench_cert: Option<iam_domain::model::Cert>,
-}
-
-impl iam_domain::ports::Events for Metrics {
-    fn signin(&self, result: &str) {
-        Metrics::signin(self, result);
-    }
-
-    fn user_created(&self) {
-        Metrics::user_created(self);
-    }
-}
-
-type Documented = (
+type Api = (
     health::HealthApi,
-    docs::TokenDocs,
-    docs::DiscoveryDocs,
-    docs::UserDocs,
-    docs::OrganizationDocs,
-    docs::ApplicationDocs,
-    docs::ProviderDocs,
-    docs::CertDocs,
+    oauth::OAuthApi,
+    discovery::DiscoveryApi,
+    users::UsersApi,
+    management::ManagementApi,
 );
 
-/// Every route's description. Only `HealthApi` is routed through poem-openapi; the others are
-/// served by plain handlers (see `docs`).
-fn service() -> OpenApiService<Documented, ()> {
+fn service() -> OpenApiService<Api, ()> {
     OpenApiService::new(
-        Documented::default(),
+        (
+            health::HealthApi,
+            oauth::OAuthApi,
+            discovery::DiscoveryApi,
+            users::UsersApi,
+            management::ManagementApi,
+        ),
         "Hanzo IAM",
         env!("CARGO_PKG_VERSION"),
     )
@@ -73,73 +60,40 @@ pub fn openapi_json() -> String {
 }
 
 /// Every route, with request ids, access logs and metrics around them.
-pub fn app(state: Arc<AppState>) -> impl poem::Endpoint {
-    let described = service();
-    let spec = described.spec_endpoint();
-    let ui = described.swagger_ui();
-    let api = OpenApiService::new(health::HealthApi, "Hanzo IAM", env!("CARGO_PKG_VERSION"));
+pub fn app(state: Arc<AppState>) -> impl Endpoint {
+    let api = service();
+    let spec = api.spec_endpoint();
+    let ui = api.swagger_ui();
     let metrics = state.metrics.clone();
     Route::new()
-        .at("/oauth/token", post(oauth_http::token))
-        .at("/oauth/access_token", post(oauth_http::token))
-        .at("/login/oauth/access_token", post(oauth_http::token))
-        .at("/api/login/oauth/access_token", post(oauth_http::token))
-        .at(
-            "/api/login/oauth/refresh_token",
-            post(oauth_http::refresh_token),
-        )
-        .at("/oauth/revoke", post(oauth_http::revoke))
-        .at("/api/login/oauth/revoke", post(oauth_http::revoke))
-        .at("/api/login/oauth/introspect", post(oauth_http::introspect))
-        .at(
-            "/.well-known/openid-configuration",
-            get(oauth_http::openid_configuration),
-        )
-        .at("/.well-known/jwks", get(oauth_http::jwks))
-        .at("/api/userinfo", get(user_http::userinfo))
-        .at("/oauth/userinfo", get(user_http::userinfo))
-        .at("/api/get-account", get(user_http::get_account))
-        .at("/api/update-user", post(user_http::update_user))
-        .at("/api/get-user", get(user_http::get_user))
-        .at("/api/get-users", get(user_http::get_users))
-        .at("/api/get-organizations", get(mgmt_http::get_organizations))
-        .at("/api/get-organization", get(mgmt_http::get_organization))
-        .at("/api/add-organization", post(mgmt_http::add_organization))
-        .at(
-            "/api/update-organization",
-            post(mgmt_http::update_organization),
-        )
-        .at(
-            "/api/delete-organization",
-            post(mgmt_http::delete_organization),
-        )
-        .at("/api/get-applications", get(mgmt_http::get_applications))
-        .at("/api/get-application", get(mgmt_http::get_application))
-        .at("/api/add-application", post(mgmt_http::add_application))
-        .at(
-            "/api/update-application",
-            post(mgmt_http::update_application),
-        )
-        .at(
-            "/api/delete-application",
-            post(mgmt_http::delete_application),
-        )
-        .at("/api/get-providers", get(mgmt_http::get_providers))
-        .at("/api/get-provider", get(mgmt_http::get_provider))
-        .at("/api/add-provider", post(mgmt_http::add_provider))
-        .at("/api/update-provider", post(mgmt_http::update_provider))
-        .at("/api/delete-provider", post(mgmt_http::delete_provider))
-        .at("/api/get-certs", get(mgmt_http::get_certs))
-        .at("/api/get-cert", get(mgmt_http::get_cert))
-        .at("/api/add-cert", post(mgmt_http::add_cert))
-        .at("/api/update-cert", post(mgmt_http::update_cert))
-        .at("/api/delete-cert", post(mgmt_http::delete_cert))
-        .at("/api/add-user", post(mgmt_http::add_user))
-        .at("/api/delete-user", post(mgmt_http::delete_user))
-        .at("/bench/sign", post(oauth_http::bench_sign))
         .nest("/", api)
         .at("/openapi.json", spec)
         .nest("/swagger", ui)
         .data(state)
+        .around(api_not_found)
         .around(move |ep, req| observe::observe(ep, req, metrics.clone()))
+}
+
+/// An unknown `/api/...` route answers in Casdoor's envelope (404), as Casdoor does: its SDKs
+/// decode every `/api` answer as JSON.
+async fn api_not_found<E: Endpoint>(
+    ep: Arc<E>,
+    req: poem::Request,
+) -> poem::Result<poem::Response> {
+    use poem::IntoResponse;
+    let is_api = req.uri().path().starts_with("/api/");
+    let resp = match ep.call(req).await {
+        Ok(r) => r.into_response(),
+        Err(e) => e.into_response(),
+    };
+    let unrouted = resp.status().as_u16() == 404
+        && !resp
+            .content_type()
+            .is_some_and(|t| t.starts_with("application/json"));
+    if is_api && unrouted {
+        return Ok(
+            errors::Failure(iam_domain::Error::NotFound("not found".into())).into_response(),
+        );
+    }
+    Ok(resp)
 }

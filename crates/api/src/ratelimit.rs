@@ -9,9 +9,9 @@ use std::time::Duration;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use iam_domain::oauth::{OAuthError, OAuthErrorKind};
-use poem::{Request, Response};
+use poem::Request;
 
-use crate::AppState;
+use crate::state::AppState;
 
 pub struct IpLimiter {
     limiter: DefaultKeyedRateLimiter<IpAddr>,
@@ -60,16 +60,16 @@ impl IpLimiter {
     }
 }
 
-/// A 429 answer when the caller's IP is over its rate.
-pub fn check(state: &AppState, req: &Request) -> Option<Response> {
-    let limiter = state.rate_limit.as_ref()?;
-    let ip = req.remote_addr().as_socket_addr()?.ip();
-    limiter.check(ip).err().map(|wait| {
-        crate::oauth_http::oauth_error(&OAuthError {
-            kind: OAuthErrorKind::SlowDown,
-            description: "too many token requests from this address; slow down".into(),
-            retry_after: Some(wait),
-        })
+/// `slow_down` (429) when the caller's IP is over its rate.
+pub fn check(state: &AppState, req: &Request) -> Result<(), OAuthError> {
+    let (Some(limiter), Some(addr)) = (&state.rate_limit, req.remote_addr().as_socket_addr())
+    else {
+        return Ok(());
+    };
+    limiter.check(addr.ip()).map_err(|wait| OAuthError {
+        kind: OAuthErrorKind::SlowDown,
+        description: "too many token requests from this address; slow down".into(),
+        retry_after: Some(wait),
     })
 }
 

@@ -4,22 +4,29 @@
 use chrono::Utc;
 
 use crate::model::{Application, Cert, Organization, Provider, User};
+use crate::objects::MASK;
 use crate::service::{Iam, Principal};
-use crate::users::ApiError;
-use crate::values::is_mini_program_type;
-use crate::{Secret, StoreError};
+use crate::{Error, Secret, StoreError};
 
-/// What secrets look like on the way out, and what keeps them on the way back in.
-pub const MASK: &str = "***";
-
-fn require_global_admin(caller: &Principal) -> Result<(), ApiError> {
+/// The management API's authorization, checked before a request body is even read, so a caller
+/// who may not manage learns nothing about what a valid body would be.
+pub fn require_global_admin(caller: &Principal) -> Result<(), Error> {
     if caller.is_global_admin() {
         Ok(())
     } else {
-        Err(ApiError::Forbidden(
+        Err(Error::Forbidden(
             "only global administrators (built-in admins or built-in applications) may do this"
                 .into(),
         ))
+    }
+}
+
+/// May `caller` manage the users of `organization`?
+pub fn require_user_admin(caller: &Principal, organization: &str) -> Result<(), Error> {
+    if caller.administers(organization) {
+        Ok(())
+    } else {
+        Err(Error::forbidden())
     }
 }
 
@@ -32,21 +39,29 @@ fn keep_secret(new: &Secret, stored: &Secret) -> Secret {
     }
 }
 
-fn conflict_as(field_error: &str) -> impl Fn(StoreError) -> ApiError + '_ {
+fn conflict_as(field_error: &str) -> impl Fn(StoreError) -> Error + '_ {
     move |e| match e {
         StoreError::Conflict(what) if what.contains("clientId") => {
-            ApiError::BadRequest(format!("clientId: {field_error}"))
+            Error::Invalid(format!("clientId: {field_error}"))
         }
         other => other.into(),
     }
 }
 
 impl Iam {
+    /// A configuration write has returned (committed or failed): forget what the cache holds,
+    /// so no sign-in on this node uses the old object. Clearing only after the write means a
+    /// concurrent sign-in cannot put the old object back in between.
+    fn written<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        self.cache.clear();
+        result
+    }
+
     /// Names of the applications matching `pred`: what still uses a provider or a cert.
     async fn applications_where(
         &self,
         pred: impl Fn(&Application) -> bool,
-    ) -> Result<Vec<String>, ApiError> {
+    ) -> Result<Vec<String>, Error> {
         Ok(self
             .repo
             .list_applications(None)
@@ -60,7 +75,7 @@ impl Iam {
     pub async fn admin_list_organizations(
         &self,
         caller: &Principal,
-    ) -> Result<Vec<Organization>, ApiError> {
+    ) -> Result<Vec<Organization>, Error> {
         require_global_admin(caller)?;
         Ok(self.repo.list_organizations().await?)
     }
@@ -69,7 +84,7 @@ impl Iam {
         &self,
         caller: &Principal,
         name: &str,
-    ) -> Result<Option<Organization>, ApiError> {
+    ) -> Result<Option<Organization>, Error> {
         require_global_admin(caller)?;
         Ok(self.repo.get_organization(name).await?)
     }
@@ -78,16 +93,13 @@ impl Iam {
         &self,
         caller: &Principal,
         mut org: Organization,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), Error> {
         require_global_admin(caller)?;
-        self.cache.clear();
         org.created_time = Utc::now();
-        self.repo
-            .insert_organization(&org)
-            .await
+        self.written(self.repo.insert_organization(&org).await)
             .map_err(|e| match e {
                 StoreError::Conflict(_) => {
-                    ApiError::Conflict(format!("organization {:?} already exists", org.name))
+                    Error::Conflict(format!("organization {:?} already exists", org.name))
                 }
                 other => other.into(),
             })
@@ -98,15 +110,15 @@ impl Iam {
         caller: &Principal,
         name: &str,
         mut org: Organization,
-    ) -> Result<bool, ApiError> {
+    ) -> Result<bool, Error> {
         require_global_admin(caller)?;
-        self.cache.clear();
-        let stored =
-            self.repo.get_organization(name).await?.ok_or_else(|| {
-                ApiError::NotFound(format!("organization {name:?} does not exist"))
-            })?;
+        let stored = self
+            .repo
+            .get_organization(name)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("organization {name:?} does not exist")))?;
         if org.name != name {
-            return Err(ApiError::BadRequest(
+            return Err(Error::Invalid(
                 "name: organizations cannot be renamed".into(),
             ));
         }
@@ -114,26 +126,23 @@ impl Iam {
         if org == stored {
             return Ok(false);
         }
-        Ok(self.repo.update_organization(&org).await?)
+        Ok(self.written(self.repo.update_organization(&org).await)?)
     }
 
     pub async fn admin_delete_organization(
         &self,
         caller: &Principal,
         name: &str,
-    ) -> Result<bool, ApiError> {
+    ) -> Result<bool, Error> {
         require_global_admin(caller)?;
-        self.cache.clear();
         if name == crate::model::BUILT_IN_ORG {
-            return Err(ApiError::BadRequest(
+            return Err(Error::Invalid(
                 "name: the built-in organization cannot be deleted".into(),
             ));
         }
-        self.repo
-            .delete_organization(name)
-            .await
+        self.written(self.repo.delete_organization(name).await)
             .map_err(|e| match e {
-                StoreError::Conflict(what) => ApiError::Conflict(format!(
+                StoreError::Conflict(what) => Error::Conflict(format!(
                     "{what} cannot be deleted: delete or move them first"
                 )),
                 other => other.into(),
@@ -144,7 +153,7 @@ impl Iam {
         &self,
         caller: &Principal,
         organization: Option<&str>,
-    ) -> Result<Vec<Application>, ApiError> {
+    ) -> Result<Vec<Application>, Error> {
         require_global_admin(caller)?;
         Ok(self.repo.list_applications(organization).await?)
     }
@@ -153,25 +162,25 @@ impl Iam {
         &self,
         caller: &Principal,
         name: &str,
-    ) -> Result<Option<Application>, ApiError> {
+    ) -> Result<Option<Application>, Error> {
         require_global_admin(caller)?;
         Ok(self.repo.get_application(name).await?)
     }
 
-    async fn check_application(&self, app: &Application) -> Result<(), ApiError> {
+    async fn check_application(&self, app: &Application) -> Result<(), Error> {
         if self
             .repo
             .get_organization(&app.organization)
             .await?
             .is_none()
         {
-            return Err(ApiError::BadRequest(format!(
+            return Err(Error::Invalid(format!(
                 "organization: {:?} does not exist",
                 app.organization
             )));
         }
         if app.client_secret.is_empty() {
-            return Err(ApiError::BadRequest("clientSecret: is required".into()));
+            return Err(Error::Invalid("clientSecret: is required".into()));
         }
         Ok(())
     }
@@ -180,25 +189,22 @@ impl Iam {
         &self,
         caller: &Principal,
         mut app: Application,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), Error> {
         require_global_admin(caller)?;
-        self.cache.clear();
         if app.client_secret.expose() == MASK {
-            return Err(ApiError::BadRequest(
+            return Err(Error::Invalid(
                 "clientSecret: \"***\" is not a secret".into(),
             ));
         }
         self.check_application(&app).await?;
         if self.repo.get_application(&app.name).await?.is_some() {
-            return Err(ApiError::Conflict(format!(
+            return Err(Error::Conflict(format!(
                 "application {:?} already exists",
                 app.name
             )));
         }
         app.created_time = Utc::now();
-        self.repo
-            .insert_application(&app)
-            .await
+        self.written(self.repo.insert_application(&app).await)
             .map_err(conflict_as("is already taken by another application"))
     }
 
@@ -207,15 +213,15 @@ impl Iam {
         caller: &Principal,
         name: &str,
         mut app: Application,
-    ) -> Result<bool, ApiError> {
+    ) -> Result<bool, Error> {
         require_global_admin(caller)?;
-        self.cache.clear();
-        let stored =
-            self.repo.get_application(name).await?.ok_or_else(|| {
-                ApiError::NotFound(format!("application {name:?} does not exist"))
-            })?;
+        let stored = self
+            .repo
+            .get_application(name)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("application {name:?} does not exist")))?;
         if app.name != name {
-            return Err(ApiError::BadRequest(
+            return Err(Error::Invalid(
                 "name: applications cannot be renamed".into(),
             ));
         }
@@ -225,9 +231,7 @@ impl Iam {
         if app == stored {
             return Ok(false);
         }
-        self.repo
-            .update_application(&app)
-            .await
+        self.written(self.repo.update_application(&app).await)
             .map_err(conflict_as("is already taken by another application"))
     }
 
@@ -235,24 +239,32 @@ impl Iam {
         &self,
         caller: &Principal,
         name: &str,
-    ) -> Result<bool, ApiError> {
+    ) -> Result<bool, Error> {
         require_global_admin(caller)?;
-        self.cache.clear();
         if name == crate::model::BUILT_IN_APP {
-            return Err(ApiError::BadRequest(
+            return Err(Error::Invalid(
                 "name: app-built-in cannot be deleted".into(),
             ));
         }
-        Ok(self.repo.delete_application(name).await?)
+        Ok(self.written(self.repo.delete_application(name).await)?)
     }
 
     pub async fn admin_list_providers(
         &self,
         caller: &Principal,
         owner: Option<&str>,
-    ) -> Result<Vec<Provider>, ApiError> {
+    ) -> Result<Vec<Provider>, Error> {
         require_global_admin(caller)?;
-        Ok(self.repo.list_providers(owner).await?)
+        let mut providers = self.repo.list_providers(owner).await?;
+        // Casdoor lists the shared providers (owned by `admin`) with an organization's own.
+        if owner.is_some_and(|o| o != crate::model::ADMIN_OWNER) {
+            providers.extend(
+                self.repo
+                    .list_providers(Some(crate::model::ADMIN_OWNER))
+                    .await?,
+            );
+        }
+        Ok(providers)
     }
 
     pub async fn admin_get_provider(
@@ -260,56 +272,34 @@ impl Iam {
         caller: &Principal,
         owner: &str,
         name: &str,
-    ) -> Result<Option<Provider>, ApiError> {
+    ) -> Result<Option<Provider>, Error> {
         require_global_admin(caller)?;
         Ok(self.repo.get_provider(owner, name).await?)
-    }
-
-    fn check_provider(p: &Provider) -> Result<(), ApiError> {
-        if p.provider_type.is_empty() {
-            return Err(ApiError::BadRequest("type: is required".into()));
-        }
-        if is_mini_program_type(&p.provider_type) {
-            if p.client_id.is_empty() {
-                return Err(ApiError::BadRequest(
-                    "clientId: the mini program's APPID is required for a WeChat provider".into(),
-                ));
-            }
-            crate::values::AppId::parse(&p.client_id)
-                .map_err(|e| ApiError::BadRequest(format!("clientId: {}", e.reason)))?;
-            if p.client_secret.is_empty() || p.client_secret.expose() == MASK {
-                return Err(ApiError::BadRequest(
-                    "clientSecret: the mini program's APPSECRET is required for a WeChat provider"
-                        .into(),
-                ));
-            }
-        }
-        Ok(())
     }
 
     pub async fn admin_add_provider(
         &self,
         caller: &Principal,
         mut p: Provider,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), Error> {
         require_global_admin(caller)?;
-        self.cache.clear();
-        Self::check_provider(&p)?;
+        p.check_complete()?;
         if p.owner != crate::model::ADMIN_OWNER
             && self.repo.get_organization(&p.owner).await?.is_none()
         {
-            return Err(ApiError::BadRequest(format!(
+            return Err(Error::Invalid(format!(
                 "owner: organization {:?} does not exist",
                 p.owner
             )));
         }
         p.created_time = Utc::now();
-        self.repo.insert_provider(&p).await.map_err(|e| match e {
-            StoreError::Conflict(_) => {
-                ApiError::Conflict(format!("provider {}/{} already exists", p.owner, p.name))
-            }
-            other => other.into(),
-        })
+        self.written(self.repo.insert_provider(&p).await)
+            .map_err(|e| match e {
+                StoreError::Conflict(_) => {
+                    Error::Conflict(format!("provider {}/{} already exists", p.owner, p.name))
+                }
+                other => other.into(),
+            })
     }
 
     pub async fn admin_update_provider(
@@ -318,25 +308,24 @@ impl Iam {
         owner: &str,
         name: &str,
         mut p: Provider,
-    ) -> Result<bool, ApiError> {
+    ) -> Result<bool, Error> {
         require_global_admin(caller)?;
-        self.cache.clear();
         let stored =
             self.repo.get_provider(owner, name).await?.ok_or_else(|| {
-                ApiError::NotFound(format!("provider {owner}/{name} does not exist"))
+                Error::NotFound(format!("provider {owner}/{name} does not exist"))
             })?;
         if p.owner != owner || p.name != name {
-            return Err(ApiError::BadRequest(
+            return Err(Error::Invalid(
                 "name: providers cannot be renamed or moved".into(),
             ));
         }
         p.client_secret = keep_secret(&p.client_secret, &stored.client_secret);
         p.created_time = stored.created_time;
-        Self::check_provider(&p)?;
+        p.check_complete()?;
         if p == stored {
             return Ok(false);
         }
-        Ok(self.repo.update_provider(&p).await?)
+        Ok(self.written(self.repo.update_provider(&p).await)?)
     }
 
     pub async fn admin_delete_provider(
@@ -344,9 +333,8 @@ impl Iam {
         caller: &Principal,
         owner: &str,
         name: &str,
-    ) -> Result<bool, ApiError> {
+    ) -> Result<bool, Error> {
         require_global_admin(caller)?;
-        self.cache.clear();
         let users = self
             .applications_where(|a| {
                 a.providers
@@ -355,14 +343,14 @@ impl Iam {
             })
             .await?;
         if !users.is_empty() {
-            return Err(ApiError::Conflict(format!(
+            return Err(Error::Conflict(format!(
                 "provider {owner}/{name} is listed by applications {users:?}; remove it from them first"
             )));
         }
-        Ok(self.repo.delete_provider(owner, name).await?)
+        Ok(self.written(self.repo.delete_provider(owner, name).await)?)
     }
 
-    pub async fn admin_list_certs(&self, caller: &Principal) -> Result<Vec<Cert>, ApiError> {
+    pub async fn admin_list_certs(&self, caller: &Principal) -> Result<Vec<Cert>, Error> {
         require_global_admin(caller)?;
         Ok(self.repo.list_certs().await?)
     }
@@ -371,46 +359,54 @@ impl Iam {
         &self,
         caller: &Principal,
         name: &str,
-    ) -> Result<Option<Cert>, ApiError> {
+    ) -> Result<Option<Cert>, Error> {
         require_global_admin(caller)?;
         Ok(self.repo.get_cert(name).await?)
     }
 
     /// A cert with no certificate and key gets a fresh pair; a given pair must be usable.
-    pub async fn admin_add_cert(&self, caller: &Principal, cert: Cert) -> Result<(), ApiError> {
-        require_global_admin(caller)?;
-        self.cache.clear();
-        let mut cert = match (cert.certificate.is_empty(), cert.private_key.is_empty()) {
-            (true, true) => {
-                let mut g = self
-                    .codec
-                    .generate_cert(&cert.name, cert.crypto_algorithm)
-                    .map_err(|e| ApiError::Internal(e.to_string()))?;
-                g.display_name = cert.display_name.clone();
-                g
+    /// Generates the key pair of a cert sent without one (the same for the API and the seed
+    /// file), and checks that a given pair is usable.
+    pub fn complete_cert(&self, cert: Cert, generate: bool) -> Result<Cert, Error> {
+        let cert = if generate {
+            let g = self
+                .codec
+                .generate_cert(&cert.name, cert.crypto_algorithm)
+                .map_err(|e| Error::Internal(e.to_string()))?;
+            Cert {
+                certificate: g.certificate,
+                private_key: g.private_key,
+                bit_size: g.bit_size,
+                ..cert
             }
-            (false, false) => cert,
-            _ => {
-                return Err(ApiError::BadRequest(
-                    "certificate, privateKey: give both, or neither to generate them".into(),
-                ));
-            }
+        } else {
+            cert
         };
         if cert.private_key.expose() == MASK {
-            return Err(ApiError::BadRequest(
-                "privateKey: \"***\" is not a key".into(),
-            ));
+            return Err(Error::invalid("privateKey: \"***\" is not a key"));
         }
         self.codec
             .jwk(&cert)
-            .map_err(|e| ApiError::BadRequest(format!("certificate, privateKey: unusable: {e}")))?;
+            .map_err(|e| Error::Invalid(format!("certificate, privateKey: unusable: {e}")))?;
+        Ok(cert)
+    }
+
+    pub async fn admin_add_cert(
+        &self,
+        caller: &Principal,
+        cert: Cert,
+        generate: bool,
+    ) -> Result<(), Error> {
+        require_global_admin(caller)?;
+        let mut cert = self.complete_cert(cert, generate)?;
         cert.created_time = Utc::now();
-        self.repo.insert_cert(&cert).await.map_err(|e| match e {
-            StoreError::Conflict(_) => {
-                ApiError::Conflict(format!("cert {:?} already exists", cert.name))
-            }
-            other => other.into(),
-        })
+        self.written(self.repo.insert_cert(&cert).await)
+            .map_err(|e| match e {
+                StoreError::Conflict(_) => {
+                    Error::Conflict(format!("cert {:?} already exists", cert.name))
+                }
+                other => other.into(),
+            })
     }
 
     pub async fn admin_update_cert(
@@ -418,16 +414,15 @@ impl Iam {
         caller: &Principal,
         name: &str,
         mut cert: Cert,
-    ) -> Result<bool, ApiError> {
+    ) -> Result<bool, Error> {
         require_global_admin(caller)?;
-        self.cache.clear();
         let stored = self
             .repo
             .get_cert(name)
             .await?
-            .ok_or_else(|| ApiError::NotFound(format!("cert {name:?} does not exist")))?;
+            .ok_or_else(|| Error::NotFound(format!("cert {name:?} does not exist")))?;
         if cert.name != name {
-            return Err(ApiError::BadRequest("name: certs cannot be renamed".into()));
+            return Err(Error::Invalid("name: certs cannot be renamed".into()));
         }
         cert.private_key = keep_secret(&cert.private_key, &stored.private_key);
         if cert.certificate.is_empty() {
@@ -436,32 +431,27 @@ impl Iam {
         cert.created_time = stored.created_time;
         self.codec
             .jwk(&cert)
-            .map_err(|e| ApiError::BadRequest(format!("certificate, privateKey: unusable: {e}")))?;
+            .map_err(|e| Error::Invalid(format!("certificate, privateKey: unusable: {e}")))?;
         if cert == stored {
             return Ok(false);
         }
-        Ok(self.repo.update_cert(&cert).await?)
+        Ok(self.written(self.repo.update_cert(&cert).await)?)
     }
 
-    pub async fn admin_delete_cert(
-        &self,
-        caller: &Principal,
-        name: &str,
-    ) -> Result<bool, ApiError> {
+    pub async fn admin_delete_cert(&self, caller: &Principal, name: &str) -> Result<bool, Error> {
         require_global_admin(caller)?;
-        self.cache.clear();
         if name == crate::model::BUILT_IN_CERT {
-            return Err(ApiError::BadRequest(
+            return Err(Error::Invalid(
                 "name: cert-built-in cannot be deleted".into(),
             ));
         }
         let users = self.applications_where(|a| a.cert == name).await?;
         if !users.is_empty() {
-            return Err(ApiError::Conflict(format!(
+            return Err(Error::Conflict(format!(
                 "cert {name:?} signs the tokens of applications {users:?}"
             )));
         }
-        Ok(self.repo.delete_cert(name).await?)
+        Ok(self.written(self.repo.delete_cert(name).await)?)
     }
 
     /// Adds a user to an organization the caller administers.
@@ -470,18 +460,18 @@ impl Iam {
         caller: &Principal,
         mut user: User,
         password: Option<&str>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), Error> {
         if !caller.administers(&user.owner) {
-            return Err(ApiError::Forbidden("Unauthorized operation".into()));
+            return Err(Error::Forbidden("Unauthorized operation".into()));
         }
         if self.repo.get_organization(&user.owner).await?.is_none() {
-            return Err(ApiError::BadRequest(format!(
+            return Err(Error::Invalid(format!(
                 "owner: organization {:?} does not exist",
                 user.owner
             )));
         }
         if let Some(p) = password.filter(|p| !p.is_empty()) {
-            user.password_hash = Some(self.passwords.hash(p).await.map_err(ApiError::Internal)?);
+            user.password_hash = Some(self.passwords.hash(p).await.map_err(Error::Internal)?);
         }
         let now = Utc::now();
         user.created_time = now;
@@ -489,7 +479,7 @@ impl Iam {
         user.id = uuid::Uuid::new_v4().to_string();
         self.repo.insert_user(&user).await.map_err(|e| match e {
             StoreError::Conflict(_) => {
-                ApiError::Conflict(format!("user {}/{} already exists", user.owner, user.name))
+                Error::Conflict(format!("user {}/{} already exists", user.owner, user.name))
             }
             other => other.into(),
         })
@@ -500,12 +490,12 @@ impl Iam {
         caller: &Principal,
         owner: &str,
         name: &str,
-    ) -> Result<bool, ApiError> {
+    ) -> Result<bool, Error> {
         if !caller.administers(owner) {
-            return Err(ApiError::Forbidden("Unauthorized operation".into()));
+            return Err(Error::Forbidden("Unauthorized operation".into()));
         }
         if owner == crate::model::BUILT_IN_ORG && name == "admin" {
-            return Err(ApiError::BadRequest(
+            return Err(Error::Invalid(
                 "name: built-in/admin cannot be deleted".into(),
             ));
         }

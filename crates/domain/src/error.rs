@@ -1,6 +1,11 @@
-//! Errors shared by every port. Use cases have their own enums built on top of these.
+//! Errors. [`StoreError`] is what a repository reports; [`Error`] is what every use case outside
+//! the token endpoint reports (the token endpoint speaks RFC 6749's [`crate::oauth::OAuthError`]).
+//! The api crate turns each into HTTP in exactly one place.
 
 use thiserror::Error;
+
+use crate::oauth::{OAuthError, OAuthErrorKind};
+use crate::values::InvalidValue;
 
 /// What a repository can report. Adapters map their driver's errors into this; no driver type
 /// ever crosses the port.
@@ -18,4 +23,82 @@ pub enum StoreError {
     /// Stored data could not be read back into domain types.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+}
+
+/// Why a use case refused or failed. Each kind has one meaning to a caller; the message is for
+/// people and names the field when a value was wrong.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// Bad input: the message starts with the field it is about.
+    #[error("{0}")]
+    Invalid(String),
+    /// Not signed in, or the credentials are not (or no longer) valid.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// Signed in, but not allowed to do this.
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// The object exists already, or is still in use.
+    #[error("{0}")]
+    Conflict(String),
+    /// Something we depend on (the database, WeChat) is down; try again after `retry_after` s.
+    #[error("{message}")]
+    Unavailable { message: String, retry_after: u64 },
+    /// Our own fault or misconfiguration.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl Error {
+    pub fn invalid(m: impl Into<String>) -> Self {
+        Self::Invalid(m.into())
+    }
+
+    pub fn forbidden() -> Self {
+        Self::Forbidden("Unauthorized operation".into())
+    }
+
+    pub fn database_unavailable() -> Self {
+        Self::Unavailable {
+            message: "the database is unavailable".into(),
+            retry_after: 2,
+        }
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(what) => Self::Conflict(format!("{what} already exists")),
+            StoreError::MissingReference(what) => Self::Invalid(format!("{what} does not exist")),
+            StoreError::Unavailable(_) => Self::database_unavailable(),
+            StoreError::Corrupt(m) => Self::Internal(format!("stored data is corrupt: {m}")),
+        }
+    }
+}
+
+impl From<InvalidValue> for Error {
+    fn from(e: InvalidValue) -> Self {
+        Self::Invalid(e.to_string())
+    }
+}
+
+/// Client authentication on an `/api` route fails the way the token endpoint would, but in the
+/// envelope's terms: a database outage stays an outage, never a 401.
+impl From<OAuthError> for Error {
+    fn from(e: OAuthError) -> Self {
+        match e.kind {
+            OAuthErrorKind::TemporarilyUnavailable | OAuthErrorKind::SlowDown => {
+                Self::Unavailable {
+                    message: e.description,
+                    retry_after: e.retry_after.unwrap_or(2),
+                }
+            }
+            OAuthErrorKind::ServerError => Self::Internal(e.description),
+            OAuthErrorKind::InvalidClient => Self::Unauthenticated(e.description),
+            _ => Self::Invalid(e.description),
+        }
+    }
 }

@@ -60,6 +60,33 @@ fn bad_input(e: crate::values::InvalidValue) -> OAuthError {
     OAuthError::invalid_request(e.to_string())
 }
 
+/// A mini program sign-in's own input, checked before anything is sent to WeChat.
+struct SignInInput {
+    code: WechatCode,
+    display_name: Option<DisplayName>,
+    avatar: Option<AvatarUrl>,
+}
+
+impl SignInInput {
+    fn parse(req: &TokenRequest) -> Result<Self, OAuthError> {
+        if req.code.is_empty() {
+            return Err(OAuthError::invalid_request("code is required"));
+        }
+        let optional = |s: &str| (!s.is_empty()).then_some(s.to_owned());
+        Ok(Self {
+            code: WechatCode::parse(&req.code).map_err(bad_input)?,
+            display_name: optional(&req.username)
+                .map(|u| DisplayName::parse("username", &u))
+                .transpose()
+                .map_err(bad_input)?,
+            avatar: optional(&req.avatar)
+                .map(|a| AvatarUrl::parse("avatar", &a))
+                .transpose()
+                .map_err(bad_input)?,
+        })
+    }
+}
+
 fn wechat_failure(e: WechatError) -> OAuthError {
     match &e {
         WechatError::InvalidCode(f)
@@ -148,110 +175,90 @@ impl Iam {
         result
     }
 
+    /// Mini program sign-in in its steps: the client, the mini program, the input, WeChat, the
+    /// user, the tokens.
     async fn mini_program_sign_in_inner(
         &self,
         req: &TokenRequest,
         issuer: &str,
     ) -> Result<TokenResponse, OAuthError> {
-        // 1. The client.
         let app = self
             .authenticate_client(&req.client_id, &req.client_secret, false)
             .await?;
-        // 2. The mini program.
         let provider = self.mini_program_provider(&app, &req.provider).await?;
-        // 3. The input, before anything is sent to WeChat.
-        if req.code.is_empty() {
-            return Err(OAuthError::invalid_request("code is required"));
-        }
-        let code = WechatCode::parse(&req.code).map_err(bad_input)?;
-        let display_name = if req.username.is_empty() {
-            None
-        } else {
-            Some(DisplayName::parse("username", &req.username).map_err(bad_input)?)
+        let input = SignInInput::parse(req)?;
+        let (appid, session) = self.exchange_code(&provider, &input.code).await?;
+        let identity = WechatIdentity {
+            appid: appid.to_string(),
+            openid: session.openid.clone(),
+            unionid: session.unionid.clone().unwrap_or_default(),
+            organization: app.organization.clone(),
+            user_id: String::new(),
+            created_time: Utc::now(),
         };
-        let avatar = if req.avatar.is_empty() {
-            None
-        } else {
-            Some(AvatarUrl::parse("avatar", &req.avatar).map_err(bad_input)?)
-        };
-        let appid = AppId::parse(&provider.client_id)
-            .map_err(|_| OAuthError::server_error("wechat provider is misconfigured"))?;
+        let (user, changed) = self.find_or_create_user(&app, &identity, &input).await?;
+        let sealed = self
+            .sealer
+            .seal(&identity.appid, &identity.openid, &session.session_key)
+            .map_err(|e| OAuthError::server_error(format!("cannot seal the session key: {e}")))?;
+        let (tokens, record) = self
+            .mint_user_tokens(&app, &user, &req.scope, &req.nonce, issuer, None)
+            .await?;
+        self.repo
+            .record_sign_in(
+                changed.then_some(&user),
+                (&identity.appid, &identity.openid, &sealed),
+                &record,
+            )
+            .await?;
+        Ok(tokens)
+    }
+
+    /// code2Session with the provider's APPID and APPSECRET. A session must name someone.
+    async fn exchange_code(
+        &self,
+        provider: &Provider,
+        code: &WechatCode,
+    ) -> Result<(AppId, crate::ports::WechatSession), OAuthError> {
+        let misconfigured = || OAuthError::server_error("wechat provider is misconfigured");
+        let appid = AppId::parse(&provider.client_id).map_err(|_| misconfigured())?;
         if provider.client_secret.is_empty() {
-            return Err(OAuthError::server_error("wechat provider is misconfigured"));
+            return Err(misconfigured());
         }
-        // 4. WeChat.
-        let session = match self
+        let session = self
             .wechat
-            .code_to_session(&appid, &provider.client_secret, &code)
+            .code_to_session(&appid, &provider.client_secret, code)
             .await
-        {
-            Ok(s) => s,
-            Err(e) => return Err(wechat_failure(e)),
-        };
-        // 5. A session must name someone.
-        let unionid = session.unionid.clone().unwrap_or_default();
-        if session.openid.is_empty() && unionid.is_empty() {
+            .map_err(wechat_failure)?;
+        if session.openid.is_empty() && session.unionid.as_deref().unwrap_or_default().is_empty() {
             return Err(OAuthError::invalid_request(
                 "the wechat mini program session is invalid",
             ));
         }
-        // 6. The user.
+        Ok((appid, session))
+    }
+
+    /// The user of a WeChat identity (SPEC §4 step 6). A new user is built only when none was
+    /// found; the second value says whether the user must be written back (profile, sign-in time).
+    async fn find_or_create_user(
+        &self,
+        app: &Application,
+        identity: &WechatIdentity,
+        input: &SignInInput,
+    ) -> Result<(User, bool), OAuthError> {
+        let mut outcome = self.repo.find_or_create_wechat_user(identity, None).await?;
+        if outcome == WechatUserOutcome::NotFound && app.enable_sign_up {
+            let new_user = self.new_wechat_user(app, identity, input).await?;
+            outcome = self
+                .repo
+                .find_or_create_wechat_user(identity, Some(&new_user))
+                .await?;
+        }
         let now = Utc::now();
-        let identity = WechatIdentity {
-            appid: appid.to_string(),
-            openid: session.openid.clone(),
-            unionid: unionid.clone(),
-            organization: app.organization.clone(),
-            user_id: String::new(),
-            created_time: now,
-        };
-        let new_user = if app.enable_sign_up {
-            let default_avatar = self
-                .organization(&app.organization)
-                .await?
-                .map(|o| o.default_avatar)
-                .unwrap_or_default();
-            Some(User {
-                id: uuid::Uuid::new_v4().to_string(),
-                owner: app.organization.clone(),
-                name: format!("wechat-{}", session.openid),
-                user_type: User::NORMAL_USER.into(),
-                display_name: display_name
-                    .as_ref()
-                    .map(|d| d.to_string())
-                    .unwrap_or_default(),
-                avatar: avatar
-                    .as_ref()
-                    .map(|a| a.to_string())
-                    .unwrap_or(default_avatar),
-                email: String::new(),
-                phone: String::new(),
-                country_code: String::new(),
-                is_admin: false,
-                is_forbidden: false,
-                is_deleted: false,
-                signup_application: app.name.clone(),
-                wechat: session.openid.clone(),
-                wechat_open_id: session.openid.clone(),
-                wechat_union_id: unionid.clone(),
-                password_hash: None,
-                profile: Default::default(),
-                created_time: now,
-                updated_time: now,
-                last_signin_time: Some(now),
-            })
-        } else {
-            None
-        };
-        let outcome = self
-            .repo
-            .find_or_create_wechat_user(&identity, new_user.as_ref())
-            .await?;
-        let mut changed_user = false;
-        let user = match outcome {
+        match outcome {
             WechatUserOutcome::Created(u) => {
                 self.events.user_created();
-                u
+                Ok((u, false))
             }
             WechatUserOutcome::Found(mut u) | WechatUserOutcome::Linked(mut u) => {
                 if u.is_blocked() {
@@ -259,42 +266,67 @@ impl Iam {
                         "the user is forbidden to sign in",
                     ));
                 }
-                if let Some(d) = &display_name {
+                if let Some(d) = &input.display_name {
                     u.display_name = d.to_string();
                 }
-                if let Some(a) = &avatar {
+                if let Some(a) = &input.avatar {
                     u.avatar = a.to_string();
                 }
-                if u.wechat_union_id.is_empty() && !unionid.is_empty() {
-                    u.wechat_union_id = unionid.clone();
+                if u.wechat_union_id.is_empty() && !identity.unionid.is_empty() {
+                    u.wechat_union_id = identity.unionid.clone();
                 }
                 u.last_signin_time = Some(now);
                 u.updated_time = now;
-                changed_user = true;
-                u
+                Ok((u, true))
             }
-            WechatUserOutcome::NotFound => {
-                return Err(OAuthError::invalid_grant(
-                    "the application does not allow to sign up new account",
-                ));
-            }
+            WechatUserOutcome::NotFound => Err(OAuthError::invalid_grant(
+                "the application does not allow to sign up new account",
+            )),
+        }
+    }
+
+    async fn new_wechat_user(
+        &self,
+        app: &Application,
+        identity: &WechatIdentity,
+        input: &SignInInput,
+    ) -> Result<User, OAuthError> {
+        let avatar = match &input.avatar {
+            Some(a) => a.to_string(),
+            None => self
+                .organization(&app.organization)
+                .await?
+                .map(|o| o.default_avatar.clone())
+                .unwrap_or_default(),
         };
-        // 7. The session key, sealed; our tokens; all written in one transaction.
-        let sealed = self
-            .sealer
-            .seal(&identity.appid, &session.openid, &session.session_key)
-            .map_err(|e| OAuthError::server_error(format!("cannot seal the session key: {e}")))?;
-        let (tokens, record) = self
-            .mint_user_tokens(&app, &user, &req.scope, &req.nonce, issuer, None)
-            .await?;
-        self.repo
-            .record_sign_in(
-                changed_user.then_some(&user),
-                (&identity.appid, &session.openid, &sealed),
-                &record,
-            )
-            .await?;
-        Ok(tokens)
+        let now = Utc::now();
+        Ok(User {
+            id: uuid::Uuid::new_v4().to_string(),
+            owner: app.organization.clone(),
+            name: format!("wechat-{}", identity.openid),
+            user_type: User::NORMAL_USER.into(),
+            display_name: input
+                .display_name
+                .as_ref()
+                .map(|d| d.to_string())
+                .unwrap_or_default(),
+            avatar,
+            email: String::new(),
+            phone: String::new(),
+            country_code: String::new(),
+            is_admin: false,
+            is_forbidden: false,
+            is_deleted: false,
+            signup_application: app.name.clone(),
+            wechat: identity.openid.clone(),
+            wechat_open_id: identity.openid.clone(),
+            wechat_union_id: identity.unionid.clone(),
+            password_hash: None,
+            profile: Default::default(),
+            created_time: now,
+            updated_time: now,
+            last_signin_time: Some(now),
+        })
     }
 
     async fn refresh(&self, req: &TokenRequest, issuer: &str) -> Result<TokenResponse, OAuthError> {

@@ -11,6 +11,7 @@ pub mod error;
 pub mod grants;
 pub mod model;
 pub mod oauth;
+pub mod objects;
 pub mod ports;
 pub mod secret;
 pub mod seed;
@@ -18,5 +19,5 @@ pub mod service;
 pub mod users;
 pub mod values;
 
-pub use error::StoreError;
+pub use error::{Error, StoreError};
 pub use secret::Secret;

@@ -13,16 +13,26 @@ use crate::ports::{
     Claims, Events, PasswordHasher, Repository, SessionSealer, TokenCodec, WechatApi,
 };
 
-/// Everything the use cases need, wired by the server.
-#[derive(Clone)]
-pub struct Iam {
+/// The adapters the use cases run on, wired by the server.
+pub struct Ports {
     pub repo: Arc<dyn Repository>,
     pub wechat: Arc<dyn WechatApi>,
     pub codec: Arc<dyn TokenCodec>,
     pub sealer: Arc<dyn SessionSealer>,
     pub passwords: Arc<dyn PasswordHasher>,
     pub events: Arc<dyn Events>,
-    pub cache: Arc<crate::cache::ConfigCache>,
+}
+
+/// The use cases. Callers reach the ports only through them.
+#[derive(Clone)]
+pub struct Iam {
+    pub(crate) repo: Arc<dyn Repository>,
+    pub(crate) wechat: Arc<dyn WechatApi>,
+    pub(crate) codec: Arc<dyn TokenCodec>,
+    pub(crate) sealer: Arc<dyn SessionSealer>,
+    pub(crate) passwords: Arc<dyn PasswordHasher>,
+    pub(crate) events: Arc<dyn Events>,
+    pub(crate) cache: Arc<crate::cache::ConfigCache>,
 }
 
 /// Who is calling, once authenticated.
@@ -55,12 +65,43 @@ impl Principal {
 }
 
 /// Who an access token is about.
-struct Subject<'a> {
-    sub: &'a str,
-    owner: &'a str,
-    name: &'a str,
-    display_name: &'a str,
-    avatar: &'a str,
+pub struct Subject<'a> {
+    pub sub: &'a str,
+    pub owner: &'a str,
+    pub name: &'a str,
+    pub display_name: &'a str,
+    pub avatar: &'a str,
+}
+
+/// The claims of an access token (SPEC §5): the one place they are built, for users,
+/// applications, the bench endpoint and tests alike.
+pub fn access_claims(
+    client_id: &str,
+    lifetime: Duration,
+    subject: Subject<'_>,
+    scope: &str,
+    issuer: &str,
+    now: DateTime<Utc>,
+) -> Claims {
+    Claims {
+        iss: issuer.to_owned(),
+        sub: subject.sub.to_owned(),
+        aud: serde_json::json!([client_id]),
+        azp: client_id.to_owned(),
+        iat: now.timestamp(),
+        nbf: now.timestamp(),
+        exp: (now + lifetime).timestamp(),
+        jti: uuid::Uuid::new_v4().to_string(),
+        token_type: "access-token".into(),
+        scope: scope.to_owned(),
+        nonce: String::new(),
+        owner: subject.owner.to_owned(),
+        name: subject.name.to_owned(),
+        display_name: subject.display_name.to_owned(),
+        avatar: subject.avatar.to_owned(),
+        preferred_username: String::new(),
+        picture: String::new(),
+    }
 }
 
 /// Constant-time comparison for secrets.
@@ -77,6 +118,66 @@ pub(crate) fn has_scope(scope: &str, wanted: &str) -> bool {
 }
 
 impl Iam {
+    pub fn new(p: Ports) -> Self {
+        Self {
+            repo: p.repo,
+            wechat: p.wechat,
+            codec: p.codec,
+            sealer: p.sealer,
+            passwords: p.passwords,
+            events: p.events,
+            cache: Default::default(),
+        }
+    }
+
+    /// `/readyz`: the database answers.
+    pub async fn ready(&self) -> Result<(), crate::StoreError> {
+        self.repo.ping().await
+    }
+
+    /// `/.well-known/jwks`: the public key of every usable cert.
+    pub async fn jwks(&self) -> Result<Vec<serde_json::Value>, crate::Error> {
+        let certs = self.repo.list_certs().await?;
+        Ok(certs
+            .iter()
+            .filter_map(|c| match self.codec.jwk(c) {
+                Ok(k) => Some(k),
+                Err(e) => {
+                    tracing::warn!(cert = %c.name, error = %e, "cert left out of the JWKS");
+                    None
+                }
+            })
+            .collect())
+    }
+
+    /// The load tool's ceiling: one access token signed with `cert`, nothing stored, no WeChat.
+    pub fn bench_sign(
+        &self,
+        cert: &crate::model::Cert,
+        client_id: &str,
+        name: &str,
+        display_name: &str,
+        avatar: &str,
+        issuer: &str,
+    ) -> Result<String, crate::ports::TokenError> {
+        let sub = uuid::Uuid::new_v4().to_string();
+        let claims = access_claims(
+            client_id,
+            Duration::hours(1),
+            Subject {
+                sub: &sub,
+                owner: "bench",
+                name,
+                display_name,
+                avatar,
+            },
+            "",
+            issuer,
+            Utc::now(),
+        );
+        self.codec.sign(cert, &claims)
+    }
+
     /// The application of `client_id`, checking `client_secret` when one is sent (or required).
     pub async fn authenticate_client(
         &self,
@@ -184,7 +285,6 @@ impl Iam {
             .ok_or_else(|| OAuthError::server_error("no cert to sign tokens with"))
     }
 
-    /// The claims of an access token of `app` for a subject (a user, or the application itself).
     fn access_claims(
         app: &Application,
         subject: Subject<'_>,
@@ -192,26 +292,14 @@ impl Iam {
         issuer: &str,
         now: DateTime<Utc>,
     ) -> Claims {
-        let exp = now + Duration::hours(app.expire_in_hours);
-        Claims {
-            iss: issuer.to_owned(),
-            sub: subject.sub.to_owned(),
-            aud: serde_json::json!([app.client_id]),
-            azp: app.client_id.clone(),
-            iat: now.timestamp(),
-            nbf: now.timestamp(),
-            exp: exp.timestamp(),
-            jti: uuid::Uuid::new_v4().to_string(),
-            token_type: "access-token".into(),
-            scope: scope.to_owned(),
-            nonce: String::new(),
-            owner: subject.owner.to_owned(),
-            name: subject.name.to_owned(),
-            display_name: subject.display_name.to_owned(),
-            avatar: subject.avatar.to_owned(),
-            preferred_username: String::new(),
-            picture: String::new(),
-        }
+        access_claims(
+            &app.client_id,
+            Duration::hours(app.expire_in_hours),
+            subject,
+            scope,
+            issuer,
+            now,
+        )
     }
 
     /// Signs an access token (and an ID token when the scope asks for `openid`), makes an opaque
@@ -310,7 +398,6 @@ impl Iam {
     ) -> Result<TokenResponse, OAuthError> {
         let cert = self.signing_cert(app).await?;
         let now = Utc::now();
-        let exp = now + Duration::hours(app.expire_in_hours);
         let subject = Subject {
             sub: &app.client_id,
             owner: ADMIN_OWNER,
@@ -335,7 +422,7 @@ impl Iam {
                 refresh_token_hash: None,
                 scope: scope.to_owned(),
                 token_type: "Bearer".into(),
-                expires_at: exp,
+                expires_at: DateTime::from_timestamp(claims.exp, 0).unwrap_or(now),
                 refresh_expires_at: None,
                 created_time: now,
                 revoked: false,

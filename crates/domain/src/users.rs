@@ -1,111 +1,12 @@
 //! Bearer authentication and the user APIs (SPEC §5).
 
 use chrono::Utc;
-use serde_json::{Map, Value};
-use thiserror::Error;
 
-use crate::StoreError;
+use crate::Error;
 use crate::model::{Organization, User};
 use crate::ports::Claims;
 use crate::service::{Iam, Principal};
-use crate::values::{AvatarUrl, DisplayName, split_id};
-
-/// Errors of the `/api` routes, each with its HTTP meaning.
-#[derive(Debug, Clone, Error, PartialEq, Eq)]
-pub enum ApiError {
-    #[error("{0}")]
-    BadRequest(String),
-    #[error("{0}")]
-    Unauthorized(String),
-    #[error("{0}")]
-    Forbidden(String),
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{0}")]
-    Conflict(String),
-    #[error("{0}")]
-    Unavailable(String),
-    #[error("{0}")]
-    Internal(String),
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Conflict(what) => Self::Conflict(format!("{what} already exists")),
-            StoreError::MissingReference(what) => {
-                Self::BadRequest(format!("{what} does not exist"))
-            }
-            StoreError::Unavailable(_) => Self::Unavailable("the database is unavailable".into()),
-            StoreError::Corrupt(m) => Self::Internal(format!("stored data is corrupt: {m}")),
-        }
-    }
-}
-
-/// Fields a user may change on themself.
-pub const SELF_SERVICE_FIELDS: &[&str] = &[
-    "displayName",
-    "avatar",
-    "firstName",
-    "lastName",
-    "bio",
-    "gender",
-    "language",
-    "location",
-    "region",
-    "homepage",
-    "title",
-    "affiliation",
-    "birthday",
-];
-
-/// Fields only administrators change.
-pub const ADMIN_FIELDS: &[&str] = &[
-    "email",
-    "phone",
-    "countryCode",
-    "isAdmin",
-    "isForbidden",
-    "isDeleted",
-    "password",
-    "type",
-    "signupApplication",
-];
-
-/// `display_name` → `displayName`; camelCase stays as it is.
-pub fn to_camel(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut upper = false;
-    for c in s.trim().chars() {
-        if c == '_' {
-            upper = true;
-        } else if upper {
-            out.extend(c.to_uppercase());
-            upper = false;
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-fn string_field(body: &Map<String, Value>, field: &str) -> Result<Option<String>, ApiError> {
-    match body.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(ApiError::BadRequest(format!("{field} must be a string"))),
-    }
-}
-
-fn bool_field(body: &Map<String, Value>, field: &str) -> Result<Option<bool>, ApiError> {
-    match body.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(_) => Err(ApiError::BadRequest(format!(
-            "{field} must be true or false"
-        ))),
-    }
-}
+use crate::values::{DisplayName, optional_url, split_id};
 
 impl Iam {
     /// Checks a Bearer token: signature, `exp`, `iss`, that it is an access token we issued and
@@ -114,8 +15,8 @@ impl Iam {
         &self,
         token: &str,
         issuer: Option<&str>,
-    ) -> Result<(Principal, Claims), ApiError> {
-        let unauthorized = |m: &str| ApiError::Unauthorized(m.to_owned());
+    ) -> Result<(Principal, Claims), Error> {
+        let unauthorized = |m: &str| Error::Unauthenticated(m.to_owned());
         let kid = self
             .codec
             .kid(token)
@@ -127,7 +28,7 @@ impl Iam {
         let claims = self
             .codec
             .verify(&cert, token, issuer)
-            .map_err(|e| ApiError::Unauthorized(format!("invalid access token: {e}")))?;
+            .map_err(|e| Error::Unauthenticated(format!("invalid access token: {e}")))?;
         if claims.token_type != "access-token" {
             return Err(unauthorized("not an access token"));
         }
@@ -163,145 +64,73 @@ impl Iam {
         &self,
         client_id: &str,
         client_secret: &str,
-    ) -> Result<Principal, ApiError> {
+    ) -> Result<Principal, Error> {
         self.authenticate_client(client_id, client_secret, true)
             .await
             .map(Principal::Application)
-            .map_err(|e| ApiError::Unauthorized(e.description))
+            .map_err(Error::from)
     }
 
-    /// `POST /api/update-user`. Returns whether anything changed.
+    /// `POST /api/update-user`: `id` (`owner/name`), else the body's owner and name, else the
+    /// caller. Returns whether anything changed.
     pub async fn update_user(
         &self,
         caller: &Principal,
         id: Option<&str>,
-        body: &Map<String, Value>,
+        body_target: Option<(&str, &str)>,
+        patch: UserPatch,
         columns: Option<&str>,
-    ) -> Result<bool, ApiError> {
-        // The target: ?id=, else the body's owner+name, else the caller.
+    ) -> Result<bool, Error> {
         let (owner, name) = if let Some(id) = id.filter(|s| !s.is_empty()) {
-            let (o, n) = split_id("id", id).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+            let (o, n) = split_id("id", id)?;
             (o.into_string(), n.into_string())
         } else {
-            match (string_field(body, "owner")?, string_field(body, "name")?) {
-                (Some(o), Some(n)) if !o.is_empty() && !n.is_empty() => (o, n),
-                _ => match caller {
-                    Principal::User(u) => (u.owner.clone(), u.name.clone()),
-                    Principal::Application(_) => {
-                        return Err(ApiError::BadRequest(
-                            "id (owner/name) of the user to update is required".into(),
-                        ));
-                    }
-                },
+            match (body_target, caller) {
+                (Some((o, n)), _) if !o.is_empty() && !n.is_empty() => (o.to_owned(), n.to_owned()),
+                (_, Principal::User(u)) => (u.owner.clone(), u.name.clone()),
+                (_, Principal::Application(_)) => {
+                    return Err(Error::invalid(
+                        "id: owner/name of the user to update is required",
+                    ));
+                }
             }
         };
         let is_self = matches!(caller, Principal::User(u) if u.owner == owner && u.name == name);
         let admin = caller.administers(&owner);
         if !is_self && !admin {
-            return Err(ApiError::Forbidden("Unauthorized operation".into()));
+            return Err(Error::forbidden());
         }
-        let mut user =
-            self.repo.get_user(&owner, &name).await?.ok_or_else(|| {
-                ApiError::NotFound(format!("the user {owner}/{name} does not exist"))
-            })?;
-
-        let fields: Vec<String> = match columns.map(str::trim).filter(|c| !c.is_empty()) {
+        // Which fields: `columns` when given (a protected one is refused), else every field the
+        // body carries that the caller may change (the rest is ignored, as Casdoor does).
+        let fields: Vec<UserField> = match columns.map(str::trim).filter(|c| !c.is_empty()) {
             Some(cols) => {
                 let mut v = Vec::new();
-                for c in cols.split(',').map(to_camel).filter(|c| !c.is_empty()) {
-                    if !SELF_SERVICE_FIELDS.contains(&c.as_str())
-                        && !ADMIN_FIELDS.contains(&c.as_str())
-                    {
-                        return Err(ApiError::BadRequest(format!("unknown column {c:?}")));
-                    }
-                    if !admin && !SELF_SERVICE_FIELDS.contains(&c.as_str()) {
-                        return Err(ApiError::Forbidden(format!(
-                            "Only admin can modify the {c}"
+                for c in cols.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+                    let f = UserField::parse(c)
+                        .ok_or_else(|| Error::invalid(format!("columns: unknown column {c:?}")))?;
+                    if !admin && !f.is_self_service() {
+                        return Err(Error::Forbidden(format!(
+                            "Only admin can modify the {}",
+                            f.name()
                         )));
                     }
-                    v.push(c);
+                    v.push(f);
                 }
                 v
             }
-            None => body
-                .keys()
-                .map(|k| to_camel(k))
-                .filter(|k| {
-                    SELF_SERVICE_FIELDS.contains(&k.as_str())
-                        || (admin && ADMIN_FIELDS.contains(&k.as_str()))
-                })
+            None => UserField::ALL
+                .iter()
+                .copied()
+                .filter(|f| patch.carries(*f) && (admin || f.is_self_service()))
                 .collect(),
         };
-        // Accept snake_case keys in the body too.
-        let body: Map<String, Value> = body.iter().map(|(k, v)| (to_camel(k), v.clone())).collect();
-
+        let mut user =
+            self.repo.get_user(&owner, &name).await?.ok_or_else(|| {
+                Error::NotFound(format!("the user {owner}/{name} does not exist"))
+            })?;
         let before = user.clone();
-        for f in &fields {
-            let f = f.as_str();
-            match f {
-                "isAdmin" | "isForbidden" | "isDeleted" => {
-                    if let Some(b) = bool_field(&body, f)? {
-                        match f {
-                            "isAdmin" => user.is_admin = b,
-                            "isForbidden" => user.is_forbidden = b,
-                            _ => user.is_deleted = b,
-                        }
-                    }
-                }
-                "password" => {
-                    if let Some(p) = string_field(&body, f)?.filter(|p| !p.is_empty()) {
-                        let hash = self.passwords.hash(&p).await.map_err(ApiError::Internal)?;
-                        user.password_hash = Some(hash);
-                    }
-                }
-                _ => {
-                    let Some(v) = string_field(&body, f)? else {
-                        continue;
-                    };
-                    match f {
-                        "displayName" => {
-                            user.display_name = DisplayName::parse("displayName", &v)
-                                .map_err(|e| ApiError::BadRequest(e.to_string()))?
-                                .into_string();
-                        }
-                        "avatar" => {
-                            if !v.is_empty() {
-                                AvatarUrl::parse("avatar", &v)
-                                    .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-                            }
-                            user.avatar = v;
-                        }
-                        "email" => user.email = v,
-                        "phone" => user.phone = v,
-                        "countryCode" => user.country_code = v,
-                        "type" => user.user_type = v,
-                        "signupApplication" => user.signup_application = v,
-                        other => {
-                            if v.chars().count() > 1000 {
-                                return Err(ApiError::BadRequest(format!(
-                                    "{other} is longer than 1000 characters"
-                                )));
-                            }
-                            let p = &mut user.profile;
-                            let slot = match other {
-                                "firstName" => &mut p.first_name,
-                                "lastName" => &mut p.last_name,
-                                "bio" => &mut p.bio,
-                                "gender" => &mut p.gender,
-                                "language" => &mut p.language,
-                                "location" => &mut p.location,
-                                "region" => &mut p.region,
-                                "homepage" => &mut p.homepage,
-                                "title" => &mut p.title,
-                                "affiliation" => &mut p.affiliation,
-                                "birthday" => &mut p.birthday,
-                                _ => continue,
-                            };
-                            *slot = v;
-                        }
-                    }
-                }
-            }
+        for f in fields {
+            self.apply_user_field(&mut user, f, &patch).await?;
         }
         // An administrator cannot lock themself out: no forbidding, deleting or demoting yourself.
         if is_self
@@ -309,9 +138,8 @@ impl Iam {
                 || (user.is_deleted && !before.is_deleted)
                 || (before.is_admin && !user.is_admin))
         {
-            return Err(ApiError::BadRequest(
-                "isAdmin, isForbidden, isDeleted: you cannot forbid, delete or demote yourself"
-                    .into(),
+            return Err(Error::invalid(
+                "isAdmin, isForbidden, isDeleted: you cannot forbid, delete or demote yourself",
             ));
         }
         if user == before {
@@ -322,41 +150,268 @@ impl Iam {
         Ok(true)
     }
 
-    /// The caller's own user and organization (`/api/get-account`).
-    pub async fn account(
+    async fn apply_user_field(
         &self,
-        caller: &Principal,
-    ) -> Result<(User, Option<Organization>), ApiError> {
+        user: &mut User,
+        field: UserField,
+        patch: &UserPatch,
+    ) -> Result<(), Error> {
+        use UserField as F;
+        let text = |v: &Option<String>| v.clone();
+        match field {
+            F::IsAdmin => user.is_admin = patch.is_admin.unwrap_or(user.is_admin),
+            F::IsForbidden => user.is_forbidden = patch.is_forbidden.unwrap_or(user.is_forbidden),
+            F::IsDeleted => user.is_deleted = patch.is_deleted.unwrap_or(user.is_deleted),
+            F::Password => {
+                // An empty password never changes one.
+                if let Some(p) = patch.password.as_deref().filter(|p| !p.is_empty()) {
+                    user.password_hash =
+                        Some(self.passwords.hash(p).await.map_err(Error::Internal)?);
+                }
+            }
+            F::DisplayName => {
+                if let Some(v) = text(&patch.display_name) {
+                    user.display_name = DisplayName::parse("displayName", &v)?.into_string();
+                }
+            }
+            F::Avatar => {
+                if let Some(v) = text(&patch.avatar) {
+                    user.avatar = optional_url("avatar", v)?;
+                }
+            }
+            F::Homepage => {
+                if let Some(v) = text(&patch.homepage) {
+                    user.profile.homepage = optional_url("homepage", v)?;
+                }
+            }
+            other => {
+                let (value, slot) = match other {
+                    F::Email => (&patch.email, &mut user.email),
+                    F::Phone => (&patch.phone, &mut user.phone),
+                    F::CountryCode => (&patch.country_code, &mut user.country_code),
+                    F::Type => (&patch.user_type, &mut user.user_type),
+                    F::SignupApplication => {
+                        (&patch.signup_application, &mut user.signup_application)
+                    }
+                    F::FirstName => (&patch.first_name, &mut user.profile.first_name),
+                    F::LastName => (&patch.last_name, &mut user.profile.last_name),
+                    F::Bio => (&patch.bio, &mut user.profile.bio),
+                    F::Gender => (&patch.gender, &mut user.profile.gender),
+                    F::Language => (&patch.language, &mut user.profile.language),
+                    F::Location => (&patch.location, &mut user.profile.location),
+                    F::Region => (&patch.region, &mut user.profile.region),
+                    F::Title => (&patch.title, &mut user.profile.title),
+                    F::Affiliation => (&patch.affiliation, &mut user.profile.affiliation),
+                    F::Birthday => (&patch.birthday, &mut user.profile.birthday),
+                    _ => return Ok(()),
+                };
+                if let Some(v) = value {
+                    *slot = crate::values::short_text(field.name(), v, 1000)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The caller's own user and organization (`/api/get-account`).
+    pub async fn account(&self, caller: &Principal) -> Result<(User, Option<Organization>), Error> {
         match caller {
             Principal::User(u) => {
                 let org = self.repo.get_organization(&u.owner).await?;
                 Ok((u.clone(), org))
             }
-            Principal::Application(_) => Err(ApiError::BadRequest(
+            Principal::Application(_) => Err(Error::Invalid(
                 "an application token has no account; sign a user in".into(),
             )),
         }
     }
 
     /// `/api/get-user?id=owner/name`: yourself, or anyone you administer. `None` when absent.
-    pub async fn get_user(&self, caller: &Principal, id: &str) -> Result<Option<User>, ApiError> {
-        let (owner, name) = split_id("id", id).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    pub async fn get_user(&self, caller: &Principal, id: &str) -> Result<Option<User>, Error> {
+        let (owner, name) = split_id("id", id).map_err(|e| Error::Invalid(e.to_string()))?;
         let is_self = matches!(caller, Principal::User(u) if u.owner == owner.as_str() && u.name == name.as_str());
         if !is_self && !caller.administers(owner.as_str()) {
-            return Err(ApiError::Forbidden("Unauthorized operation".into()));
+            return Err(Error::Forbidden("Unauthorized operation".into()));
         }
         Ok(self.repo.get_user(owner.as_str(), name.as_str()).await?)
     }
 
     /// `/api/get-users?owner=`: the users of an organization you administer.
-    pub async fn get_users(&self, caller: &Principal, owner: &str) -> Result<Vec<User>, ApiError> {
+    pub async fn get_users(&self, caller: &Principal, owner: &str) -> Result<Vec<User>, Error> {
         if owner.is_empty() {
-            return Err(ApiError::BadRequest("owner is required".into()));
+            return Err(Error::Invalid("owner is required".into()));
         }
         if !caller.administers(owner) {
-            return Err(ApiError::Forbidden("Unauthorized operation".into()));
+            return Err(Error::Forbidden("Unauthorized operation".into()));
         }
         Ok(self.repo.list_users(Some(owner)).await?)
+    }
+}
+
+/// A user's field as `update-user` names it (Casdoor's camelCase; snake_case is accepted too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserField {
+    DisplayName,
+    Avatar,
+    FirstName,
+    LastName,
+    Bio,
+    Gender,
+    Language,
+    Location,
+    Region,
+    Homepage,
+    Title,
+    Affiliation,
+    Birthday,
+    Email,
+    Phone,
+    CountryCode,
+    IsAdmin,
+    IsForbidden,
+    IsDeleted,
+    Password,
+    Type,
+    SignupApplication,
+}
+
+impl UserField {
+    pub const ALL: &'static [UserField] = &[
+        Self::DisplayName,
+        Self::Avatar,
+        Self::FirstName,
+        Self::LastName,
+        Self::Bio,
+        Self::Gender,
+        Self::Language,
+        Self::Location,
+        Self::Region,
+        Self::Homepage,
+        Self::Title,
+        Self::Affiliation,
+        Self::Birthday,
+        Self::Email,
+        Self::Phone,
+        Self::CountryCode,
+        Self::IsAdmin,
+        Self::IsForbidden,
+        Self::IsDeleted,
+        Self::Password,
+        Self::Type,
+        Self::SignupApplication,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::DisplayName => "displayName",
+            Self::Avatar => "avatar",
+            Self::FirstName => "firstName",
+            Self::LastName => "lastName",
+            Self::Bio => "bio",
+            Self::Gender => "gender",
+            Self::Language => "language",
+            Self::Location => "location",
+            Self::Region => "region",
+            Self::Homepage => "homepage",
+            Self::Title => "title",
+            Self::Affiliation => "affiliation",
+            Self::Birthday => "birthday",
+            Self::Email => "email",
+            Self::Phone => "phone",
+            Self::CountryCode => "countryCode",
+            Self::IsAdmin => "isAdmin",
+            Self::IsForbidden => "isForbidden",
+            Self::IsDeleted => "isDeleted",
+            Self::Password => "password",
+            Self::Type => "type",
+            Self::SignupApplication => "signupApplication",
+        }
+    }
+
+    /// `display_name` and `displayName` alike.
+    pub fn parse(s: &str) -> Option<Self> {
+        let wanted: String = s.chars().filter(|c| *c != '_').collect();
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|f| f.name().eq_ignore_ascii_case(&wanted))
+    }
+
+    /// What a user may change on themself (SPEC §5).
+    pub fn is_self_service(self) -> bool {
+        matches!(
+            self,
+            Self::DisplayName
+                | Self::Avatar
+                | Self::FirstName
+                | Self::LastName
+                | Self::Bio
+                | Self::Gender
+                | Self::Language
+                | Self::Location
+                | Self::Region
+                | Self::Homepage
+                | Self::Title
+                | Self::Affiliation
+                | Self::Birthday
+        )
+    }
+}
+
+/// The fields an `update-user` body carries; `None` is "not sent".
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserPatch {
+    pub display_name: Option<String>,
+    pub avatar: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub bio: Option<String>,
+    pub gender: Option<String>,
+    pub language: Option<String>,
+    pub location: Option<String>,
+    pub region: Option<String>,
+    pub homepage: Option<String>,
+    pub title: Option<String>,
+    pub affiliation: Option<String>,
+    pub birthday: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub country_code: Option<String>,
+    pub is_admin: Option<bool>,
+    pub is_forbidden: Option<bool>,
+    pub is_deleted: Option<bool>,
+    pub password: Option<String>,
+    pub user_type: Option<String>,
+    pub signup_application: Option<String>,
+}
+
+impl UserPatch {
+    pub fn carries(&self, f: UserField) -> bool {
+        use UserField as F;
+        match f {
+            F::DisplayName => self.display_name.is_some(),
+            F::Avatar => self.avatar.is_some(),
+            F::FirstName => self.first_name.is_some(),
+            F::LastName => self.last_name.is_some(),
+            F::Bio => self.bio.is_some(),
+            F::Gender => self.gender.is_some(),
+            F::Language => self.language.is_some(),
+            F::Location => self.location.is_some(),
+            F::Region => self.region.is_some(),
+            F::Homepage => self.homepage.is_some(),
+            F::Title => self.title.is_some(),
+            F::Affiliation => self.affiliation.is_some(),
+            F::Birthday => self.birthday.is_some(),
+            F::Email => self.email.is_some(),
+            F::Phone => self.phone.is_some(),
+            F::CountryCode => self.country_code.is_some(),
+            F::IsAdmin => self.is_admin.is_some(),
+            F::IsForbidden => self.is_forbidden.is_some(),
+            F::IsDeleted => self.is_deleted.is_some(),
+            F::Password => self.password.is_some(),
+            F::Type => self.user_type.is_some(),
+            F::SignupApplication => self.signup_application.is_some(),
+        }
     }
 }
 
@@ -365,9 +420,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn camel_case() {
-        assert_eq!(to_camel("display_name"), "displayName");
-        assert_eq!(to_camel("displayName"), "displayName");
-        assert_eq!(to_camel(" is_admin "), "isAdmin");
+    fn field_names() {
+        assert_eq!(
+            UserField::parse("display_name"),
+            Some(UserField::DisplayName)
+        );
+        assert_eq!(
+            UserField::parse("displayName"),
+            Some(UserField::DisplayName)
+        );
+        assert_eq!(UserField::parse("is_admin"), Some(UserField::IsAdmin));
+        assert_eq!(UserField::parse("nope"), None);
+        for f in UserField::ALL {
+            assert_eq!(UserField::parse(f.name()), Some(*f));
+        }
     }
 }

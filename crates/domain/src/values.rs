@@ -177,8 +177,53 @@ impl DisplayName {
                 "must not contain control characters",
             ));
         }
+        if let Some(c) = s.chars().find(|c| is_invisible_format(*c)) {
+            return Err(InvalidValue::new(
+                field,
+                format!(
+                    "must not contain bidirectional-override or zero-width characters (U+{:04X})",
+                    u32::from(c)
+                ),
+            ));
+        }
         Ok(Self(s.to_owned()))
     }
+}
+
+/// Characters that make a name read differently from what it is: bidirectional overrides and
+/// isolates (the "Trojan Source" set) and zero-width characters.
+fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}' | '\u{FEFF}'
+    )
+}
+
+/// Free text of a profile field: at most `max` characters, no control characters.
+pub fn short_text(field: &'static str, s: &str, max: usize) -> Result<String, InvalidValue> {
+    if s.chars().count() > max {
+        return Err(InvalidValue::new(
+            field,
+            format!("is longer than {max} characters"),
+        ));
+    }
+    if s.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return Err(InvalidValue::new(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(s.to_owned())
+}
+
+/// A URL field that may be empty; when set it must be an http(s) URL ([`AvatarUrl`]'s rules), so
+/// no `javascript:` link ever reaches a page that shows it.
+pub fn optional_url(field: &'static str, s: String) -> Result<String, InvalidValue> {
+    if s.is_empty() {
+        return Ok(s);
+    }
+    AvatarUrl::parse(field, &s).map(AvatarUrl::into_string)
 }
 
 string_value!(
@@ -221,6 +266,14 @@ impl CryptoAlgorithm {
                 "cryptoAlgorithm",
                 format!("{other:?} is not supported (RS256 or ES256)"),
             )),
+        }
+    }
+
+    /// The key size a cert of this algorithm gets when none is asked for.
+    pub fn default_bit_size(self) -> i32 {
+        match self {
+            Self::Rs256 => 2048,
+            Self::Es256 => 256,
         }
     }
 
@@ -274,6 +327,10 @@ mod tests {
         assert!(DisplayName::parse("username", &"é".repeat(100)).is_ok());
         assert!(DisplayName::parse("username", &"é".repeat(101)).is_err());
         assert!(DisplayName::parse("username", "a\nb").is_err());
+        assert!(DisplayName::parse("username", "evil\u{202E}gpj.exe").is_err());
+        assert!(DisplayName::parse("username", "a\u{200B}b").is_err());
+        assert!(optional_url("homepage", "javascript:alert(1)".into()).is_err());
+        assert_eq!(optional_url("homepage", String::new()).unwrap(), "");
         assert!(AvatarUrl::parse("avatar", "https://thirdwx.qlogo.cn/mmopen/x/132").is_ok());
         assert!(AvatarUrl::parse("avatar", "HTTP://example.com").is_ok());
         assert!(AvatarUrl::parse("avatar", "javascript:alert(1)").is_err());

@@ -1,31 +1,18 @@
 //! First-start objects (SPEC §6) and the seed file. Existing objects are never overwritten here,
 //! and certs are never regenerated: a restart finds everything as it was.
 
-use std::path::Path;
-
 use anyhow::{Context, Result};
 use chrono::Utc;
 use iam_domain::Secret;
 use iam_domain::model::{BUILT_IN_APP, BUILT_IN_CERT, BUILT_IN_ORG};
+use iam_domain::objects::random_hex;
 use iam_domain::ports::Repository;
 use iam_domain::seed;
+use iam_domain::service::Iam;
 use iam_domain::values::CryptoAlgorithm;
-use rand::RngCore;
 
 use crate::config::Config;
-use crate::init_data::{self, SeedTools};
-
-pub fn random_hex(chars: usize) -> String {
-    let mut bytes = vec![0u8; chars.div_ceil(2)];
-    rand::rng().fill_bytes(&mut bytes);
-    let mut s = hex_encode(&bytes);
-    s.truncate(chars);
-    s
-}
-
-fn hex_encode(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+use crate::init_data;
 
 /// Says something to the operator once, outside the log stream: generated credentials go to the
 /// terminal that started the server and never through `tracing`.
@@ -97,9 +84,9 @@ pub async fn ensure_built_ins(repo: &dyn Repository) -> Result<()> {
     Ok(())
 }
 
-/// Loads `initDataFile` (a missing file is skipped). Parsing happens before any write, and the
-/// store applies the whole file in one transaction.
-pub async fn load_init_data(repo: &dyn Repository, config: &Config) -> Result<()> {
+/// Loads `initDataFile` (a missing file is skipped). Every object is built before any write,
+/// and the store applies the whole file in one transaction.
+pub async fn load_init_data(iam: &Iam, config: &Config) -> Result<()> {
     let path = config.init_data_file.clone();
     let text = match tokio::fs::read_to_string(&path).await {
         Ok(t) => t,
@@ -109,34 +96,24 @@ pub async fn load_init_data(repo: &dyn Repository, config: &Config) -> Result<()
         }
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     };
-    let bundle = tokio::task::spawn_blocking(move || parse_seed(&path, &text)).await??;
+    let inputs = init_data::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let bundle = iam
+        .build_seed(inputs)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     if bundle.is_empty() {
         return Ok(());
     }
-    let report = repo
+    let report = iam
         .apply_seed(&bundle, config.init_data_new_only)
         .await
-        .with_context(|| format!("{}: cannot load", config.init_data_file.display()))?;
+        .with_context(|| format!("{}: cannot load", path.display()))?;
     tracing::info!(
-        file = %config.init_data_file.display(),
+        file = %path.display(),
         created = report.created,
         replaced = report.replaced,
         kept = report.kept,
         "init data loaded"
     );
     Ok(())
-}
-
-fn parse_seed(path: &Path, text: &str) -> Result<iam_domain::model::SeedBundle> {
-    let hash = |p: &str| iam_jwt::password::hash_password(p);
-    let gen_cert = |name: &str, alg| {
-        iam_jwt::certs::generate_cert(name, alg, Utc::now()).map_err(|e| e.to_string())
-    };
-    let tools = SeedTools {
-        hash_password: &hash,
-        generate_cert: &gen_cert,
-        random_hex: &random_hex,
-        now: Utc::now(),
-    };
-    init_data::parse(text, &tools).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }

@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use iam_api::{AppState, IpLimiter, Metrics};
 use iam_domain::Secret;
 use iam_domain::ports::Repository;
-use iam_domain::service::Iam;
+use iam_domain::service::{Iam, Ports};
 use iam_jwt::JwtCodec;
 use iam_jwt::password::Argon2Passwords;
 use iam_jwt::seal::SessionKeySealer;
@@ -74,7 +74,6 @@ pub async fn serve(config: Config) -> Result<()> {
     );
     let store = open_store(&config).await?;
     bootstrap::ensure_built_ins(&store).await?;
-    bootstrap::load_init_data(&store, &config).await?;
 
     let sealer = session_key_sealer(&config).await?;
     let metrics = Metrics::new();
@@ -94,15 +93,15 @@ pub async fn serve(config: Config) -> Result<()> {
     } else {
         None
     };
-    let iam = Iam {
+    let iam = Iam::new(Ports {
         repo: Arc::new(store),
         wechat: Arc::new(CodeGate::new(wechat)),
         codec: Arc::new(JwtCodec::new()),
         sealer: Arc::new(sealer),
         passwords: Arc::new(Argon2Passwords),
         events: Arc::new(metrics.clone()),
-        cache: Default::default(),
-    };
+    });
+    bootstrap::load_init_data(&iam, &config).await?;
     let state = Arc::new(AppState {
         iam,
         metrics,

@@ -1,0 +1,289 @@
+//! The token endpoint and its neighbours (SPEC §4): every grant, revocation, introspection. The
+//! aliases Casdoor's clients use are one-line operations over the same handler.
+
+use std::sync::Arc;
+
+use iam_domain::grants::{Introspection, TokenRequest};
+use iam_domain::oauth::OAuthError;
+use poem::Request;
+use poem::web::Data;
+use poem_openapi::{Object, OpenApi};
+use serde_json::json;
+
+use crate::errors::{AnyJson, OAuthFailure, OAuthReply};
+use crate::extract::Params;
+use crate::state::{AppState, issuer};
+use crate::tags::Tag;
+
+/// Parameters of the token endpoint (RFC 6749 §4 and the mini program flow), from the query
+/// string, a form body or a JSON body; client credentials may also come as HTTP Basic. Which
+/// are required depends on `tag` and `grant_type`.
+#[derive(Object)]
+pub struct TokenParams {
+    /// `wechat_miniprogram` runs mini program sign-in whatever `grant_type` says.
+    pub tag: Option<String>,
+    /// `refresh_token`, `client_credentials` or `password`.
+    pub grant_type: Option<String>,
+    #[oai(validator(max_length = 100))]
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    /// The `wx.login()` code: at most 128 printable ASCII characters.
+    #[oai(validator(max_length = 128, pattern = r"^[!-~]*$"))]
+    pub code: Option<String>,
+    /// Mini program: the nickname, stored as `displayName` (at most 100 characters).
+    /// Password grant: `owner/name` or a name of the application's organization.
+    #[oai(validator(max_length = 201))]
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// An http or https URL of at most 1024 characters.
+    #[oai(validator(max_length = 1024, pattern = r"^[hH][tT][tT][pP][sS]?://"))]
+    pub avatar: Option<String>,
+    /// `openid` adds an OIDC ID token.
+    pub scope: Option<String>,
+    pub nonce: Option<String>,
+    pub refresh_token: Option<String>,
+    /// Picks one of several mini program providers of the application by name.
+    pub provider: Option<String>,
+}
+
+#[derive(Object)]
+pub struct TokenAnswer {
+    pub access_token: String,
+    /// Present when `scope` contains `openid`.
+    pub id_token: Option<String>,
+    /// Absent for client credentials.
+    pub refresh_token: Option<String>,
+    pub token_type: String,
+    pub expires_in: i64,
+    pub scope: String,
+}
+
+/// RFC 7009 / RFC 7662 parameters.
+#[derive(Object)]
+pub struct RevokeParams {
+    pub token: Option<String>,
+    pub token_type_hint: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+}
+
+/// RFC 7662.
+#[derive(Object)]
+pub struct IntrospectionAnswer {
+    pub active: bool,
+    pub scope: Option<String>,
+    pub client_id: Option<String>,
+    pub username: Option<String>,
+    pub token_type: Option<String>,
+    pub exp: Option<i64>,
+    pub iat: Option<i64>,
+    pub nbf: Option<i64>,
+    pub sub: Option<String>,
+    pub aud: Option<serde_json::Value>,
+    pub iss: Option<String>,
+    pub jti: Option<String>,
+}
+
+type TokenResult = Result<OAuthReply<TokenAnswer>, OAuthFailure>;
+
+fn rate_limited(state: &AppState, req: &Request) -> Result<(), OAuthFailure> {
+    crate::ratelimit::check(state, req).map_err(OAuthFailure)
+}
+
+fn token_request(p: &Params<TokenParams>) -> TokenRequest {
+    TokenRequest {
+        grant_type: p.get("grant_type").into(),
+        client_id: p.get("client_id").into(),
+        client_secret: p.get("client_secret").into(),
+        code: p.get("code").into(),
+        username: p.get("username").into(),
+        password: p.get("password").into(),
+        avatar: p.get("avatar").into(),
+        tag: p.get("tag").into(),
+        scope: p.get("scope").into(),
+        nonce: p.get("nonce").into(),
+        refresh_token: p.get("refresh_token").into(),
+        provider: p.get("provider").into(),
+    }
+}
+
+async fn run_token(state: &AppState, req: &Request, tr: TokenRequest) -> TokenResult {
+    rate_limited(state, req)?;
+    let t = state.iam.token(&tr, &issuer(req, &state.origin)).await?;
+    Ok(OAuthReply::json(&serde_json::to_value(&t).map_err(
+        |e| OAuthFailure(OAuthError::server_error(e.to_string())),
+    )?))
+}
+
+pub struct OAuthApi;
+
+#[OpenApi(tag = "Tag::OAuth")]
+impl OAuthApi {
+    /// Token endpoint: WeChat Mini Program sign-in (`tag=wechat_miniprogram`), refresh token,
+    /// client credentials and password grants. Parameters may come in the query string, a form
+    /// or JSON body, and client credentials as HTTP Basic.
+    #[oai(path = "/oauth/token", method = "post", operation_id = "token")]
+    async fn token(
+        &self,
+        state: Data<&Arc<AppState>>,
+        req: &Request,
+        params: Params<TokenParams>,
+    ) -> TokenResult {
+        run_token(&state, req, token_request(&params)).await
+    }
+
+    /// Same as `/oauth/token` (Casdoor's route).
+    #[oai(
+        path = "/api/login/oauth/access_token",
+        method = "post",
+        operation_id = "token-casdoor"
+    )]
+    async fn token_casdoor(
+        &self,
+        state: Data<&Arc<AppState>>,
+        req: &Request,
+        params: Params<TokenParams>,
+    ) -> TokenResult {
+        self.token(state, req, params).await
+    }
+
+    /// Same as `/oauth/token`.
+    #[oai(
+        path = "/login/oauth/access_token",
+        method = "post",
+        operation_id = "token-login"
+    )]
+    async fn token_login(
+        &self,
+        state: Data<&Arc<AppState>>,
+        req: &Request,
+        params: Params<TokenParams>,
+    ) -> TokenResult {
+        self.token(state, req, params).await
+    }
+
+    /// Same as `/oauth/token`.
+    #[oai(
+        path = "/oauth/access_token",
+        method = "post",
+        operation_id = "token-access"
+    )]
+    async fn token_access(
+        &self,
+        state: Data<&Arc<AppState>>,
+        req: &Request,
+        params: Params<TokenParams>,
+    ) -> TokenResult {
+        self.token(state, req, params).await
+    }
+
+    /// Casdoor's refresh route: the `refresh_token` grant, whatever `grant_type` says.
+    #[oai(
+        path = "/api/login/oauth/refresh_token",
+        method = "post",
+        operation_id = "refresh-token"
+    )]
+    async fn refresh(
+        &self,
+        state: Data<&Arc<AppState>>,
+        req: &Request,
+        params: Params<TokenParams>,
+    ) -> TokenResult {
+        let mut tr = token_request(&params);
+        tr.grant_type = "refresh_token".into();
+        tr.tag.clear();
+        run_token(&state, req, tr).await
+    }
+
+    /// Revokes a token (RFC 7009); a refresh token takes its whole chain with it. Unknown
+    /// tokens are not an error.
+    #[oai(path = "/oauth/revoke", method = "post", operation_id = "revoke")]
+    async fn revoke(
+        &self,
+        state: Data<&Arc<AppState>>,
+        req: &Request,
+        params: Params<RevokeParams>,
+    ) -> Result<OAuthReply<AnyJson>, OAuthFailure> {
+        rate_limited(&state, req)?;
+        state
+            .iam
+            .revoke(
+                params.get("client_id"),
+                params.get("client_secret"),
+                params.get("token"),
+            )
+            .await?;
+        Ok(OAuthReply::json(&json!({})))
+    }
+
+    /// Same as `/oauth/revoke`.
+    #[oai(
+        path = "/api/login/oauth/revoke",
+        method = "post",
+        operation_id = "revoke-casdoor"
+    )]
+    async fn revoke_casdoor(
+        &self,
+        state: Data<&Arc<AppState>>,
+        req: &Request,
+        params: Params<RevokeParams>,
+    ) -> Result<OAuthReply<AnyJson>, OAuthFailure> {
+        self.revoke(state, req, params).await
+    }
+
+    /// Token introspection (RFC 7662) for authenticated clients.
+    #[oai(
+        path = "/api/login/oauth/introspect",
+        method = "post",
+        operation_id = "introspect"
+    )]
+    async fn introspect(
+        &self,
+        state: Data<&Arc<AppState>>,
+        req: &Request,
+        params: Params<RevokeParams>,
+    ) -> Result<OAuthReply<IntrospectionAnswer>, OAuthFailure> {
+        let i: Introspection = state
+            .iam
+            .introspect(
+                params.get("client_id"),
+                params.get("client_secret"),
+                params.get("token"),
+                &issuer(req, &state.origin),
+            )
+            .await?;
+        Ok(OAuthReply::json(&serde_json::to_value(&i).map_err(
+            |e| OAuthFailure(OAuthError::server_error(e.to_string())),
+        )?))
+    }
+
+    /// The load tool's ceiling, served only with `benchEndpoints = true` (404 otherwise): the
+    /// same stack as the token endpoint — rate limit, parameter parsing, one signature — without
+    /// WeChat or the database. Not part of the public API.
+    #[oai(path = "/bench/sign", method = "post", hidden)]
+    async fn bench_sign(
+        &self,
+        state: Data<&Arc<AppState>>,
+        req: &Request,
+        params: Params<TokenParams>,
+    ) -> Result<OAuthReply<AnyJson>, poem::Error> {
+        let Some(cert) = &state.bench_cert else {
+            return Err(poem::Error::from_status(poem::http::StatusCode::NOT_FOUND));
+        };
+        rate_limited(&state, req)?;
+        let token = state
+            .iam
+            .bench_sign(
+                cert,
+                params.get("client_id"),
+                params.get("code"),
+                params.get("username"),
+                params.get("avatar"),
+                &issuer(req, &state.origin),
+            )
+            .map_err(|e| OAuthFailure(OAuthError::server_error(e.to_string())))?;
+        Ok(OAuthReply::json(
+            &json!({"access_token": token, "token_type": "Bearer", "expires_in": 3600}),
+        ))
+    }
+}

@@ -1,0 +1,77 @@
+//! What every operation can reach, shared behind an `Arc`.
+
+use std::sync::Arc;
+
+use iam_domain::service::Iam;
+use poem::Request;
+use poem::http::header;
+
+use crate::metrics::Metrics;
+use crate::ratelimit::IpLimiter;
+
+pub struct AppState {
+    pub iam: Iam,
+    pub metrics: Metrics,
+    /// The configured issuer; empty: derived from each request's Host.
+    pub origin: String,
+    pub rate_limit: Option<Arc<IpLimiter>>,
+    /// When set (config `benchEndpoints = true`), `POST /bench/sign` signs with this cert: the
+    /// ceiling the load tool compares sign-in against. Off in production.
+    pub bench_cert: Option<iam_domain::model::Cert>,
+}
+
+impl iam_domain::ports::Events for Metrics {
+    fn signin(&self, result: &str) {
+        Metrics::signin(self, result);
+    }
+
+    fn user_created(&self) {
+        Metrics::user_created(self);
+    }
+}
+
+/// The issuer of tokens minted for this request: `origin` when configured, else the Host the
+/// client used (`http://` for an IP or a name without a dot, `https://` otherwise).
+pub fn issuer(req: &Request, origin: &str) -> String {
+    if !origin.is_empty() {
+        return origin.to_owned();
+    }
+    let host = req
+        .header(header::HOST)
+        .map(str::to_owned)
+        .or_else(|| req.uri().authority().map(|a| a.to_string()))
+        .unwrap_or_else(|| "localhost".into());
+    let name = if host.starts_with('[') {
+        host.split(']')
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches('[')
+            .to_owned()
+    } else {
+        host.rsplit_once(':')
+            .map(|(h, _)| h.to_owned())
+            .unwrap_or_else(|| host.clone())
+    };
+    let plain = name.parse::<std::net::IpAddr>().is_ok() || !name.contains('.');
+    format!("{}://{}", if plain { "http" } else { "https" }, host)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issuer_from_host() {
+        let req = Request::builder().header("host", "127.0.0.1:8000").finish();
+        assert_eq!(issuer(&req, ""), "http://127.0.0.1:8000");
+        let req = Request::builder().header("host", "localhost:8000").finish();
+        assert_eq!(issuer(&req, ""), "http://localhost:8000");
+        let req = Request::builder()
+            .header("host", "iam.example.com")
+            .finish();
+        assert_eq!(issuer(&req, ""), "https://iam.example.com");
+        let req = Request::builder().header("host", "[::1]:8000").finish();
+        assert_eq!(issuer(&req, ""), "http://[::1]:8000");
+        assert_eq!(issuer(&req, "https://iam.hanzo.ai"), "https://iam.hanzo.ai");
+    }
+}

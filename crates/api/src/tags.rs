@@ -1,0 +1,17 @@
+//! The groups the API document shows its operations in.
+
+use poem_openapi::Tags;
+
+#[derive(Tags)]
+pub enum Tag {
+    /// The token endpoint: mini program sign-in and every other grant.
+    OAuth,
+    /// Bearer APIs of signed-in users.
+    Users,
+    /// The management API of global administrators.
+    Management,
+    /// Discovery documents.
+    Discovery,
+    /// Probes and metrics for operators.
+    Operations,
+}

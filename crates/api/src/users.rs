@@ -1,0 +1,165 @@
+//! The Bearer APIs of SPEC §5: userinfo, get-account, update-user, get-user, get-users.
+
+use std::sync::Arc;
+
+use iam_domain::Error;
+use iam_domain::service::Principal;
+use poem::web::Data;
+use poem_openapi::param::Query;
+use poem_openapi::{Object, OpenApi};
+use serde_json::{Value, json};
+
+use crate::errors::{Envelope, Failure, Reply};
+use crate::extract::{BearerCaller, Caller, LaxJson};
+use crate::state::AppState;
+use crate::tags::Tag;
+use crate::wire::{self, UserWire};
+
+/// OIDC userinfo.
+#[derive(Object)]
+pub struct UserInfo {
+    pub sub: String,
+    pub iss: String,
+    pub aud: String,
+    pub name: String,
+    pub preferred_username: String,
+    #[oai(rename = "displayName")]
+    pub display_name: String,
+    pub picture: String,
+}
+
+/// `/api/get-account`'s envelope, with the user's id and name on top.
+#[derive(Object)]
+pub struct AccountEnvelope {
+    pub status: String,
+    pub msg: String,
+    pub sub: Option<String>,
+    pub name: Option<String>,
+    pub data: Option<Value>,
+    pub data2: Option<Value>,
+}
+
+pub struct UsersApi;
+
+impl UsersApi {
+    async fn userinfo_of(caller: BearerCaller) -> Result<Reply<UserInfo>, Failure> {
+        let Caller { principal, claims } = caller.0;
+        let (Principal::User(u), Some(claims)) = (principal, claims) else {
+            return Err(Error::invalid("an application token has no user information").into());
+        };
+        Ok(Reply::json(&json!({
+            "sub": u.id,
+            "iss": claims.iss,
+            "aud": claims.azp,
+            "name": u.name,
+            "preferred_username": u.name,
+            "displayName": u.display_name,
+            "picture": u.avatar,
+        })))
+    }
+}
+
+#[OpenApi(tag = "Tag::Users")]
+impl UsersApi {
+    /// OIDC userinfo of a Bearer token.
+    #[oai(path = "/api/userinfo", method = "get", operation_id = "userinfo")]
+    async fn userinfo(&self, caller: BearerCaller) -> Result<Reply<UserInfo>, Failure> {
+        Self::userinfo_of(caller).await
+    }
+
+    /// Same as `/api/userinfo`.
+    #[oai(
+        path = "/oauth/userinfo",
+        method = "get",
+        operation_id = "userinfo-oauth"
+    )]
+    async fn userinfo_oauth(&self, caller: BearerCaller) -> Result<Reply<UserInfo>, Failure> {
+        Self::userinfo_of(caller).await
+    }
+
+    /// The caller's user (`data`) and organization (`data2`). Mints nothing.
+    #[oai(
+        path = "/api/get-account",
+        method = "get",
+        operation_id = "get-account"
+    )]
+    async fn get_account(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+    ) -> Result<Reply<AccountEnvelope>, Failure> {
+        let (u, org) = state.iam.account(&caller.principal).await?;
+        Ok(Reply::json(&json!({
+            "status": "ok",
+            "msg": "",
+            "sub": u.id,
+            "name": u.name,
+            "data": wire::user(&u),
+            "data2": org.as_ref().map(wire::organization),
+        })))
+    }
+
+    /// Updates a user: `?id=owner/name`, else the body's `owner`+`name`, else the caller. A user
+    /// may change only self-service fields of themself; `columns` (camelCase or snake_case,
+    /// comma-separated) limits the fields. The body is JSON whatever the Content-Type.
+    #[oai(
+        path = "/api/update-user",
+        method = "post",
+        operation_id = "update-user"
+    )]
+    async fn update_user(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        #[oai(validator(max_length = 201))] id: Query<Option<String>>,
+        #[oai(validator(max_length = 1000))] columns: Query<Option<String>>,
+        body: LaxJson<UserWire>,
+    ) -> Result<Reply<Envelope>, Failure> {
+        let ((owner, name), patch) = body.parse()?.into_patch();
+        let target = owner.as_deref().zip(name.as_deref());
+        let changed = state
+            .iam
+            .update_user(
+                &caller.principal,
+                id.0.as_deref(),
+                target,
+                patch,
+                columns.0.as_deref(),
+            )
+            .await?;
+        Ok(Reply::affected(changed))
+    }
+
+    /// A user you may see (yourself, or users you administer); `data: null` when absent.
+    #[oai(path = "/api/get-user", method = "get", operation_id = "get-user")]
+    async fn get_user(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        /// `owner/name`.
+        #[oai(validator(max_length = 201))]
+        id: Query<String>,
+    ) -> Result<Reply<Envelope>, Failure> {
+        let u = state.iam.get_user(&caller.principal, &id.0).await?;
+        Ok(Reply::ok(
+            u.as_ref().map(wire::user).unwrap_or(Value::Null),
+            Value::Null,
+        ))
+    }
+
+    /// The users of an organization you administer.
+    #[oai(path = "/api/get-users", method = "get", operation_id = "get-users")]
+    async fn get_users(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        #[oai(validator(max_length = 100))] owner: Query<String>,
+    ) -> Result<Reply<Envelope>, Failure> {
+        let users = state.iam.get_users(&caller.principal, &owner.0).await?;
+        let n = users.len();
+        Ok(Reply::ok(
+            Value::Array(users.iter().map(wire::user).collect()),
+            json!(n),
+        ))
+    }
+}

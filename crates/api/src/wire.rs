@@ -1,0 +1,445 @@
+//! Casdoor's JSON shapes of our objects: one wire type per entity, read by the management API
+//! and by the seed file alike (`iam_server`'s `init_data.json` loader), and turned into domain
+//! objects only through the domain's constructors. The schema attributes state the limits the
+//! domain enforces, so clients (and the fuzzer) know them. Unknown keys and `null`s are
+//! tolerated. Secrets are written out as `***`.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use iam_domain::model::{ADMIN_OWNER, Application, Cert, Organization, Profile, Provider, User};
+use iam_domain::objects::{
+    ApplicationInput, CertInput, MASK, OrganizationInput, ProviderInput, ProviderItemInput,
+    UserInput,
+};
+use iam_domain::users::UserPatch;
+use poem_openapi::Object;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+pub fn time(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn text(v: Option<String>) -> String {
+    v.unwrap_or_default()
+}
+
+/// An organization (owned by `admin`).
+#[derive(Object, Deserialize, Debug, Default)]
+#[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
+pub struct OrganizationWire {
+    /// Always `admin`.
+    pub owner: Option<String>,
+    /// No `/`, no whitespace.
+    #[oai(validator(max_length = 100))]
+    pub name: Option<String>,
+    #[oai(validator(max_length = 100))]
+    pub display_name: Option<String>,
+    /// An http(s) URL.
+    #[oai(validator(max_length = 1024))]
+    pub default_avatar: Option<String>,
+}
+
+impl OrganizationWire {
+    pub fn into_input(self) -> OrganizationInput {
+        OrganizationInput {
+            name: text(self.name),
+            display_name: text(self.display_name),
+            default_avatar: text(self.default_avatar),
+        }
+    }
+}
+
+/// One entry of an application's ordered provider list.
+#[derive(Object, Deserialize, Debug, Default)]
+#[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
+pub struct ProviderItemWire {
+    pub owner: Option<String>,
+    #[oai(validator(max_length = 100))]
+    pub name: Option<String>,
+    pub can_sign_up: Option<bool>,
+    pub can_sign_in: Option<bool>,
+}
+
+/// An application (owned by `admin`).
+#[derive(Object, Deserialize, Debug, Default)]
+#[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
+pub struct ApplicationWire {
+    pub owner: Option<String>,
+    #[oai(validator(max_length = 100))]
+    pub name: Option<String>,
+    #[oai(validator(max_length = 100))]
+    pub display_name: Option<String>,
+    #[oai(validator(max_length = 100))]
+    pub organization: Option<String>,
+    /// Generated when empty on add. Printable ASCII.
+    #[oai(validator(max_length = 100))]
+    pub client_id: Option<String>,
+    /// Generated when empty on add; returned as `***`; `***` written back keeps the stored one.
+    pub client_secret: Option<String>,
+    pub cert: Option<String>,
+    pub enable_sign_up: Option<bool>,
+    /// Ordered: the first WeChat provider is the mini program's.
+    pub providers: Option<Vec<ProviderItemWire>>,
+    pub grant_types: Option<Vec<String>>,
+    pub token_format: Option<String>,
+    /// Access-token lifetime; 0 or absent: 168.
+    #[oai(validator(minimum(value = "0"), maximum(value = "87600")))]
+    pub expire_in_hours: Option<f64>,
+    /// Refresh-token lifetime; 0 or absent: 720.
+    #[oai(validator(minimum(value = "0"), maximum(value = "87600")))]
+    pub refresh_expire_in_hours: Option<f64>,
+}
+
+impl ApplicationWire {
+    pub fn into_input(self) -> ApplicationInput {
+        ApplicationInput {
+            name: text(self.name),
+            display_name: text(self.display_name),
+            organization: text(self.organization),
+            client_id: text(self.client_id),
+            client_secret: text(self.client_secret),
+            cert: text(self.cert),
+            enable_sign_up: self.enable_sign_up.unwrap_or(false),
+            providers: self
+                .providers
+                .unwrap_or_default()
+                .into_iter()
+                .map(|p| ProviderItemInput {
+                    owner: text(p.owner),
+                    name: text(p.name),
+                    can_sign_up: p.can_sign_up,
+                    can_sign_in: p.can_sign_in,
+                })
+                .collect(),
+            grant_types: self.grant_types.unwrap_or_default(),
+            token_format: text(self.token_format),
+            expire_in_hours: self.expire_in_hours,
+            refresh_expire_in_hours: self.refresh_expire_in_hours,
+        }
+    }
+}
+
+/// An identity provider; a mini program is one of type `WeChat` or `WeChatMiniProgram`.
+#[derive(Object, Deserialize, Debug, Default)]
+#[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
+pub struct ProviderWire {
+    /// `admin` (shared) or an organization; empty is `admin`.
+    #[oai(validator(max_length = 100))]
+    pub owner: Option<String>,
+    #[oai(validator(max_length = 100))]
+    pub name: Option<String>,
+    #[oai(validator(max_length = 100))]
+    pub display_name: Option<String>,
+    /// `OAuth` when empty.
+    pub category: Option<String>,
+    /// Required. `WeChat` or `WeChatMiniProgram` for a mini program.
+    #[serde(rename = "type")]
+    #[oai(rename = "type", validator(max_length = 100))]
+    pub provider_type: Option<String>,
+    #[oai(validator(max_length = 100))]
+    pub sub_type: Option<String>,
+    /// The mini program's APPID.
+    #[oai(validator(max_length = 200))]
+    pub client_id: Option<String>,
+    /// The mini program's APPSECRET; returned as `***`.
+    pub client_secret: Option<String>,
+}
+
+impl ProviderWire {
+    pub fn into_input(self) -> ProviderInput {
+        ProviderInput {
+            owner: text(self.owner),
+            name: text(self.name),
+            display_name: text(self.display_name),
+            category: text(self.category),
+            provider_type: text(self.provider_type),
+            sub_type: text(self.sub_type),
+            client_id: text(self.client_id),
+            client_secret: text(self.client_secret),
+        }
+    }
+}
+
+/// A signing cert (owned by `admin`; certs are found by name alone).
+#[derive(Object, Deserialize, Debug, Default)]
+#[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
+pub struct CertWire {
+    pub owner: Option<String>,
+    #[oai(validator(max_length = 100))]
+    pub name: Option<String>,
+    #[oai(validator(max_length = 100))]
+    pub display_name: Option<String>,
+    /// `x509`.
+    #[serde(rename = "type")]
+    #[oai(rename = "type")]
+    pub cert_type: Option<String>,
+    /// `RS256` (default) or `ES256`.
+    pub crypto_algorithm: Option<String>,
+    /// 2048 for RS256, 256 for ES256 (the defaults).
+    pub bit_size: Option<i64>,
+    /// PEM; generated with the key when both are empty.
+    pub certificate: Option<String>,
+    /// PEM; returned as `***`.
+    pub private_key: Option<String>,
+}
+
+impl CertWire {
+    pub fn into_input(self) -> CertInput {
+        CertInput {
+            name: text(self.name),
+            display_name: text(self.display_name),
+            cert_type: text(self.cert_type),
+            crypto_algorithm: text(self.crypto_algorithm),
+            bit_size: self.bit_size,
+            certificate: text(self.certificate),
+            private_key: text(self.private_key),
+        }
+    }
+}
+
+/// A user (Casdoor's field names; Casdoor's other fields are accepted and ignored).
+#[derive(Object, Deserialize, Debug, Default)]
+#[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
+pub struct UserWire {
+    #[oai(validator(max_length = 100))]
+    pub owner: Option<String>,
+    #[oai(validator(max_length = 100))]
+    pub name: Option<String>,
+    #[serde(rename = "type")]
+    #[oai(rename = "type", validator(max_length = 100))]
+    pub user_type: Option<String>,
+    /// Never returned (`***` when set); an empty password never changes one.
+    pub password: Option<String>,
+    #[oai(validator(max_length = 100))]
+    pub display_name: Option<String>,
+    /// An http(s) URL.
+    #[oai(validator(max_length = 1024))]
+    pub avatar: Option<String>,
+    #[oai(validator(max_length = 254))]
+    pub email: Option<String>,
+    #[oai(validator(max_length = 32))]
+    pub phone: Option<String>,
+    #[oai(validator(max_length = 8))]
+    pub country_code: Option<String>,
+    #[oai(validator(max_length = 1000))]
+    pub first_name: Option<String>,
+    #[oai(validator(max_length = 1000))]
+    pub last_name: Option<String>,
+    #[oai(validator(max_length = 1000))]
+    pub bio: Option<String>,
+    #[oai(validator(max_length = 1000))]
+    pub gender: Option<String>,
+    #[oai(validator(max_length = 1000))]
+    pub language: Option<String>,
+    #[oai(validator(max_length = 1000))]
+    pub location: Option<String>,
+    #[oai(validator(max_length = 1000))]
+    pub region: Option<String>,
+    /// An http(s) URL.
+    #[oai(validator(max_length = 1024))]
+    pub homepage: Option<String>,
+    #[oai(validator(max_length = 1000))]
+    pub title: Option<String>,
+    #[oai(validator(max_length = 1000))]
+    pub affiliation: Option<String>,
+    #[oai(validator(max_length = 1000))]
+    pub birthday: Option<String>,
+    pub is_admin: Option<bool>,
+    pub is_forbidden: Option<bool>,
+    pub is_deleted: Option<bool>,
+    #[oai(validator(max_length = 100))]
+    pub signup_application: Option<String>,
+}
+
+impl UserWire {
+    /// A new user (`add-user`, the seed file). The password is returned apart: hashing it is
+    /// an adapter's work.
+    pub fn into_input(self) -> (UserInput, Option<String>) {
+        (
+            UserInput {
+                owner: text(self.owner),
+                name: text(self.name),
+                user_type: text(self.user_type),
+                display_name: text(self.display_name),
+                avatar: text(self.avatar),
+                email: text(self.email),
+                phone: text(self.phone),
+                country_code: text(self.country_code),
+                is_admin: self.is_admin.unwrap_or(false),
+                is_forbidden: self.is_forbidden.unwrap_or(false),
+                signup_application: text(self.signup_application),
+                profile: Profile {
+                    first_name: text(self.first_name),
+                    last_name: text(self.last_name),
+                    bio: text(self.bio),
+                    gender: text(self.gender),
+                    language: text(self.language),
+                    location: text(self.location),
+                    region: text(self.region),
+                    homepage: text(self.homepage),
+                    title: text(self.title),
+                    affiliation: text(self.affiliation),
+                    birthday: text(self.birthday),
+                },
+            },
+            self.password.filter(|p| !p.is_empty()),
+        )
+    }
+
+    /// The fields of an `update-user` (what was sent, and nothing else).
+    pub fn into_patch(self) -> ((Option<String>, Option<String>), UserPatch) {
+        (
+            (self.owner, self.name),
+            UserPatch {
+                display_name: self.display_name,
+                avatar: self.avatar,
+                first_name: self.first_name,
+                last_name: self.last_name,
+                bio: self.bio,
+                gender: self.gender,
+                language: self.language,
+                location: self.location,
+                region: self.region,
+                homepage: self.homepage,
+                title: self.title,
+                affiliation: self.affiliation,
+                birthday: self.birthday,
+                email: self.email,
+                phone: self.phone,
+                country_code: self.country_code,
+                is_admin: self.is_admin,
+                is_forbidden: self.is_forbidden,
+                is_deleted: self.is_deleted,
+                password: self.password,
+                user_type: self.user_type,
+                signup_application: self.signup_application,
+            },
+        )
+    }
+}
+
+/// `init_data.json`: Casdoor's seed file, of the same wire types.
+#[derive(Deserialize, Debug, Default)]
+#[serde(default)]
+pub struct InitData {
+    pub organizations: Vec<OrganizationWire>,
+    pub applications: Vec<ApplicationWire>,
+    pub providers: Vec<ProviderWire>,
+    pub users: Vec<UserWire>,
+    pub certs: Vec<CertWire>,
+}
+
+fn masked(secret_set: bool) -> &'static str {
+    if secret_set { MASK } else { "" }
+}
+
+pub fn user(u: &User) -> Value {
+    let p = &u.profile;
+    json!({
+        "owner": u.owner,
+        "name": u.name,
+        "createdTime": time(&u.created_time),
+        "updatedTime": time(&u.updated_time),
+        "id": u.id,
+        "type": u.user_type,
+        "password": masked(u.password_hash.is_some()),
+        "passwordSalt": "",
+        "displayName": u.display_name,
+        "firstName": p.first_name,
+        "lastName": p.last_name,
+        "avatar": u.avatar,
+        "email": u.email,
+        "emailVerified": false,
+        "phone": u.phone,
+        "countryCode": u.country_code,
+        "region": p.region,
+        "location": p.location,
+        "address": [],
+        "affiliation": p.affiliation,
+        "title": p.title,
+        "homepage": p.homepage,
+        "bio": p.bio,
+        "tag": "",
+        "language": p.language,
+        "gender": p.gender,
+        "birthday": p.birthday,
+        "score": 0,
+        "isAdmin": u.is_admin,
+        "isForbidden": u.is_forbidden,
+        "isDeleted": u.is_deleted,
+        "signupApplication": u.signup_application,
+        "lastSigninTime": u.last_signin_time.as_ref().map(time).unwrap_or_default(),
+        "wechat": u.wechat,
+        "properties": {
+            "wechatOpenId": u.wechat_open_id,
+            "wechatUnionId": u.wechat_union_id,
+        },
+        "roles": [],
+        "permissions": [],
+        "groups": [],
+    })
+}
+
+pub fn organization(o: &Organization) -> Value {
+    json!({
+        "owner": ADMIN_OWNER,
+        "name": o.name,
+        "createdTime": time(&o.created_time),
+        "displayName": o.display_name,
+        "defaultAvatar": o.default_avatar,
+    })
+}
+
+pub fn application(a: &Application) -> Value {
+    json!({
+        "owner": ADMIN_OWNER,
+        "name": a.name,
+        "createdTime": time(&a.created_time),
+        "displayName": a.display_name,
+        "organization": a.organization,
+        "clientId": a.client_id,
+        "clientSecret": masked(!a.client_secret.is_empty()),
+        "cert": a.cert,
+        "enableSignUp": a.enable_sign_up,
+        "providers": a.providers,
+        "grantTypes": a.grant_types,
+        "tokenFormat": a.token_format,
+        "expireInHours": a.expire_in_hours,
+        "refreshExpireInHours": a.refresh_expire_in_hours,
+    })
+}
+
+pub fn provider(p: &Provider) -> Value {
+    json!({
+        "owner": p.owner,
+        "name": p.name,
+        "createdTime": time(&p.created_time),
+        "displayName": p.display_name,
+        "category": p.category,
+        "type": p.provider_type,
+        "subType": p.sub_type,
+        "clientId": p.client_id,
+        "clientSecret": masked(!p.client_secret.is_empty()),
+    })
+}
+
+pub fn cert(c: &Cert) -> Value {
+    json!({
+        "owner": ADMIN_OWNER,
+        "name": c.name,
+        "createdTime": time(&c.created_time),
+        "displayName": c.display_name,
+        "scope": "JWT",
+        "type": c.cert_type,
+        "cryptoAlgorithm": c.crypto_algorithm.as_str(),
+        "bitSize": c.bit_size,
+        "certificate": c.certificate,
+        "privateKey": MASK,
+    })
+}

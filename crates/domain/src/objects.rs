@@ -1,0 +1,449 @@
+//! Building configuration objects and users from what a caller sent — the management API and the
+//! seed file alike. One constructor per entity owns the defaults, the limits and the generated
+//! secrets, so the two ways in can never disagree.
+
+use chrono::{DateTime, Utc};
+
+use crate::Secret;
+use crate::model::{
+    ADMIN_OWNER, Application, Cert, Organization, Profile, Provider, ProviderItem, User,
+};
+use crate::values::{
+    AppId, ClientId, CryptoAlgorithm, DisplayName, InvalidValue, ObjectName, is_mini_program_type,
+    optional_url, short_text,
+};
+
+/// What secrets look like on the way out, and what keeps them on the way back in.
+pub const MASK: &str = "***";
+
+/// 256 random bits and more as lowercase hex: generated client ids and secrets.
+pub fn random_hex(chars: usize) -> String {
+    let mut s = String::with_capacity(chars + 32);
+    while s.len() < chars {
+        s.push_str(&uuid::Uuid::new_v4().simple().to_string());
+    }
+    s.truncate(chars);
+    s
+}
+
+fn name(field: &'static str, s: &str) -> Result<String, InvalidValue> {
+    ObjectName::parse(field, s).map(ObjectName::into_string)
+}
+
+fn or_default(s: String, default: &str) -> String {
+    if s.is_empty() { default.to_owned() } else { s }
+}
+
+/// Token lifetimes: 0 or absent is the default; otherwise 1 hour to 10 years, rounded up.
+pub fn hours(field: &'static str, v: Option<f64>, default: i64) -> Result<i64, InvalidValue> {
+    match v {
+        None => Ok(default),
+        Some(0.0) => Ok(default),
+        Some(h) if h > 0.0 && h <= 87_600.0 => Ok(h.ceil() as i64),
+        Some(h) => Err(InvalidValue::new(
+            field,
+            format!("{h} is not between 0 and 87600 hours"),
+        )),
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct OrganizationInput {
+    pub name: String,
+    pub display_name: String,
+    pub default_avatar: String,
+}
+
+impl Organization {
+    pub fn from_input(i: OrganizationInput, now: DateTime<Utc>) -> Result<Self, InvalidValue> {
+        Ok(Self {
+            name: name("name", &i.name)?,
+            display_name: short_text("displayName", &i.display_name, 100)?,
+            default_avatar: optional_url("defaultAvatar", i.default_avatar)?,
+            created_time: now,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ProviderItemInput {
+    pub owner: String,
+    pub name: String,
+    pub can_sign_up: Option<bool>,
+    pub can_sign_in: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ApplicationInput {
+    pub name: String,
+    pub display_name: String,
+    pub organization: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub cert: String,
+    pub enable_sign_up: bool,
+    pub providers: Vec<ProviderItemInput>,
+    pub grant_types: Vec<String>,
+    pub token_format: String,
+    pub expire_in_hours: Option<f64>,
+    pub refresh_expire_in_hours: Option<f64>,
+}
+
+/// Whether a constructor makes a new object (secrets may be generated) or the next version of a
+/// stored one (an empty or masked secret keeps the stored one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Create,
+    Update,
+}
+
+impl Application {
+    pub fn from_input(
+        i: ApplicationInput,
+        purpose: Purpose,
+        now: DateTime<Utc>,
+    ) -> Result<Self, InvalidValue> {
+        let mut providers = Vec::with_capacity(i.providers.len());
+        for (n, item) in i.providers.into_iter().enumerate() {
+            let at = |e: InvalidValue| {
+                InvalidValue::new("providers", format!("[{n}].{}: {}", e.field, e.reason))
+            };
+            if !item.owner.is_empty() {
+                ObjectName::parse("owner", &item.owner).map_err(at)?;
+            }
+            providers.push(ProviderItem {
+                name: ObjectName::parse("name", &item.name)
+                    .map_err(at)?
+                    .into_string(),
+                owner: item.owner,
+                can_sign_up: item.can_sign_up.unwrap_or(true),
+                can_sign_in: item.can_sign_in.unwrap_or(true),
+            });
+        }
+        let create = purpose == Purpose::Create;
+        let client_id = match i.client_id {
+            id if id.is_empty() && create => random_hex(20),
+            id => ClientId::parse(&id)
+                .map_err(|e| InvalidValue::new("clientId", e.reason))?
+                .into_string(),
+        };
+        let client_secret = match i.client_secret {
+            s if s.is_empty() && create => random_hex(40),
+            s if s == MASK && create => {
+                return Err(InvalidValue::new("clientSecret", "\"***\" is not a secret"));
+            }
+            s => s,
+        };
+        let cert = i.cert;
+        if !cert.is_empty() {
+            ObjectName::parse("cert", &cert)?;
+        }
+        for g in &i.grant_types {
+            short_text("grantTypes", g, 100)?;
+        }
+        Ok(Self {
+            name: name("name", &i.name)?,
+            display_name: short_text("displayName", &i.display_name, 100)?,
+            organization: name("organization", &i.organization)?,
+            client_id,
+            client_secret: Secret::new(client_secret),
+            cert,
+            enable_sign_up: i.enable_sign_up,
+            providers,
+            grant_types: i.grant_types,
+            token_format: or_default(i.token_format, "JWT"),
+            expire_in_hours: hours(
+                "expireInHours",
+                i.expire_in_hours,
+                Application::DEFAULT_EXPIRE_IN_HOURS,
+            )?,
+            refresh_expire_in_hours: hours(
+                "refreshExpireInHours",
+                i.refresh_expire_in_hours,
+                Application::DEFAULT_REFRESH_EXPIRE_IN_HOURS,
+            )?,
+            created_time: now,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ProviderInput {
+    pub owner: String,
+    pub name: String,
+    pub display_name: String,
+    pub category: String,
+    pub provider_type: String,
+    pub sub_type: String,
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+impl Provider {
+    /// An empty owner is `admin`, Casdoor's owner of shared providers.
+    pub fn from_input(i: ProviderInput, now: DateTime<Utc>) -> Result<Self, InvalidValue> {
+        if i.provider_type.is_empty() {
+            return Err(InvalidValue::new("type", "is required"));
+        }
+        Ok(Self {
+            owner: name("owner", &or_default(i.owner, ADMIN_OWNER))?,
+            name: name("name", &i.name)?,
+            display_name: short_text("displayName", &i.display_name, 100)?,
+            category: or_default(i.category, "OAuth"),
+            provider_type: short_text("type", &i.provider_type, 100)?,
+            sub_type: short_text("subType", &i.sub_type, 100)?,
+            client_id: short_text("clientId", &i.client_id, 200)?,
+            client_secret: Secret::new(i.client_secret),
+            created_time: now,
+        })
+    }
+
+    /// A mini program provider must carry a usable APPID and APPSECRET. Checked once the stored
+    /// secret has been kept for a masked one.
+    pub fn check_complete(&self) -> Result<(), InvalidValue> {
+        if !is_mini_program_type(&self.provider_type) {
+            return Ok(());
+        }
+        if self.client_id.is_empty() {
+            return Err(InvalidValue::new(
+                "clientId",
+                "the mini program's APPID is required for a WeChat provider",
+            ));
+        }
+        AppId::parse(&self.client_id).map_err(|e| InvalidValue::new("clientId", e.reason))?;
+        if self.client_secret.is_empty() || self.client_secret.expose() == MASK {
+            return Err(InvalidValue::new(
+                "clientSecret",
+                "the mini program's APPSECRET is required for a WeChat provider",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CertInput {
+    pub name: String,
+    pub display_name: String,
+    pub cert_type: String,
+    pub crypto_algorithm: String,
+    pub bit_size: Option<i64>,
+    pub certificate: String,
+    pub private_key: String,
+}
+
+impl Cert {
+    /// A cert as sent. A new cert with neither `certificate` nor `privateKey` is generated by
+    /// the caller (the second value is `true`); giving only one of them is an error. An update
+    /// keeps what it does not send.
+    pub fn from_input(
+        i: CertInput,
+        purpose: Purpose,
+        now: DateTime<Utc>,
+    ) -> Result<(Self, bool), InvalidValue> {
+        let alg = CryptoAlgorithm::parse(&i.crypto_algorithm)?;
+        let cert_type = match i.cert_type.as_str() {
+            "" | "x509" => "x509".to_owned(),
+            t => {
+                return Err(InvalidValue::new(
+                    "type",
+                    format!("{t:?} is not supported (x509)"),
+                ));
+            }
+        };
+        let bit_size = match (alg, i.bit_size) {
+            (_, None | Some(0)) => alg.default_bit_size(),
+            (CryptoAlgorithm::Rs256, Some(b)) if [2048, 3072, 4096].contains(&b) => b as i32,
+            (CryptoAlgorithm::Es256, Some(256)) => 256,
+            (_, Some(b)) => {
+                return Err(InvalidValue::new(
+                    "bitSize",
+                    format!("{b} is not a key size of {}", alg.as_str()),
+                ));
+            }
+        };
+        let generate = match (i.certificate.is_empty(), i.private_key.is_empty()) {
+            _ if purpose == Purpose::Update => false,
+            (true, true) => true,
+            (false, false) => false,
+            _ => {
+                return Err(InvalidValue::new(
+                    "certificate, privateKey",
+                    "give both, or neither to generate them",
+                ));
+            }
+        };
+        let cert_name = name("name", &i.name)?;
+        Ok((
+            Self {
+                display_name: or_default(
+                    short_text("displayName", &i.display_name, 100)?,
+                    &cert_name,
+                ),
+                name: cert_name,
+                cert_type,
+                crypto_algorithm: alg,
+                bit_size,
+                certificate: i.certificate,
+                private_key: Secret::new(i.private_key),
+                created_time: now,
+            },
+            generate,
+        ))
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct UserInput {
+    pub owner: String,
+    pub name: String,
+    pub user_type: String,
+    pub display_name: String,
+    pub avatar: String,
+    pub email: String,
+    pub phone: String,
+    pub country_code: String,
+    pub is_admin: bool,
+    pub is_forbidden: bool,
+    pub signup_application: String,
+    pub profile: Profile,
+}
+
+impl User {
+    /// A user made by an administrator or the seed file (not by a sign-in). The id is new; the
+    /// password, if any, is hashed by the caller.
+    pub fn from_input(i: UserInput, now: DateTime<Utc>) -> Result<Self, InvalidValue> {
+        let p = i.profile;
+        let text = |field: &'static str, v: String| short_text(field, &v, 1000);
+        Ok(Self {
+            id: uuid::Uuid::new_v4().to_string(),
+            owner: name("owner", &i.owner)?,
+            name: name("name", &i.name)?,
+            user_type: or_default(short_text("type", &i.user_type, 100)?, User::NORMAL_USER),
+            display_name: DisplayName::parse("displayName", &i.display_name)?.into_string(),
+            avatar: optional_url("avatar", i.avatar)?,
+            email: short_text("email", &i.email, 254)?,
+            phone: short_text("phone", &i.phone, 32)?,
+            country_code: short_text("countryCode", &i.country_code, 8)?,
+            is_admin: i.is_admin,
+            is_forbidden: i.is_forbidden,
+            is_deleted: false,
+            signup_application: short_text("signupApplication", &i.signup_application, 100)?,
+            wechat: String::new(),
+            wechat_open_id: String::new(),
+            wechat_union_id: String::new(),
+            password_hash: None,
+            profile: Profile {
+                first_name: text("firstName", p.first_name)?,
+                last_name: text("lastName", p.last_name)?,
+                bio: text("bio", p.bio)?,
+                gender: text("gender", p.gender)?,
+                language: text("language", p.language)?,
+                location: text("location", p.location)?,
+                region: text("region", p.region)?,
+                homepage: optional_url("homepage", p.homepage)?,
+                title: text("title", p.title)?,
+                affiliation: text("affiliation", p.affiliation)?,
+                birthday: text("birthday", p.birthday)?,
+            },
+            created_time: now,
+            updated_time: now,
+            last_signin_time: None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn applications_get_defaults_and_secrets() {
+        let a = Application::from_input(
+            ApplicationInput {
+                name: "a".into(),
+                organization: "o".into(),
+                ..Default::default()
+            },
+            Purpose::Create,
+            Utc::now(),
+        )
+        .unwrap();
+        assert_eq!(a.client_id.len(), 20);
+        assert_eq!(a.client_secret.expose().len(), 40);
+        assert_eq!(a.expire_in_hours, Application::DEFAULT_EXPIRE_IN_HOURS);
+        let e = Application::from_input(
+            ApplicationInput {
+                name: "a".into(),
+                organization: "o".into(),
+                expire_in_hours: Some(-1.0),
+                ..Default::default()
+            },
+            Purpose::Create,
+            Utc::now(),
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "expireInHours");
+    }
+
+    #[test]
+    fn certs_default_their_size_and_refuse_other_types() {
+        let (c, generate) = Cert::from_input(
+            CertInput {
+                name: "c".into(),
+                ..Default::default()
+            },
+            Purpose::Create,
+            Utc::now(),
+        )
+        .unwrap();
+        assert!(generate);
+        assert_eq!((c.bit_size, c.display_name.as_str()), (2048, "c"));
+        let e = Cert::from_input(
+            CertInput {
+                name: "c".into(),
+                cert_type: "saml".into(),
+                ..Default::default()
+            },
+            Purpose::Create,
+            Utc::now(),
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "type");
+    }
+
+    #[test]
+    fn wechat_providers_need_an_appid() {
+        let p = Provider::from_input(
+            ProviderInput {
+                name: "wx".into(),
+                provider_type: "WeChat".into(),
+                client_id: "not an appid".into(),
+                client_secret: "s".into(),
+                ..Default::default()
+            },
+            Utc::now(),
+        )
+        .unwrap();
+        assert_eq!(p.owner, ADMIN_OWNER);
+        assert_eq!(p.check_complete().unwrap_err().field, "clientId");
+    }
+
+    #[test]
+    fn user_urls_are_http() {
+        let e = User::from_input(
+            UserInput {
+                owner: "o".into(),
+                name: "u".into(),
+                profile: Profile {
+                    homepage: "javascript:alert(1)".into(),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+            Utc::now(),
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "homepage");
+    }
+}
