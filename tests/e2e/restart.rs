@@ -125,7 +125,6 @@ async fn restart_keeps_everything_on_sqlite() -> anyhow::Result<()> {
 #[tokio::test]
 async fn restart_keeps_everything_on_postgres() -> anyhow::Result<()> {
     let Some(db) = Db::postgres()? else {
-        eprintln!("IAM_TEST_POSTGRES_URL not set: PostgreSQL run skipped");
         return Ok(());
     };
     restart_keeps_everything(db).await

@@ -147,28 +147,7 @@ fn expect_oauth_error(a: &Answer, status: u16, error: &str, description_contains
     assert_eq!(a.header("cache-control").as_deref(), Some("no-store"));
 }
 
-/// Runs a test body on SQLite and, when configured, PostgreSQL.
-macro_rules! both_backends {
-    ($name:ident, $body:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() -> anyhow::Result<()> {
-                super::$body(iam_e2e::Db::sqlite()?).await
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() -> anyhow::Result<()> {
-                match iam_e2e::Db::postgres()? {
-                    Some(db) => super::$body(db).await,
-                    None => {
-                        eprintln!("IAM_TEST_POSTGRES_URL not set: PostgreSQL run skipped");
-                        Ok(())
-                    }
-                }
-            }
-        }
-    };
-}
+use iam_e2e::both_backends;
 
 async fn product_page_flow(db: Db) -> anyhow::Result<()> {
     let mut c = Ctx::start(db, &[]).await?;
@@ -756,7 +735,6 @@ both_backends!(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_servers_on_one_postgres_make_one_user() -> anyhow::Result<()> {
     let Some(db) = Db::postgres()? else {
-        eprintln!("IAM_TEST_POSTGRES_URL not set: skipped");
         return Ok(());
     };
     let c = Ctx::start(db, &[]).await?;

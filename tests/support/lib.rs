@@ -206,9 +206,10 @@ impl Db {
         })
     }
 
-    /// `None` when `IAM_TEST_POSTGRES_URL` is not set.
+    /// `None` when `IAM_TEST_POSTGRES_URL` is not set (said on stderr); an error when `CI` is
+    /// set without it, so CI can never pass by skipping PostgreSQL.
     pub fn postgres() -> Result<Option<Self>> {
-        let Ok(admin_url) = std::env::var("IAM_TEST_POSTGRES_URL") else {
+        let Some(admin_url) = postgres_admin_url()? else {
             return Ok(None);
         };
         let name = format!("iam_e2e_{}", uuid::Uuid::new_v4().simple());
@@ -272,6 +273,47 @@ impl Drop for Db {
             let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
         }
     }
+}
+
+/// `IAM_TEST_POSTGRES_URL`. Unset: `None`, and the skip is said on stderr; unset while `CI` is
+/// set: an error, because a PostgreSQL run skipped in CI would pass without testing anything.
+pub fn postgres_admin_url() -> Result<Option<String>> {
+    match std::env::var("IAM_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Ok(Some(url)),
+        _ if std::env::var_os("CI").is_some() => {
+            bail!(
+                "CI is set but IAM_TEST_POSTGRES_URL is not: the PostgreSQL runs cannot be skipped"
+            )
+        }
+        _ => {
+            eprintln!(
+                "SKIPPED: IAM_TEST_POSTGRES_URL is not set, so this PostgreSQL run tests nothing"
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// Runs a test body (`async fn(Db) -> anyhow::Result<()>`) on SQLite and on PostgreSQL (see
+/// [`postgres_admin_url`] for when PostgreSQL is skipped).
+#[macro_export]
+macro_rules! both_backends {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() -> anyhow::Result<()> {
+                super::$body($crate::Db::sqlite()?).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() -> anyhow::Result<()> {
+                match $crate::Db::postgres()? {
+                    Some(db) => super::$body(db).await,
+                    None => Ok(()),
+                }
+            }
+        }
+    };
 }
 
 /// A running `iam`.
@@ -466,8 +508,15 @@ impl Answer {
         self.json()["msg"].as_str().unwrap_or_default().to_owned()
     }
 
+    /// The body as JSON. A body that is not JSON fails the test here, so a check of a field
+    /// can never pass vacuously on an HTML or text error page.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.text).unwrap_or(serde_json::Value::Null)
+        serde_json::from_str(&self.text).unwrap_or_else(|e| {
+            panic!(
+                "the answer ({}) is not JSON ({e}): {:?}",
+                self.status, self.text
+            )
+        })
     }
 
     pub fn header(&self, name: &str) -> Option<String> {

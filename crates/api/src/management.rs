@@ -115,7 +115,7 @@ impl ManagementApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
-        #[oai(validator(max_length = 201))] id: Query<String>,
+        #[oai(validator(max_length = 201, pattern = r"^[^/\s]+/[^/\s]+$"))] id: Query<String>,
     ) -> Answer {
         let (_, n) = id_of(&id)?;
         let org = state
@@ -156,7 +156,9 @@ impl ManagementApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
-        #[oai(validator(max_length = 201))] id: Query<Option<String>>,
+        #[oai(validator(max_length = 201, pattern = r"^[^/\s]+/[^/\s]+$"))] id: Query<
+            Option<String>,
+        >,
         body: LaxJson<OrganizationWire>,
     ) -> Answer {
         require_global_admin(&caller.principal)?;
@@ -180,7 +182,9 @@ impl ManagementApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
-        #[oai(validator(max_length = 201))] id: Query<Option<String>>,
+        #[oai(validator(max_length = 201, pattern = r"^[^/\s]+/[^/\s]+$"))] id: Query<
+            Option<String>,
+        >,
         body: LaxJson<OrganizationWire>,
     ) -> Answer {
         require_global_admin(&caller.principal)?;
@@ -246,7 +250,7 @@ impl ManagementApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
-        #[oai(validator(max_length = 201))] id: Query<String>,
+        #[oai(validator(max_length = 201, pattern = r"^[^/\s]+/[^/\s]+$"))] id: Query<String>,
     ) -> Answer {
         let (_, n) = id_of(&id)?;
         let app = state
@@ -287,7 +291,9 @@ impl ManagementApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
-        #[oai(validator(max_length = 201))] id: Query<Option<String>>,
+        #[oai(validator(max_length = 201, pattern = r"^[^/\s]+/[^/\s]+$"))] id: Query<
+            Option<String>,
+        >,
         body: LaxJson<ApplicationWire>,
     ) -> Answer {
         require_global_admin(&caller.principal)?;
@@ -311,7 +317,9 @@ impl ManagementApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
-        #[oai(validator(max_length = 201))] id: Query<Option<String>>,
+        #[oai(validator(max_length = 201, pattern = r"^[^/\s]+/[^/\s]+$"))] id: Query<
+            Option<String>,
+        >,
         body: LaxJson<ApplicationWire>,
     ) -> Answer {
         require_global_admin(&caller.principal)?;
@@ -357,7 +365,7 @@ impl ManagementApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
-        #[oai(validator(max_length = 201))] id: Query<String>,
+        #[oai(validator(max_length = 201, pattern = r"^[^/\s]+/[^/\s]+$"))] id: Query<String>,
     ) -> Answer {
         let (o, n) = id_of(&id)?;
         let p = state
@@ -395,7 +403,9 @@ impl ManagementApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
-        #[oai(validator(max_length = 201))] id: Query<Option<String>>,
+        #[oai(validator(max_length = 201, pattern = r"^[^/\s]+/[^/\s]+$"))] id: Query<
+            Option<String>,
+        >,
         body: LaxJson<ProviderWire>,
     ) -> Answer {
         require_global_admin(&caller.principal)?;
@@ -419,7 +429,9 @@ impl ManagementApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
-        #[oai(validator(max_length = 201))] id: Query<Option<String>>,
+        #[oai(validator(max_length = 201, pattern = r"^[^/\s]+/[^/\s]+$"))] id: Query<
+            Option<String>,
+        >,
         body: LaxJson<ProviderWire>,
     ) -> Answer {
         require_global_admin(&caller.principal)?;
@@ -464,7 +476,7 @@ impl ManagementApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
-        #[oai(validator(max_length = 201))] id: Query<String>,
+        #[oai(validator(max_length = 201, pattern = r"^[^/\s]+/[^/\s]+$"))] id: Query<String>,
     ) -> Answer {
         let (_, n) = id_of(&id)?;
         let c = state.iam.admin_get_cert(&caller.principal, &n).await?;
@@ -499,7 +511,9 @@ impl ManagementApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
-        #[oai(validator(max_length = 201))] id: Query<Option<String>>,
+        #[oai(validator(max_length = 201, pattern = r"^[^/\s]+/[^/\s]+$"))] id: Query<
+            Option<String>,
+        >,
         body: LaxJson<CertWire>,
     ) -> Answer {
         require_global_admin(&caller.principal)?;
@@ -523,7 +537,9 @@ impl ManagementApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
-        #[oai(validator(max_length = 201))] id: Query<Option<String>>,
+        #[oai(validator(max_length = 201, pattern = r"^[^/\s]+/[^/\s]+$"))] id: Query<
+            Option<String>,
+        >,
         body: LaxJson<CertWire>,
     ) -> Answer {
         require_global_admin(&caller.principal)?;
@@ -564,7 +580,9 @@ impl ManagementApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
-        #[oai(validator(max_length = 201))] id: Query<Option<String>>,
+        #[oai(validator(max_length = 201, pattern = r"^[^/\s]+/[^/\s]+$"))] id: Query<
+            Option<String>,
+        >,
         body: LaxJson<UserWire>,
     ) -> Answer {
         let w = body.parse()?;

@@ -111,7 +111,9 @@ impl UsersApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
-        #[oai(validator(max_length = 201))] id: Query<Option<String>>,
+        #[oai(validator(max_length = 201, pattern = r"^[^/\s]+/[^/\s]+$"))] id: Query<
+            Option<String>,
+        >,
         #[oai(validator(max_length = 1000))] columns: Query<Option<String>>,
         body: LaxJson<UserWire>,
     ) -> Result<Reply<Envelope>, Failure> {
@@ -137,7 +139,7 @@ impl UsersApi {
         state: Data<&Arc<AppState>>,
         caller: Caller,
         /// `owner/name`.
-        #[oai(validator(max_length = 201))]
+        #[oai(validator(max_length = 201, pattern = r"^[^/\s]+/[^/\s]+$"))]
         id: Query<String>,
     ) -> Result<Reply<Envelope>, Failure> {
         let u = state.iam.get_user(&caller.principal, &id.0).await?;
