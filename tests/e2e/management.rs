@@ -335,6 +335,26 @@ async fn casdoor_answers_where_its_sdks_look() -> anyhow::Result<()> {
         .await?;
     assert_eq!(a.status, 400, "{}", a.text);
 
+    // A Casdoor field this server does not store is refused by name, never silently dropped;
+    // at its empty value (what Casdoor's clients send in whole objects) it is accepted.
+    let a = c
+        .post_json_as(
+            &admin,
+            "/api/update-application?id=admin/demo-app",
+            json!({"name": "demo-app", "organization": "demo", "description": "new"}),
+        )
+        .await?;
+    assert_eq!(a.status, 400, "{}", a.text);
+    assert!(a.msg().starts_with("description"), "{}", a.msg());
+    let a = c
+        .post_json_as(
+            &admin,
+            "/api/add-organization",
+            json!({"name": "whole", "websiteUrl": "", "initScore": 0, "languages": []}),
+        )
+        .await?;
+    assert_eq!(a.status, 200, "{}", a.text);
+
     // A wrong type is a 400 naming the field.
     let a = c
         .post_json_as(

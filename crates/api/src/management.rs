@@ -138,7 +138,9 @@ impl ManagementApi {
         body: LaxJson<OrganizationWire>,
     ) -> Answer {
         require_global_admin(&caller.principal)?;
-        let org = Organization::from_input(body.parse()?.into_input(), Utc::now())?;
+        let w = body.parse()?;
+        wire::refuse_unstored(&w.other)?;
+        let org = Organization::from_input(w.into_input(), Utc::now())?;
         state
             .iam
             .admin_add_organization(&caller.principal, org)
@@ -164,6 +166,7 @@ impl ManagementApi {
         require_global_admin(&caller.principal)?;
         let w = body.parse()?;
         let (_, n) = target(&id, None, w.name.as_deref())?;
+        wire::refuse_unstored(&w.other)?;
         let org = Organization::from_input(w.into_input(), Utc::now())?;
         let changed = state
             .iam
@@ -273,7 +276,9 @@ impl ManagementApi {
         body: LaxJson<ApplicationWire>,
     ) -> Answer {
         require_global_admin(&caller.principal)?;
-        let app = Application::from_input(body.parse()?.into_input(), Purpose::Create, Utc::now())?;
+        let w = body.parse()?;
+        wire::refuse_unstored(&w.other)?;
+        let app = Application::from_input(w.into_input(), Purpose::Create, Utc::now())?;
         state
             .iam
             .admin_add_application(&caller.principal, app)
@@ -299,6 +304,7 @@ impl ManagementApi {
         require_global_admin(&caller.principal)?;
         let w = body.parse()?;
         let (_, n) = target(&id, None, w.name.as_deref())?;
+        wire::refuse_unstored(&w.other)?;
         let app = Application::from_input(w.into_input(), Purpose::Update, Utc::now())?;
         let changed = state
             .iam
@@ -388,7 +394,9 @@ impl ManagementApi {
         body: LaxJson<ProviderWire>,
     ) -> Answer {
         require_global_admin(&caller.principal)?;
-        let p = Provider::from_input(body.parse()?.into_input(), Utc::now())?;
+        let w = body.parse()?;
+        wire::refuse_unstored(&w.other)?;
+        let p = Provider::from_input(w.into_input(), Utc::now())?;
         state.iam.admin_add_provider(&caller.principal, p).await?;
         Ok(Reply::affected(true))
     }
@@ -411,6 +419,7 @@ impl ManagementApi {
         require_global_admin(&caller.principal)?;
         let w = body.parse()?;
         let (o, n) = target(&id, w.owner.as_deref(), w.name.as_deref())?;
+        wire::refuse_unstored(&w.other)?;
         let p = Provider::from_input(w.into_input(), Utc::now())?;
         let changed = state
             .iam
@@ -492,8 +501,9 @@ impl ManagementApi {
         body: LaxJson<CertWire>,
     ) -> Answer {
         require_global_admin(&caller.principal)?;
-        let (cert, generate) =
-            Cert::from_input(body.parse()?.into_input(), Purpose::Create, Utc::now())?;
+        let w = body.parse()?;
+        wire::refuse_unstored(&w.other)?;
+        let (cert, generate) = Cert::from_input(w.into_input(), Purpose::Create, Utc::now())?;
         state
             .iam
             .admin_add_cert(&caller.principal, cert, generate)
@@ -519,6 +529,7 @@ impl ManagementApi {
         require_global_admin(&caller.principal)?;
         let w = body.parse()?;
         let (_, n) = target(&id, None, w.name.as_deref())?;
+        wire::refuse_unstored(&w.other)?;
         let (cert, _) = Cert::from_input(w.into_input(), Purpose::Update, Utc::now())?;
         let changed = state
             .iam

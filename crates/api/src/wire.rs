@@ -38,6 +38,11 @@ pub struct OrganizationWire {
     /// An http(s) URL.
     #[oai(validator(max_length = 1024))]
     pub default_avatar: Option<String>,
+    /// Casdoor's fields this server does not store: accepted at their empty value (Casdoor's
+    /// clients send whole objects), refused with a 400 naming them otherwise.
+    #[oai(skip)]
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, Value>,
 }
 
 impl OrganizationWire {
@@ -91,6 +96,11 @@ pub struct ApplicationWire {
     /// Refresh-token lifetime; 0 or absent: 720.
     #[oai(validator(minimum(value = "0"), maximum(value = "87600")))]
     pub refresh_expire_in_hours: Option<f64>,
+    /// Casdoor's fields this server does not store: accepted at their empty value (Casdoor's
+    /// clients send whole objects), refused with a 400 naming them otherwise.
+    #[oai(skip)]
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, Value>,
 }
 
 impl ApplicationWire {
@@ -147,6 +157,11 @@ pub struct ProviderWire {
     pub client_id: Option<String>,
     /// The mini program's APPSECRET; returned as `***`.
     pub client_secret: Option<String>,
+    /// Casdoor's fields this server does not store: accepted at their empty value (Casdoor's
+    /// clients send whole objects), refused with a 400 naming them otherwise.
+    #[oai(skip)]
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, Value>,
 }
 
 impl ProviderWire {
@@ -186,6 +201,11 @@ pub struct CertWire {
     pub certificate: Option<String>,
     /// PEM; returned as `***`.
     pub private_key: Option<String>,
+    /// Casdoor's fields this server does not store: accepted at their empty value (Casdoor's
+    /// clients send whole objects), refused with a 400 naming them otherwise.
+    #[oai(skip)]
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, Value>,
 }
 
 impl CertWire {
@@ -333,6 +353,38 @@ pub struct InitData {
     pub providers: Vec<ProviderWire>,
     pub users: Vec<UserWire>,
     pub certs: Vec<CertWire>,
+}
+
+/// Keys we write ourselves and so accept back whatever they hold.
+const OURS: &[&str] = &["createdTime", "updatedTime", "scope"];
+
+fn is_empty(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+    }
+}
+
+/// The first field of `other` that carries a value this server would drop.
+pub fn unstored(other: &serde_json::Map<String, Value>) -> Option<&str> {
+    other
+        .iter()
+        .find(|(k, v)| !OURS.contains(&k.as_str()) && !is_empty(v))
+        .map(|(k, _)| k.as_str())
+}
+
+/// Refuses a body that sets a Casdoor field this server does not store: it would be lost.
+pub fn refuse_unstored(other: &serde_json::Map<String, Value>) -> Result<(), iam_domain::Error> {
+    match unstored(other) {
+        None => Ok(()),
+        Some(k) => Err(iam_domain::Error::Invalid(format!(
+            "{k}: is not stored by this server; send it empty or leave it out"
+        ))),
+    }
 }
 
 fn masked(secret_set: bool) -> &'static str {
