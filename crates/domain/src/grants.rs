@@ -238,22 +238,23 @@ impl Iam {
         Ok((appid, session))
     }
 
-    /// The user of a WeChat identity (SPEC §4 step 6). A new user is built only when none was
-    /// found; the second value says whether the user must be written back (profile, sign-in time).
+    /// The user of a WeChat identity (SPEC §4 step 6), in one store call. A new user is built
+    /// only when none was found; the second value says whether the user must be written back (profile, sign-in time).
     async fn find_or_create_user(
         &self,
         app: &Application,
         identity: &WechatIdentity,
         input: &SignInInput,
     ) -> Result<(User, bool), OAuthError> {
-        let mut outcome = self.repo.find_or_create_wechat_user(identity, None).await?;
-        if outcome == WechatUserOutcome::NotFound && app.enable_sign_up {
-            let new_user = self.new_wechat_user(app, identity, input).await?;
-            outcome = self
-                .repo
-                .find_or_create_wechat_user(identity, Some(&new_user))
-                .await?;
-        }
+        let new_user = if app.enable_sign_up {
+            Some(self.new_wechat_user(app, identity, input).await?)
+        } else {
+            None
+        };
+        let outcome = self
+            .repo
+            .find_or_create_wechat_user(identity, new_user)
+            .await?;
         let now = Utc::now();
         match outcome {
             WechatUserOutcome::Created(u) => {
@@ -285,12 +286,14 @@ impl Iam {
         }
     }
 
+    /// How a first sign-in makes its user: built by the store only when no user was found,
+    /// so a returning sign-in builds nothing.
     async fn new_wechat_user(
         &self,
         app: &Application,
         identity: &WechatIdentity,
         input: &SignInInput,
-    ) -> Result<User, OAuthError> {
+    ) -> Result<crate::ports::NewUser, OAuthError> {
         let avatar = match &input.avatar {
             Some(a) => a.to_string(),
             None => self
@@ -299,34 +302,39 @@ impl Iam {
                 .map(|o| o.default_avatar.clone())
                 .unwrap_or_default(),
         };
-        let now = Utc::now();
-        Ok(User {
-            id: uuid::Uuid::new_v4().to_string(),
-            owner: app.organization.clone(),
-            name: format!("wechat-{}", identity.openid),
-            user_type: User::NORMAL_USER.into(),
-            display_name: input
-                .display_name
-                .as_ref()
-                .map(|d| d.to_string())
-                .unwrap_or_default(),
-            avatar,
-            email: String::new(),
-            phone: String::new(),
-            country_code: String::new(),
-            is_admin: false,
-            is_forbidden: false,
-            is_deleted: false,
-            signup_application: app.name.clone(),
-            wechat: identity.openid.clone(),
-            wechat_open_id: identity.openid.clone(),
-            wechat_union_id: identity.unionid.clone(),
-            password_hash: None,
-            profile: Default::default(),
-            created_time: now,
-            updated_time: now,
-            last_signin_time: Some(now),
-        })
+        let display_name = input
+            .display_name
+            .as_ref()
+            .map(|d| d.to_string())
+            .unwrap_or_default();
+        let (owner, application) = (app.organization.clone(), app.name.clone());
+        let (openid, unionid) = (identity.openid.clone(), identity.unionid.clone());
+        Ok(std::sync::Arc::new(move || {
+            let now = Utc::now();
+            User {
+                id: uuid::Uuid::new_v4().to_string(),
+                owner: owner.clone(),
+                name: format!("wechat-{openid}"),
+                user_type: User::NORMAL_USER.into(),
+                display_name: display_name.clone(),
+                avatar: avatar.clone(),
+                email: String::new(),
+                phone: String::new(),
+                country_code: String::new(),
+                is_admin: false,
+                is_forbidden: false,
+                is_deleted: false,
+                signup_application: application.clone(),
+                wechat: openid.clone(),
+                wechat_open_id: openid.clone(),
+                wechat_union_id: unionid.clone(),
+                password_hash: None,
+                profile: Default::default(),
+                created_time: now,
+                updated_time: now,
+                last_signin_time: Some(now),
+            }
+        }))
     }
 
     async fn refresh(&self, req: &TokenRequest, issuer: &str) -> Result<TokenResponse, OAuthError> {

@@ -13,6 +13,9 @@ use crate::{Secret, StoreError};
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// Builds the user a first sign-in creates; called only when no user was found.
+pub type NewUser = std::sync::Arc<dyn Fn() -> User + Send + Sync>;
+
 /// Persistence of every entity. Every method is atomic on its own.
 #[async_trait]
 pub trait Repository: Send + Sync + 'static {
@@ -66,12 +69,13 @@ pub trait Repository: Send + Sync + 'static {
     ) -> StoreResult<Option<WechatIdentity>>;
     /// Atomically: the user of `identity`; else, when it carries a unionid, the user of its
     /// organization holding that unionid (linking the identity to them); else, when `new_user` is
-    /// given, that user created together with the identity. Concurrent calls for one identity, on
-    /// one process or several sharing a database, end with exactly one user.
+    /// given, the user it builds, created together with the identity (it is called only then).
+    /// Concurrent calls for one identity, on one process or several sharing a database, end
+    /// with exactly one user.
     async fn find_or_create_wechat_user(
         &self,
         identity: &WechatIdentity,
-        new_user: Option<&User>,
+        new_user: Option<NewUser>,
     ) -> StoreResult<WechatUserOutcome>;
     /// Replaces the stored (already encrypted) session key of (appid, openid).
     async fn save_wechat_session(

@@ -9,7 +9,7 @@ use iam_domain::model::{
     ADMIN_OWNER, Application, Cert, Organization, Provider, SeedBundle, SeedReport, TokenRecord,
     User, WechatIdentity, WechatUserOutcome,
 };
-use iam_domain::ports::{Repository, StoreResult};
+use iam_domain::ports::{NewUser, Repository, StoreResult};
 
 use crate::Store;
 use crate::conn::{AnyConnection, DbError, write_tx};
@@ -94,8 +94,9 @@ fn insert_identity(
 fn find_or_create(
     c: &mut AnyConnection,
     identity: &WechatIdentity,
-    new_user: Option<&User>,
+    new_user: Option<NewUser>,
 ) -> Result<WechatUserOutcome, DbError> {
+    let mut built: Option<User> = None;
     for _ in 0..8 {
         if let Some(user) = user_by_identity(c, &identity.appid, &identity.openid)? {
             return Ok(WechatUserOutcome::Found(user));
@@ -109,9 +110,10 @@ fn find_or_create(
                 Err(e) => return Err(e),
             }
         }
-        let Some(new_user) = new_user else {
+        let Some(make) = &new_user else {
             return Ok(WechatUserOutcome::NotFound);
         };
+        let new_user: &User = built.get_or_insert_with(|| make());
         let created = write_tx(c, |c| {
             diesel::insert_into(users::table)
                 .values(&UserRow::from(new_user))
@@ -687,11 +689,10 @@ impl Repository for Store {
     async fn find_or_create_wechat_user(
         &self,
         identity: &WechatIdentity,
-        new_user: Option<&User>,
+        new_user: Option<NewUser>,
     ) -> StoreResult<WechatUserOutcome> {
         let identity = identity.clone();
-        let new_user = new_user.cloned();
-        self.run(move |c| find_or_create(c, &identity, new_user.as_ref()))
+        self.run(move |c| find_or_create(c, &identity, new_user))
             .await
     }
 

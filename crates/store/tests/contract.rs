@@ -86,6 +86,11 @@ async fn postgres() -> Option<Fixture> {
     })
 }
 
+/// The new user a first sign-in would create.
+fn offer(user: User) -> iam_domain::ports::NewUser {
+    std::sync::Arc::new(move || user.clone())
+}
+
 macro_rules! contract {
     ($name:ident, $body:expr) => {
         mod $name {
@@ -350,7 +355,8 @@ contract!(
             tasks.push(tokio::spawn(async move {
                 // Every caller proposes its own new user (own UUID); only one may win.
                 let proposal = wechat_user("demo", &ident);
-                s.find_or_create_wechat_user(&ident, Some(&proposal)).await
+                s.find_or_create_wechat_user(&ident, Some(offer(proposal)))
+                    .await
             }));
         }
         let mut created = 0;
@@ -377,7 +383,7 @@ contract!(unionid_links_a_second_mini_program, |s: Store| async move {
     s.insert_organization(&org("demo")).await.unwrap();
     let first = identity("wxaaaaaaaaaaaaaaaa", "oAAAA", "oUNION", "demo");
     let created = s
-        .find_or_create_wechat_user(&first, Some(&wechat_user("demo", &first)))
+        .find_or_create_wechat_user(&first, Some(offer(wechat_user("demo", &first))))
         .await
         .unwrap();
     let WechatUserOutcome::Created(u) = created else {
@@ -385,7 +391,7 @@ contract!(unionid_links_a_second_mini_program, |s: Store| async move {
     };
     let second = identity("wxbbbbbbbbbbbbbbbb", "oBBBB", "oUNION", "demo");
     let linked = s
-        .find_or_create_wechat_user(&second, Some(&wechat_user("demo", &second)))
+        .find_or_create_wechat_user(&second, Some(offer(wechat_user("demo", &second))))
         .await
         .unwrap();
     assert!(
