@@ -39,14 +39,6 @@ pub fn json_response(status: StatusCode, value: &Value) -> Response {
         .body(value.to_string())
 }
 
-/// Casdoor's envelope for a success.
-pub fn envelope(data: Value, data2: Value) -> Response {
-    json_response(
-        StatusCode::OK,
-        &json!({"status": "ok", "msg": "", "data": data, "data2": data2}),
-    )
-}
-
 fn media<T: Type>() -> Vec<MetaMediaType> {
     vec![MetaMediaType {
         content_type: "application/json; charset=utf-8",
@@ -54,50 +46,64 @@ fn media<T: Type>() -> Vec<MetaMediaType> {
     }]
 }
 
-fn text_header(name: &str, description: &str) -> MetaHeader {
-    MetaHeader {
-        name: name.into(),
-        description: Some(description.into()),
-        required: false,
-        deprecated: false,
-        schema: String::schema_ref(),
+/// Documented answers: status, description and the header it carries, if any.
+fn responses<T: Type>(rows: &[(u16, &'static str, Option<&str>)]) -> MetaResponses {
+    MetaResponses {
+        responses: rows
+            .iter()
+            .map(|(status, description, header)| MetaResponse {
+                description,
+                status: Some(*status),
+                status_range: None,
+                content: media::<T>(),
+                headers: header
+                    .iter()
+                    .map(|h| MetaHeader {
+                        name: (*h).into(),
+                        description: None,
+                        required: false,
+                        deprecated: false,
+                        schema: String::schema_ref(),
+                    })
+                    .collect(),
+            })
+            .collect(),
     }
 }
 
-fn meta(status: u16, description: &'static str, content: Vec<MetaMediaType>) -> MetaResponse {
-    MetaResponse {
-        description,
-        status: Some(status),
-        status_range: None,
-        content,
-        headers: vec![],
+/// A refusal as its family writes it: how an extractor's or poem-openapi's own error reads.
+pub trait Rejection: IntoResponse + std::error::Error + Clone + Send + Sync + 'static {
+    /// Bad input in this family's words.
+    fn bad_input(message: String) -> Self;
+}
+
+fn rejection<F: Rejection>(err: poem::Error) -> F {
+    match err.downcast_ref::<F>() {
+        Some(f) => f.clone(),
+        None => F::bad_input(err.to_string()),
     }
 }
 
-/// A success: 200 with a JSON body whose schema is `S`. It also answers poem-openapi's own parse
-/// failures (a parameter of the wrong type, a missing one) in the envelope, as the operation's
-/// bad-request handler.
-pub struct Reply<S = Envelope> {
+/// A success: 200 with a JSON body whose schema is `S`. As the operation's bad-request handler
+/// it also answers poem-openapi's own parse failures (a parameter of the wrong type, a missing
+/// one) and the extractors' refusals, in the words of `F`: the `/api` envelope or RFC 6749.
+pub struct Reply<S = Envelope, F = Failure> {
     response: Response,
-    schema: PhantomData<fn() -> S>,
+    schema: PhantomData<fn() -> (S, F)>,
 }
 
-impl<S> Reply<S> {
-    pub fn new(response: Response) -> Self {
+impl<S, F> Reply<S, F> {
+    pub fn json(value: &Value) -> Self {
         Self {
-            response,
+            response: json_response(StatusCode::OK, value),
             schema: PhantomData,
         }
     }
-
-    pub fn json(value: &Value) -> Self {
-        Self::new(json_response(StatusCode::OK, value))
-    }
 }
 
-impl Reply<Envelope> {
+impl Reply {
     pub fn ok(data: Value, data2: Value) -> Self {
-        Self::new(envelope(data, data2))
+        Self::json(&json!({"status": "ok", "msg": "", "data": data, "data2": data2}))
     }
 
     /// Casdoor's answer to a write: `data: "Affected"` or `"Unaffected"`.
@@ -109,19 +115,28 @@ impl Reply<Envelope> {
     }
 }
 
-impl<S: Send> IntoResponse for Reply<S> {
+/// A token-endpoint success: never cached (RFC 6749 §5.1).
+pub type OAuthReply<S> = Reply<S, OAuthFailure>;
+
+impl<S> Reply<S, OAuthFailure> {
+    pub fn token(value: &Value) -> Self {
+        let mut r = Self::json(value);
+        r.response = no_store(r.response);
+        r
+    }
+}
+
+impl<S: Send, F: Send> IntoResponse for Reply<S, F> {
     fn into_response(self) -> Response {
         self.response
     }
 }
 
-impl<S: Type + Send> ApiResponse for Reply<S> {
+impl<S: Type + Send, F: Rejection> ApiResponse for Reply<S, F> {
     const BAD_REQUEST_HANDLER: bool = true;
 
     fn meta() -> MetaResponses {
-        MetaResponses {
-            responses: vec![meta(200, "Success", media::<S>())],
-        }
+        responses::<S>(&[(200, "Success", None)])
     }
 
     fn register(registry: &mut Registry) {
@@ -129,17 +144,11 @@ impl<S: Type + Send> ApiResponse for Reply<S> {
     }
 
     fn from_parse_request_error(err: poem::Error) -> Self {
-        Self::new(rejection(err).into_response())
+        Self {
+            response: rejection::<F>(err).into_response(),
+            schema: PhantomData,
+        }
     }
-}
-
-/// What an extractor's or poem-openapi's refusal means in the envelope: our own failures pass
-/// through as they were made, anything else is bad input.
-fn rejection(err: poem::Error) -> Failure {
-    if let Some(f) = err.downcast_ref::<Failure>() {
-        return f.clone();
-    }
-    Failure(Error::Invalid(err.to_string()))
 }
 
 /// A failed `/api` call, in the envelope with its status (and `WWW-Authenticate` on 401,
@@ -218,28 +227,27 @@ impl From<Failure> for poem::Error {
     }
 }
 
+impl Rejection for Failure {
+    fn bad_input(message: String) -> Self {
+        Self(Error::Invalid(message))
+    }
+}
+
 impl ApiResponse for Failure {
     fn meta() -> MetaResponses {
-        let e = media::<Envelope>;
-        let mut unauthorized = meta(
-            401,
-            "Not signed in, or the token or client credentials are invalid",
-            e(),
-        );
-        unauthorized.headers = vec![text_header("WWW-Authenticate", "`Bearer`")];
-        let mut unavailable = meta(503, "The database is unavailable", e());
-        unavailable.headers = vec![text_header("Retry-After", "Seconds to wait")];
-        MetaResponses {
-            responses: vec![
-                meta(400, "Bad input; `msg` names the field", e()),
-                unauthorized,
-                meta(403, "Signed in, but not allowed", e()),
-                meta(404, "The object does not exist", e()),
-                meta(409, "The object exists already, or is still in use", e()),
-                meta(500, "A fault of the server", e()),
-                unavailable,
-            ],
-        }
+        responses::<Envelope>(&[
+            (400, "Bad input; `msg` names the field", None),
+            (
+                401,
+                "Not signed in, or the credentials are invalid",
+                Some("WWW-Authenticate"),
+            ),
+            (403, "Signed in, but not allowed", None),
+            (404, "The object does not exist", None),
+            (409, "The object exists already, or is still in use", None),
+            (500, "A fault of the server", None),
+            (503, "The database is unavailable", Some("Retry-After")),
+        ])
     }
 
     fn register(registry: &mut Registry) {
@@ -317,94 +325,41 @@ impl From<OAuthFailure> for poem::Error {
     }
 }
 
+impl Rejection for OAuthFailure {
+    fn bad_input(message: String) -> Self {
+        Self(OAuthError::invalid_request(message))
+    }
+}
+
 impl ApiResponse for OAuthFailure {
     fn meta() -> MetaResponses {
-        let e = media::<OAuthErrorBody>;
-        let mut invalid_client = meta(
-            401,
-            "`invalid_client`, with `WWW-Authenticate: Basic realm=\"OAuth2\"`",
-            e(),
-        );
-        invalid_client.headers = vec![text_header("WWW-Authenticate", "`Basic realm=\"OAuth2\"`")];
-        let mut too_many = meta(429, "`slow_down`: too many requests from this address", e());
-        too_many.headers = vec![text_header("Retry-After", "Seconds to wait")];
-        let mut unavailable = meta(
-            503,
-            "`temporarily_unavailable`: WeChat or the database is unavailable",
-            e(),
-        );
-        unavailable.headers = vec![text_header("Retry-After", "Seconds to wait")];
-        MetaResponses {
-            responses: vec![
-                meta(
-                    400,
-                    "`invalid_request`, `invalid_grant`, `unsupported_grant_type`",
-                    e(),
-                ),
-                invalid_client,
-                too_many,
-                meta(
-                    500,
-                    "`server_error`: the WeChat provider is misconfigured",
-                    e(),
-                ),
-                unavailable,
-            ],
-        }
+        responses::<OAuthErrorBody>(&[
+            (
+                400,
+                "`invalid_request`, `invalid_grant`, `unsupported_grant_type`",
+                None,
+            ),
+            (401, "`invalid_client`", Some("WWW-Authenticate")),
+            (
+                429,
+                "`slow_down`: too many requests from this address",
+                Some("Retry-After"),
+            ),
+            (
+                500,
+                "`server_error`: the WeChat provider is misconfigured",
+                None,
+            ),
+            (
+                503,
+                "`temporarily_unavailable`: WeChat or the database is down",
+                Some("Retry-After"),
+            ),
+        ])
     }
 
     fn register(registry: &mut Registry) {
         OAuthErrorBody::register(registry);
-    }
-}
-
-/// A token-endpoint success (`Cache-Control: no-store`); parse failures answer `invalid_request`.
-pub struct OAuthReply<S> {
-    response: Response,
-    schema: PhantomData<fn() -> S>,
-}
-
-impl<S> OAuthReply<S> {
-    pub fn json(value: &Value) -> Self {
-        Self {
-            response: no_store(json_response(StatusCode::OK, value)),
-            schema: PhantomData,
-        }
-    }
-}
-
-impl<S: Send> IntoResponse for OAuthReply<S> {
-    fn into_response(self) -> Response {
-        self.response
-    }
-}
-
-impl<S: Type + Send> ApiResponse for OAuthReply<S> {
-    const BAD_REQUEST_HANDLER: bool = true;
-
-    fn meta() -> MetaResponses {
-        MetaResponses {
-            responses: vec![meta(
-                200,
-                "Success. `Cache-Control: no-store`",
-                media::<S>(),
-            )],
-        }
-    }
-
-    fn register(registry: &mut Registry) {
-        S::register(registry);
-    }
-
-    fn from_parse_request_error(err: poem::Error) -> Self {
-        let failure = match err.downcast_ref::<OAuthFailure>() {
-            Some(f) => f.clone(),
-            None => OAuthFailure(OAuthError::invalid_request(err.to_string())),
-        };
-        Self {
-            response: failure.into_response(),
-            schema: PhantomData,
-        }
     }
 }
 

@@ -97,60 +97,66 @@ pub fn bearer_token(req: &Request) -> Option<String> {
         .cloned()
 }
 
-/// Who is calling an `/api` route; the claims when it was a Bearer token.
-pub struct Caller {
+/// Who is calling an `/api` route; the claims when it was a Bearer token. With `BEARER_ONLY`
+/// (OIDC userinfo) client credentials do not count.
+pub struct Authenticated<const BEARER_ONLY: bool> {
     pub principal: Principal,
     pub claims: Option<Claims>,
 }
 
-async fn authenticate(req: &Request, bearer_only: bool) -> Result<Caller, Failure> {
-    let state = state(req)?;
-    if let Some(token) = bearer_token(req) {
-        let (principal, claims) = state
-            .iam
-            .authenticate_bearer(&token, Some(&issuer(req, &state.origin)))
-            .await?;
-        return Ok(Caller {
-            principal,
-            claims: Some(claims),
+/// A Bearer token, HTTP Basic, or `clientId`/`clientSecret` in the query.
+pub type Caller = Authenticated<false>;
+/// A Bearer token only.
+pub type BearerCaller = Authenticated<true>;
+
+impl<const BEARER_ONLY: bool> Authenticated<BEARER_ONLY> {
+    async fn from(req: &Request) -> Result<Self, Failure> {
+        let state = state(req)?;
+        let of = |principal, claims| Self { principal, claims };
+        if let Some(token) = bearer_token(req) {
+            let iss = issuer(req, &state.origin);
+            let (p, claims) = state.iam.authenticate_bearer(&token, Some(&iss)).await?;
+            return Ok(of(p, Some(claims)));
+        }
+        if BEARER_ONLY {
+            return Err(Failure(Error::Unauthenticated(
+                "a Bearer token is required".into(),
+            )));
+        }
+        let q = query_map(req);
+        let credentials = basic_credentials(req).or_else(|| {
+            q.get("clientId")
+                .zip(q.get("clientSecret"))
+                .map(|(id, secret)| (id.clone(), secret.clone()))
         });
+        match credentials {
+            Some((id, secret)) => Ok(of(state.iam.authenticate_app(&id, &secret).await?, None)),
+            None => Err(Failure(Error::Unauthenticated(
+                "Please sign in first".into(),
+            ))),
+        }
     }
-    if bearer_only {
-        return Err(Failure(Error::Unauthenticated(
-            "a Bearer token is required".into(),
-        )));
-    }
-    let app = |p| Caller {
-        principal: p,
-        claims: None,
-    };
-    if let Some((id, secret)) = basic_credentials(req) {
-        return Ok(app(state.iam.authenticate_app(&id, &secret).await?));
-    }
-    let q = query_map(req);
-    if let (Some(id), Some(secret)) = (q.get("clientId"), q.get("clientSecret")) {
-        return Ok(app(state.iam.authenticate_app(id, secret).await?));
-    }
-    Err(Failure(Error::Unauthenticated(
-        "Please sign in first".into(),
-    )))
 }
 
-impl<'a> ApiExtractor<'a> for Caller {
+impl<'a, const BEARER_ONLY: bool> ApiExtractor<'a> for Authenticated<BEARER_ONLY> {
     const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
     type ParamType = ();
     type ParamRawType = ();
 
     fn register(registry: &mut Registry) {
         BearerAuth::register(registry);
-        BasicAuth::register(registry);
-        ClientIdQuery::register(registry);
+        if !BEARER_ONLY {
+            BasicAuth::register(registry);
+            ClientIdQuery::register(registry);
+        }
     }
 
     fn security_schemes() -> Vec<&'static str> {
         let mut v = BearerAuth::security_schemes();
-        v.extend(BasicAuth::security_schemes());
-        v.extend(ClientIdQuery::security_schemes());
+        if !BEARER_ONLY {
+            v.extend(BasicAuth::security_schemes());
+            v.extend(ClientIdQuery::security_schemes());
+        }
         v
     }
 
@@ -159,35 +165,7 @@ impl<'a> ApiExtractor<'a> for Caller {
         _body: &mut RequestBody,
         _opts: ExtractParamOptions<()>,
     ) -> poem::Result<Self> {
-        authenticate(req, false).await.map_err(Failure::into_poem)
-    }
-}
-
-/// A caller who presented a Bearer token (OIDC userinfo).
-pub struct BearerCaller(pub Caller);
-
-impl<'a> ApiExtractor<'a> for BearerCaller {
-    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
-    type ParamType = ();
-    type ParamRawType = ();
-
-    fn register(registry: &mut Registry) {
-        BearerAuth::register(registry);
-    }
-
-    fn security_schemes() -> Vec<&'static str> {
-        BearerAuth::security_schemes()
-    }
-
-    async fn from_request(
-        req: &'a Request,
-        _body: &mut RequestBody,
-        _opts: ExtractParamOptions<()>,
-    ) -> poem::Result<Self> {
-        authenticate(req, true)
-            .await
-            .map(BearerCaller)
-            .map_err(Failure::into_poem)
+        Self::from(req).await.map_err(Failure::into_poem)
     }
 }
 

@@ -33,17 +33,30 @@ type Api = (
     oauth::OAuthApi,
     discovery::DiscoveryApi,
     users::UsersApi,
-    management::ManagementApi,
+    (
+        management::OrganizationApi,
+        management::ApplicationApi,
+        management::ProviderApi,
+        management::CertApi,
+        management::ManagementApi,
+    ),
 );
 
 fn service() -> OpenApiService<Api, ()> {
+    use management::*;
     OpenApiService::new(
         (
             health::HealthApi,
             oauth::OAuthApi,
             discovery::DiscoveryApi,
             users::UsersApi,
-            management::ManagementApi,
+            (
+                OrganizationApi,
+                ApplicationApi,
+                ProviderApi,
+                CertApi,
+                ManagementApi,
+            ),
         ),
         "Hanzo IAM",
         env!("CARGO_PKG_VERSION"),

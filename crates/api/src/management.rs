@@ -1,6 +1,9 @@
 //! The management API (SPEC §6): Casdoor's `get-`/`add-`/`update-`/`delete-` routes for
 //! organizations, applications, providers, certs and users. Each operation authorizes the caller
 //! before it reads the body, then builds the domain object through the domain's constructor.
+//!
+//! The five routes of each kind of configuration object are one shape: [`Crud`] says what each
+//! does for its kind, and `crud!` writes the operations.
 
 use std::sync::Arc;
 
@@ -13,6 +16,8 @@ use poem::web::Data;
 use poem_openapi::OpenApi;
 use poem_openapi::param::Query;
 use serde_json::{Value, json};
+
+use iam_domain::service::{Iam, Principal};
 
 use crate::errors::{Envelope, Failure, Reply};
 use crate::extract::{Caller, LaxJson};
@@ -54,34 +59,352 @@ fn one<T>(item: Option<T>, render: fn(&T) -> Value) -> Reply<Envelope> {
     )
 }
 
+/// What the five management routes do for one kind of object.
+trait Crud {
+    type Wire: serde::de::DeserializeOwned;
+    /// The owner and name a body names (for `update-`/`delete-` without `?id=`).
+    fn key(w: &Self::Wire) -> (Option<&str>, Option<&str>);
+    /// Casdoor fields the body sets that this server would not keep.
+    fn other(w: &Self::Wire) -> &serde_json::Map<String, Value>;
+    async fn list(iam: &Iam, caller: &Principal, filter: Option<&str>) -> Answer;
+    async fn get(iam: &Iam, caller: &Principal, owner: &str, name: &str) -> Answer;
+    async fn add(iam: &Iam, caller: &Principal, w: Self::Wire) -> Answer;
+    async fn update(
+        iam: &Iam,
+        caller: &Principal,
+        owner: &str,
+        name: &str,
+        w: Self::Wire,
+    ) -> Answer;
+    async fn delete(iam: &Iam, caller: &Principal, owner: &str, name: &str) -> Answer;
+}
+
+/// The body of an add or update: the caller must be a global administrator before the body is
+/// read, and no field may be set that would be dropped.
+fn admin_body<K: Crud>(caller: &Caller, body: &LaxJson<K::Wire>) -> Result<K::Wire, Failure> {
+    require_global_admin(&caller.principal)?;
+    let w = body.parse()?;
+    wire::refuse_unstored(K::other(&w))?;
+    Ok(w)
+}
+
+macro_rules! crud {
+    ($api:ident, $kind:ty, $wire:ty, $filter:literal,
+     $list:literal, $list_id:literal, $get:literal, $get_id:literal, $add:literal,
+     $add_id:literal, $update:literal, $update_id:literal, $delete:literal,
+     $delete_id:literal) => {
+        pub struct $api;
+
+        #[OpenApi(tag = "Tag::Management")]
+        impl $api {
+            /// Lists them (global administrators).
+            #[oai(path = $list, method = "get", operation_id = $list_id)]
+            async fn list(
+                &self,
+                state: Data<&Arc<AppState>>,
+                caller: Caller,
+                #[oai(name = $filter, validator(max_length = 100))] filter: Query<Option<String>>,
+            ) -> Answer {
+                let filter = filter.0.as_deref().filter(|s| !s.is_empty());
+                <$kind>::list(&state.iam, &caller.principal, filter).await
+            }
+
+            /// One of them by `id=owner/name`; `data: null` when absent.
+            #[oai(path = $get, method = "get", operation_id = $get_id)]
+            async fn get(
+                &self,
+                state: Data<&Arc<AppState>>,
+                caller: Caller,
+                #[oai(validator(max_length = 201, pattern = r"^[^/\s]+/[^/\s]+$"))] id: Query<
+                    String,
+                >,
+            ) -> Answer {
+                let (o, n) = id_of(&id)?;
+                <$kind>::get(&state.iam, &caller.principal, &o, &n).await
+            }
+
+            /// Adds one; every bad field is a 400 naming it, and nothing is half-written.
+            #[oai(path = $add, method = "post", operation_id = $add_id)]
+            async fn add(
+                &self,
+                state: Data<&Arc<AppState>>,
+                caller: Caller,
+                body: LaxJson<$wire>,
+            ) -> Answer {
+                let w = admin_body::<$kind>(&caller, &body)?;
+                <$kind>::add(&state.iam, &caller.principal, w).await
+            }
+
+            /// Updates one (`?id=`, else the body's owner/name); `***` keeps a stored secret.
+            #[oai(path = $update, method = "post", operation_id = $update_id)]
+            async fn update(
+                &self,
+                state: Data<&Arc<AppState>>,
+                caller: Caller,
+                #[oai(validator(max_length = 201, pattern = r"^[^/\s]+/[^/\s]+$"))] id: Query<
+                    Option<String>,
+                >,
+                body: LaxJson<$wire>,
+            ) -> Answer {
+                let w = admin_body::<$kind>(&caller, &body)?;
+                let (owner, name) = <$kind>::key(&w);
+                let (o, n) = target(&id, owner, name)?;
+                <$kind>::update(&state.iam, &caller.principal, &o, &n, w).await
+            }
+
+            /// Deletes one (`?id=`, else the body's owner/name); 409 while it is still in use.
+            #[oai(path = $delete, method = "post", operation_id = $delete_id)]
+            async fn delete(
+                &self,
+                state: Data<&Arc<AppState>>,
+                caller: Caller,
+                #[oai(validator(max_length = 201, pattern = r"^[^/\s]+/[^/\s]+$"))] id: Query<
+                    Option<String>,
+                >,
+                body: LaxJson<$wire>,
+            ) -> Answer {
+                require_global_admin(&caller.principal)?;
+                let w = body.parse()?;
+                let (owner, name) = <$kind>::key(&w);
+                let (o, n) = target(&id, owner, name)?;
+                <$kind>::delete(&state.iam, &caller.principal, &o, &n).await
+            }
+        }
+    };
+}
+
+/// The kinds of configuration object.
+pub struct Organizations;
+pub struct Applications;
+pub struct Providers;
+pub struct Certs;
+
+impl Crud for Organizations {
+    type Wire = OrganizationWire;
+    fn key(w: &OrganizationWire) -> (Option<&str>, Option<&str>) {
+        (None, w.name.as_deref())
+    }
+    fn other(w: &OrganizationWire) -> &serde_json::Map<String, Value> {
+        &w.other
+    }
+    async fn list(iam: &Iam, caller: &Principal, _owner: Option<&str>) -> Answer {
+        Ok(list(
+            &iam.admin_list_organizations(caller).await?,
+            wire::organization,
+        ))
+    }
+    async fn get(iam: &Iam, caller: &Principal, _: &str, name: &str) -> Answer {
+        let org = iam.admin_get_organization(caller, name).await?;
+        Ok(one(org, wire::organization))
+    }
+    async fn add(iam: &Iam, caller: &Principal, w: OrganizationWire) -> Answer {
+        let org = Organization::from_input(w.into_input(), Utc::now())?;
+        iam.admin_add_organization(caller, org).await?;
+        Ok(Reply::affected(true))
+    }
+    async fn update(
+        iam: &Iam,
+        caller: &Principal,
+        _: &str,
+        name: &str,
+        w: OrganizationWire,
+    ) -> Answer {
+        let org = Organization::from_input(w.into_input(), Utc::now())?;
+        Ok(Reply::affected(
+            iam.admin_update_organization(caller, name, org).await?,
+        ))
+    }
+    async fn delete(iam: &Iam, caller: &Principal, _: &str, name: &str) -> Answer {
+        Ok(Reply::affected(
+            iam.admin_delete_organization(caller, name).await?,
+        ))
+    }
+}
+
+impl Crud for Applications {
+    type Wire = ApplicationWire;
+    fn key(w: &ApplicationWire) -> (Option<&str>, Option<&str>) {
+        (None, w.name.as_deref())
+    }
+    fn other(w: &ApplicationWire) -> &serde_json::Map<String, Value> {
+        &w.other
+    }
+    async fn list(iam: &Iam, caller: &Principal, organization: Option<&str>) -> Answer {
+        let apps = iam.admin_list_applications(caller, organization).await?;
+        Ok(list(&apps, wire::application))
+    }
+    async fn get(iam: &Iam, caller: &Principal, _: &str, name: &str) -> Answer {
+        let app = iam.admin_get_application(caller, name).await?;
+        Ok(one(app, wire::application))
+    }
+    async fn add(iam: &Iam, caller: &Principal, w: ApplicationWire) -> Answer {
+        let app = Application::from_input(w.into_input(), Purpose::Create, Utc::now())?;
+        iam.admin_add_application(caller, app).await?;
+        Ok(Reply::affected(true))
+    }
+    async fn update(
+        iam: &Iam,
+        caller: &Principal,
+        _: &str,
+        name: &str,
+        w: ApplicationWire,
+    ) -> Answer {
+        let app = Application::from_input(w.into_input(), Purpose::Update, Utc::now())?;
+        Ok(Reply::affected(
+            iam.admin_update_application(caller, name, app).await?,
+        ))
+    }
+    async fn delete(iam: &Iam, caller: &Principal, _: &str, name: &str) -> Answer {
+        Ok(Reply::affected(
+            iam.admin_delete_application(caller, name).await?,
+        ))
+    }
+}
+
+impl Crud for Providers {
+    type Wire = ProviderWire;
+    fn key(w: &ProviderWire) -> (Option<&str>, Option<&str>) {
+        (w.owner.as_deref(), w.name.as_deref())
+    }
+    fn other(w: &ProviderWire) -> &serde_json::Map<String, Value> {
+        &w.other
+    }
+    /// An owner's providers come with the shared ones (owned by `admin`), as Casdoor lists them.
+    async fn list(iam: &Iam, caller: &Principal, owner: Option<&str>) -> Answer {
+        Ok(list(
+            &iam.admin_list_providers(caller, owner).await?,
+            wire::provider,
+        ))
+    }
+    async fn get(iam: &Iam, caller: &Principal, owner: &str, name: &str) -> Answer {
+        let p = iam.admin_get_provider(caller, owner, name).await?;
+        Ok(one(p, wire::provider))
+    }
+    async fn add(iam: &Iam, caller: &Principal, w: ProviderWire) -> Answer {
+        let p = Provider::from_input(w.into_input(), Utc::now())?;
+        iam.admin_add_provider(caller, p).await?;
+        Ok(Reply::affected(true))
+    }
+    async fn update(
+        iam: &Iam,
+        caller: &Principal,
+        owner: &str,
+        name: &str,
+        w: ProviderWire,
+    ) -> Answer {
+        let p = Provider::from_input(w.into_input(), Utc::now())?;
+        Ok(Reply::affected(
+            iam.admin_update_provider(caller, owner, name, p).await?,
+        ))
+    }
+    async fn delete(iam: &Iam, caller: &Principal, owner: &str, name: &str) -> Answer {
+        Ok(Reply::affected(
+            iam.admin_delete_provider(caller, owner, name).await?,
+        ))
+    }
+}
+
+impl Crud for Certs {
+    type Wire = CertWire;
+    fn key(w: &CertWire) -> (Option<&str>, Option<&str>) {
+        (None, w.name.as_deref())
+    }
+    fn other(w: &CertWire) -> &serde_json::Map<String, Value> {
+        &w.other
+    }
+    async fn list(iam: &Iam, caller: &Principal, _owner: Option<&str>) -> Answer {
+        Ok(list(&iam.admin_list_certs(caller).await?, wire::cert))
+    }
+    /// Certs are found by name alone, whatever owner the id names.
+    async fn get(iam: &Iam, caller: &Principal, _: &str, name: &str) -> Answer {
+        Ok(one(iam.admin_get_cert(caller, name).await?, wire::cert))
+    }
+    async fn add(iam: &Iam, caller: &Principal, w: CertWire) -> Answer {
+        let (cert, generate) = Cert::from_input(w.into_input(), Purpose::Create, Utc::now())?;
+        iam.admin_add_cert(caller, cert, generate).await?;
+        Ok(Reply::affected(true))
+    }
+    async fn update(iam: &Iam, caller: &Principal, _: &str, name: &str, w: CertWire) -> Answer {
+        let (cert, _) = Cert::from_input(w.into_input(), Purpose::Update, Utc::now())?;
+        Ok(Reply::affected(
+            iam.admin_update_cert(caller, name, cert).await?,
+        ))
+    }
+    async fn delete(iam: &Iam, caller: &Principal, _: &str, name: &str) -> Answer {
+        Ok(Reply::affected(iam.admin_delete_cert(caller, name).await?))
+    }
+}
+
+crud!(
+    OrganizationApi,
+    Organizations,
+    OrganizationWire,
+    "owner",
+    "/api/get-organizations",
+    "get-organizations",
+    "/api/get-organization",
+    "get-organization",
+    "/api/add-organization",
+    "add-organization",
+    "/api/update-organization",
+    "update-organization",
+    "/api/delete-organization",
+    "delete-organization"
+);
+crud!(
+    ApplicationApi,
+    Applications,
+    ApplicationWire,
+    "organization",
+    "/api/get-applications",
+    "get-applications",
+    "/api/get-application",
+    "get-application",
+    "/api/add-application",
+    "add-application",
+    "/api/update-application",
+    "update-application",
+    "/api/delete-application",
+    "delete-application"
+);
+crud!(
+    ProviderApi,
+    Providers,
+    ProviderWire,
+    "owner",
+    "/api/get-providers",
+    "get-providers",
+    "/api/get-provider",
+    "get-provider",
+    "/api/add-provider",
+    "add-provider",
+    "/api/update-provider",
+    "update-provider",
+    "/api/delete-provider",
+    "delete-provider"
+);
+crud!(
+    CertApi,
+    Certs,
+    CertWire,
+    "owner",
+    "/api/get-certs",
+    "get-certs",
+    "/api/get-cert",
+    "get-cert",
+    "/api/add-cert",
+    "add-cert",
+    "/api/update-cert",
+    "update-cert",
+    "/api/delete-cert",
+    "delete-cert"
+);
+
+/// Casdoor's other listing routes, and the users an administrator adds and deletes.
 pub struct ManagementApi;
 
 #[OpenApi(tag = "Tag::Management")]
 impl ManagementApi {
-    // ---- organizations ----
-
-    /// Every organization (global administrators).
-    #[oai(
-        path = "/api/get-organizations",
-        method = "get",
-        operation_id = "get-organizations"
-    )]
-    async fn get_organizations(
-        &self,
-        state: Data<&Arc<AppState>>,
-        caller: Caller,
-        /// Always `admin`; accepted for Casdoor's clients.
-        #[oai(validator(max_length = 100))]
-        owner: Query<Option<String>>,
-    ) -> Answer {
-        let _ = owner;
-        let orgs = state
-            .iam
-            .admin_list_organizations(&caller.principal)
-            .await?;
-        Ok(list(&orgs, wire::organization))
-    }
-
     /// The organizations' names, as Casdoor's `get-organization-names` lists them.
     #[oai(
         path = "/api/get-organization-names",
@@ -105,123 +428,6 @@ impl ManagementApi {
         ))
     }
 
-    /// One organization by `id=admin/name`; `data: null` when absent.
-    #[oai(
-        path = "/api/get-organization",
-        method = "get",
-        operation_id = "get-organization"
-    )]
-    async fn get_organization(
-        &self,
-        state: Data<&Arc<AppState>>,
-        caller: Caller,
-        #[oai(validator(max_length = 201, pattern = r"^[^/\s]+/[^/\s]+$"))] id: Query<String>,
-    ) -> Answer {
-        let (_, n) = id_of(&id)?;
-        let org = state
-            .iam
-            .admin_get_organization(&caller.principal, &n)
-            .await?;
-        Ok(one(org, wire::organization))
-    }
-
-    /// Adds one; every bad field is a 400 naming it, and nothing is half-written.
-    #[oai(
-        path = "/api/add-organization",
-        method = "post",
-        operation_id = "add-organization"
-    )]
-    async fn add_organization(
-        &self,
-        state: Data<&Arc<AppState>>,
-        caller: Caller,
-        body: LaxJson<OrganizationWire>,
-    ) -> Answer {
-        require_global_admin(&caller.principal)?;
-        let w = body.parse()?;
-        wire::refuse_unstored(&w.other)?;
-        let org = Organization::from_input(w.into_input(), Utc::now())?;
-        state
-            .iam
-            .admin_add_organization(&caller.principal, org)
-            .await?;
-        Ok(Reply::affected(true))
-    }
-
-    /// Updates one (`?id=`, else the body's name).
-    #[oai(
-        path = "/api/update-organization",
-        method = "post",
-        operation_id = "update-organization"
-    )]
-    async fn update_organization(
-        &self,
-        state: Data<&Arc<AppState>>,
-        caller: Caller,
-        #[oai(validator(max_length = 201, pattern = r"^[^/\s]+/[^/\s]+$"))] id: Query<
-            Option<String>,
-        >,
-        body: LaxJson<OrganizationWire>,
-    ) -> Answer {
-        require_global_admin(&caller.principal)?;
-        let w = body.parse()?;
-        let (_, n) = target(&id, None, w.name.as_deref())?;
-        wire::refuse_unstored(&w.other)?;
-        let org = Organization::from_input(w.into_input(), Utc::now())?;
-        let changed = state
-            .iam
-            .admin_update_organization(&caller.principal, &n, org)
-            .await?;
-        Ok(Reply::affected(changed))
-    }
-
-    /// Deletes one (`?id=`, else the body's name); 409 while users or applications remain.
-    #[oai(
-        path = "/api/delete-organization",
-        method = "post",
-        operation_id = "delete-organization"
-    )]
-    async fn delete_organization(
-        &self,
-        state: Data<&Arc<AppState>>,
-        caller: Caller,
-        #[oai(validator(max_length = 201, pattern = r"^[^/\s]+/[^/\s]+$"))] id: Query<
-            Option<String>,
-        >,
-        body: LaxJson<OrganizationWire>,
-    ) -> Answer {
-        require_global_admin(&caller.principal)?;
-        let w = body.parse()?;
-        let (_, n) = target(&id, None, w.name.as_deref())?;
-        let done = state
-            .iam
-            .admin_delete_organization(&caller.principal, &n)
-            .await?;
-        Ok(Reply::affected(done))
-    }
-
-    // ---- applications ----
-
-    /// Every application, or those of one `organization` (global administrators).
-    #[oai(
-        path = "/api/get-applications",
-        method = "get",
-        operation_id = "get-applications"
-    )]
-    async fn get_applications(
-        &self,
-        state: Data<&Arc<AppState>>,
-        caller: Caller,
-        #[oai(validator(max_length = 100))] organization: Query<Option<String>>,
-    ) -> Answer {
-        let org = organization.0.as_deref().filter(|s| !s.is_empty());
-        let apps = state
-            .iam
-            .admin_list_applications(&caller.principal, org)
-            .await?;
-        Ok(list(&apps, wire::application))
-    }
-
     /// The applications of one organization (Casdoor's `get-organization-applications`).
     #[oai(
         path = "/api/get-organization-applications",
@@ -236,236 +442,7 @@ impl ManagementApi {
         #[oai(validator(max_length = 100))] organization: Query<String>,
     ) -> Answer {
         let _ = owner;
-        let apps = state
-            .iam
-            .admin_list_applications(&caller.principal, Some(&organization.0))
-            .await?;
-        Ok(list(&apps, wire::application))
-    }
-
-    /// One application by `id=admin/name`; `data: null` when absent.
-    #[oai(
-        path = "/api/get-application",
-        method = "get",
-        operation_id = "get-application"
-    )]
-    async fn get_application(
-        &self,
-        state: Data<&Arc<AppState>>,
-        caller: Caller,
-        #[oai(validator(max_length = 201, pattern = r"^[^/\s]+/[^/\s]+$"))] id: Query<String>,
-    ) -> Answer {
-        let (_, n) = id_of(&id)?;
-        let app = state
-            .iam
-            .admin_get_application(&caller.principal, &n)
-            .await?;
-        Ok(one(app, wire::application))
-    }
-
-    /// Adds one; a missing client id and secret are generated.
-    #[oai(
-        path = "/api/add-application",
-        method = "post",
-        operation_id = "add-application"
-    )]
-    async fn add_application(
-        &self,
-        state: Data<&Arc<AppState>>,
-        caller: Caller,
-        body: LaxJson<ApplicationWire>,
-    ) -> Answer {
-        require_global_admin(&caller.principal)?;
-        let w = body.parse()?;
-        wire::refuse_unstored(&w.other)?;
-        let app = Application::from_input(w.into_input(), Purpose::Create, Utc::now())?;
-        state
-            .iam
-            .admin_add_application(&caller.principal, app)
-            .await?;
-        Ok(Reply::affected(true))
-    }
-
-    /// Updates one (`?id=`, else the body's name); `***` keeps the stored secret.
-    #[oai(
-        path = "/api/update-application",
-        method = "post",
-        operation_id = "update-application"
-    )]
-    async fn update_application(
-        &self,
-        state: Data<&Arc<AppState>>,
-        caller: Caller,
-        #[oai(validator(max_length = 201, pattern = r"^[^/\s]+/[^/\s]+$"))] id: Query<
-            Option<String>,
-        >,
-        body: LaxJson<ApplicationWire>,
-    ) -> Answer {
-        require_global_admin(&caller.principal)?;
-        let w = body.parse()?;
-        let (_, n) = target(&id, None, w.name.as_deref())?;
-        wire::refuse_unstored(&w.other)?;
-        let app = Application::from_input(w.into_input(), Purpose::Update, Utc::now())?;
-        let changed = state
-            .iam
-            .admin_update_application(&caller.principal, &n, app)
-            .await?;
-        Ok(Reply::affected(changed))
-    }
-
-    /// Deletes one (`?id=`, else the body's name).
-    #[oai(
-        path = "/api/delete-application",
-        method = "post",
-        operation_id = "delete-application"
-    )]
-    async fn delete_application(
-        &self,
-        state: Data<&Arc<AppState>>,
-        caller: Caller,
-        #[oai(validator(max_length = 201, pattern = r"^[^/\s]+/[^/\s]+$"))] id: Query<
-            Option<String>,
-        >,
-        body: LaxJson<ApplicationWire>,
-    ) -> Answer {
-        require_global_admin(&caller.principal)?;
-        let w = body.parse()?;
-        let (_, n) = target(&id, None, w.name.as_deref())?;
-        let done = state
-            .iam
-            .admin_delete_application(&caller.principal, &n)
-            .await?;
-        Ok(Reply::affected(done))
-    }
-
-    // ---- providers ----
-
-    /// Every provider, or those of `owner` together with the shared ones (owned by `admin`), as
-    /// Casdoor lists them.
-    #[oai(
-        path = "/api/get-providers",
-        method = "get",
-        operation_id = "get-providers"
-    )]
-    async fn get_providers(
-        &self,
-        state: Data<&Arc<AppState>>,
-        caller: Caller,
-        #[oai(validator(max_length = 100))] owner: Query<Option<String>>,
-    ) -> Answer {
-        let owner = owner.0.as_deref().filter(|s| !s.is_empty());
-        let ps = state
-            .iam
-            .admin_list_providers(&caller.principal, owner)
-            .await?;
-        Ok(list(&ps, wire::provider))
-    }
-
-    /// One provider by `id=owner/name`; `data: null` when absent.
-    #[oai(
-        path = "/api/get-provider",
-        method = "get",
-        operation_id = "get-provider"
-    )]
-    async fn get_provider(
-        &self,
-        state: Data<&Arc<AppState>>,
-        caller: Caller,
-        #[oai(validator(max_length = 201, pattern = r"^[^/\s]+/[^/\s]+$"))] id: Query<String>,
-    ) -> Answer {
-        let (o, n) = id_of(&id)?;
-        let p = state
-            .iam
-            .admin_get_provider(&caller.principal, &o, &n)
-            .await?;
-        Ok(one(p, wire::provider))
-    }
-
-    /// Adds one; a WeChat provider needs its APPID and APPSECRET.
-    #[oai(
-        path = "/api/add-provider",
-        method = "post",
-        operation_id = "add-provider"
-    )]
-    async fn add_provider(
-        &self,
-        state: Data<&Arc<AppState>>,
-        caller: Caller,
-        body: LaxJson<ProviderWire>,
-    ) -> Answer {
-        require_global_admin(&caller.principal)?;
-        let w = body.parse()?;
-        wire::refuse_unstored(&w.other)?;
-        let p = Provider::from_input(w.into_input(), Utc::now())?;
-        state.iam.admin_add_provider(&caller.principal, p).await?;
-        Ok(Reply::affected(true))
-    }
-
-    /// Updates one (`?id=`, else the body's owner/name); `***` keeps the stored secret.
-    #[oai(
-        path = "/api/update-provider",
-        method = "post",
-        operation_id = "update-provider"
-    )]
-    async fn update_provider(
-        &self,
-        state: Data<&Arc<AppState>>,
-        caller: Caller,
-        #[oai(validator(max_length = 201, pattern = r"^[^/\s]+/[^/\s]+$"))] id: Query<
-            Option<String>,
-        >,
-        body: LaxJson<ProviderWire>,
-    ) -> Answer {
-        require_global_admin(&caller.principal)?;
-        let w = body.parse()?;
-        let (o, n) = target(&id, w.owner.as_deref(), w.name.as_deref())?;
-        wire::refuse_unstored(&w.other)?;
-        let p = Provider::from_input(w.into_input(), Utc::now())?;
-        let changed = state
-            .iam
-            .admin_update_provider(&caller.principal, &o, &n, p)
-            .await?;
-        Ok(Reply::affected(changed))
-    }
-
-    /// Deletes one (`?id=`, else the body's owner/name); 409 while an application lists it.
-    #[oai(
-        path = "/api/delete-provider",
-        method = "post",
-        operation_id = "delete-provider"
-    )]
-    async fn delete_provider(
-        &self,
-        state: Data<&Arc<AppState>>,
-        caller: Caller,
-        #[oai(validator(max_length = 201, pattern = r"^[^/\s]+/[^/\s]+$"))] id: Query<
-            Option<String>,
-        >,
-        body: LaxJson<ProviderWire>,
-    ) -> Answer {
-        require_global_admin(&caller.principal)?;
-        let w = body.parse()?;
-        let (o, n) = target(&id, w.owner.as_deref(), w.name.as_deref())?;
-        let done = state
-            .iam
-            .admin_delete_provider(&caller.principal, &o, &n)
-            .await?;
-        Ok(Reply::affected(done))
-    }
-
-    // ---- certs ----
-
-    /// Every cert (global administrators).
-    #[oai(path = "/api/get-certs", method = "get", operation_id = "get-certs")]
-    async fn get_certs(
-        &self,
-        state: Data<&Arc<AppState>>,
-        caller: Caller,
-        #[oai(validator(max_length = 100))] owner: Query<Option<String>>,
-    ) -> Answer {
-        let _ = owner;
-        let cs = state.iam.admin_list_certs(&caller.principal).await?;
-        Ok(list(&cs, wire::cert))
+        Applications::list(&state.iam, &caller.principal, Some(&organization.0)).await
     }
 
     /// Every cert, as Casdoor's `get-global-certs` lists them.
@@ -475,92 +452,8 @@ impl ManagementApi {
         operation_id = "get-global-certs"
     )]
     async fn get_global_certs(&self, state: Data<&Arc<AppState>>, caller: Caller) -> Answer {
-        let cs = state.iam.admin_list_certs(&caller.principal).await?;
-        Ok(list(&cs, wire::cert))
+        Certs::list(&state.iam, &caller.principal, None).await
     }
-
-    /// One cert by `id=owner/name` (found by name alone); `data: null` when absent.
-    #[oai(path = "/api/get-cert", method = "get", operation_id = "get-cert")]
-    async fn get_cert(
-        &self,
-        state: Data<&Arc<AppState>>,
-        caller: Caller,
-        #[oai(validator(max_length = 201, pattern = r"^[^/\s]+/[^/\s]+$"))] id: Query<String>,
-    ) -> Answer {
-        let (_, n) = id_of(&id)?;
-        let c = state.iam.admin_get_cert(&caller.principal, &n).await?;
-        Ok(one(c, wire::cert))
-    }
-
-    /// Adds one; with no certificate and key a fresh pair is generated.
-    #[oai(path = "/api/add-cert", method = "post", operation_id = "add-cert")]
-    async fn add_cert(
-        &self,
-        state: Data<&Arc<AppState>>,
-        caller: Caller,
-        body: LaxJson<CertWire>,
-    ) -> Answer {
-        require_global_admin(&caller.principal)?;
-        let w = body.parse()?;
-        wire::refuse_unstored(&w.other)?;
-        let (cert, generate) = Cert::from_input(w.into_input(), Purpose::Create, Utc::now())?;
-        state
-            .iam
-            .admin_add_cert(&caller.principal, cert, generate)
-            .await?;
-        Ok(Reply::affected(true))
-    }
-
-    /// Updates one (`?id=`, else the body's name); `***` keeps the stored key.
-    #[oai(
-        path = "/api/update-cert",
-        method = "post",
-        operation_id = "update-cert"
-    )]
-    async fn update_cert(
-        &self,
-        state: Data<&Arc<AppState>>,
-        caller: Caller,
-        #[oai(validator(max_length = 201, pattern = r"^[^/\s]+/[^/\s]+$"))] id: Query<
-            Option<String>,
-        >,
-        body: LaxJson<CertWire>,
-    ) -> Answer {
-        require_global_admin(&caller.principal)?;
-        let w = body.parse()?;
-        let (_, n) = target(&id, None, w.name.as_deref())?;
-        wire::refuse_unstored(&w.other)?;
-        let (cert, _) = Cert::from_input(w.into_input(), Purpose::Update, Utc::now())?;
-        let changed = state
-            .iam
-            .admin_update_cert(&caller.principal, &n, cert)
-            .await?;
-        Ok(Reply::affected(changed))
-    }
-
-    /// Deletes one (`?id=`, else the body's name); 409 while an application signs with it.
-    #[oai(
-        path = "/api/delete-cert",
-        method = "post",
-        operation_id = "delete-cert"
-    )]
-    async fn delete_cert(
-        &self,
-        state: Data<&Arc<AppState>>,
-        caller: Caller,
-        #[oai(validator(max_length = 201, pattern = r"^[^/\s]+/[^/\s]+$"))] id: Query<
-            Option<String>,
-        >,
-        body: LaxJson<CertWire>,
-    ) -> Answer {
-        require_global_admin(&caller.principal)?;
-        let w = body.parse()?;
-        let (_, n) = target(&id, None, w.name.as_deref())?;
-        let done = state.iam.admin_delete_cert(&caller.principal, &n).await?;
-        Ok(Reply::affected(done))
-    }
-
-    // ---- users ----
 
     /// Adds a user to an organization you administer.
     #[oai(path = "/api/add-user", method = "post", operation_id = "add-user")]

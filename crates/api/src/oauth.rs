@@ -110,7 +110,7 @@ fn token_request(p: &Params<TokenParams>) -> TokenRequest {
 async fn run_token(state: &AppState, req: &Request, tr: TokenRequest) -> TokenResult {
     rate_limited(state, req)?;
     let t = state.iam.token(&tr, &issuer(req, &state.origin)).await?;
-    Ok(OAuthReply::json(&serde_json::to_value(&t).map_err(
+    Ok(OAuthReply::token(&serde_json::to_value(&t).map_err(
         |e| OAuthFailure(OAuthError::server_error(e.to_string())),
     )?))
 }
@@ -213,7 +213,7 @@ impl OAuthApi {
                 params.get("token"),
             )
             .await?;
-        Ok(OAuthReply::json(&json!({})))
+        Ok(OAuthReply::token(&json!({})))
     }
 
     /// Same as `/oauth/revoke`.
@@ -252,7 +252,7 @@ impl OAuthApi {
                 &issuer(req, &state.origin),
             )
             .await?;
-        Ok(OAuthReply::json(&serde_json::to_value(&i).map_err(
+        Ok(OAuthReply::token(&serde_json::to_value(&i).map_err(
             |e| OAuthFailure(OAuthError::server_error(e.to_string())),
         )?))
     }
@@ -282,7 +282,7 @@ impl OAuthApi {
                 &issuer(req, &state.origin),
             )
             .map_err(|e| OAuthFailure(OAuthError::server_error(e.to_string())))?;
-        Ok(OAuthReply::json(
+        Ok(OAuthReply::token(
             &json!({"access_token": token, "token_type": "Bearer", "expires_in": 3600}),
         ))
     }

@@ -43,7 +43,7 @@ pub struct UsersApi;
 
 impl UsersApi {
     async fn userinfo_of(caller: BearerCaller) -> Result<Reply<UserInfo>, Failure> {
-        let Caller { principal, claims } = caller.0;
+        let BearerCaller { principal, claims } = caller;
         let (Principal::User(u), Some(claims)) = (principal, claims) else {
             return Err(Error::invalid("an application token has no user information").into());
         };
