@@ -68,7 +68,7 @@ impl Iam {
             .await?
             .into_iter()
             .filter(|a| pred(a))
-            .map(|a| a.name)
+            .map(|a| a.name.into_string())
             .collect())
     }
 

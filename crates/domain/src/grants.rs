@@ -6,7 +6,7 @@ use crate::model::{Application, Provider, User, WechatIdentity, WechatUserOutcom
 use crate::oauth::{OAuthError, OAuthErrorKind, TokenResponse};
 use crate::ports::WechatError;
 use crate::service::Iam;
-use crate::values::{AppId, AvatarUrl, DisplayName, WechatCode, is_mini_program_type};
+use crate::values::{AppId, AvatarUrl, DisplayName, ObjectName, WechatCode, is_mini_program_type};
 
 pub const MINI_PROGRAM_TAG: &str = "wechat_miniprogram";
 
@@ -192,7 +192,7 @@ impl Iam {
             appid: appid.to_string(),
             openid: session.openid.clone(),
             unionid: session.unionid.clone().unwrap_or_default(),
-            organization: app.organization.clone(),
+            organization: app.organization.to_string(),
             user_id: String::new(),
             created_time: Utc::now(),
         };
@@ -268,7 +268,7 @@ impl Iam {
                     ));
                 }
                 if let Some(d) = &input.display_name {
-                    u.display_name = d.to_string();
+                    u.display_name = d.clone();
                 }
                 if let Some(a) = &input.avatar {
                     u.avatar = a.to_string();
@@ -302,11 +302,12 @@ impl Iam {
                 .map(|o| o.default_avatar.clone())
                 .unwrap_or_default(),
         };
-        let display_name = input
-            .display_name
-            .as_ref()
-            .map(|d| d.to_string())
-            .unwrap_or_default();
+        let display_name = input.display_name.clone().unwrap_or_default();
+        // An openid WeChat sent that cannot name a user is a broken session, not a crash.
+        let name =
+            ObjectName::parse("openid", &format!("wechat-{}", identity.openid)).map_err(|_| {
+                OAuthError::invalid_request("the wechat mini program session is invalid")
+            })?;
         let (owner, application) = (app.organization.clone(), app.name.clone());
         let (openid, unionid) = (identity.openid.clone(), identity.unionid.clone());
         Ok(std::sync::Arc::new(move || {
@@ -314,7 +315,7 @@ impl Iam {
             User {
                 id: uuid::Uuid::new_v4().to_string(),
                 owner: owner.clone(),
-                name: format!("wechat-{openid}"),
+                name: name.clone(),
                 user_type: User::NORMAL_USER.into(),
                 display_name: display_name.clone(),
                 avatar: avatar.clone(),
@@ -324,7 +325,7 @@ impl Iam {
                 is_admin: false,
                 is_forbidden: false,
                 is_deleted: false,
-                signup_application: application.clone(),
+                signup_application: application.to_string(),
                 wechat: openid.clone(),
                 wechat_open_id: openid.clone(),
                 wechat_union_id: unionid.clone(),
@@ -398,7 +399,7 @@ impl Iam {
         }
         let (owner, name) = match req.username.split_once('/') {
             Some((o, n)) => (o.to_owned(), n.to_owned()),
-            None => (app.organization.clone(), req.username.clone()),
+            None => (app.organization.to_string(), req.username.clone()),
         };
         let wrong = || OAuthError::invalid_grant("invalid username or password");
         let user = self.repo.get_user(&owner, &name).await?.ok_or_else(wrong)?;
@@ -475,7 +476,7 @@ impl Iam {
         if let Ok((principal, claims)) = self.authenticate_bearer(token, Some(issuer)).await {
             let username = match &principal {
                 crate::service::Principal::User(u) => u.id_path(),
-                crate::service::Principal::Application(a) => a.name.clone(),
+                crate::service::Principal::Application(a) => a.name.to_string(),
             };
             return Ok(Introspection {
                 active: true,

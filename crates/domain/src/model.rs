@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::Secret;
-use crate::values::CryptoAlgorithm;
+use crate::values::{ClientId, CryptoAlgorithm, DisplayName, ObjectName};
 
 /// Every top-level object is owned by `admin` except providers and users, as in Casdoor.
 pub const ADMIN_OWNER: &str = "admin";
@@ -15,7 +15,7 @@ pub const BUILT_IN_CERT: &str = "cert-built-in";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Organization {
-    pub name: String,
+    pub name: ObjectName,
     pub display_name: String,
     pub default_avatar: String,
     pub created_time: DateTime<Utc>,
@@ -40,10 +40,10 @@ fn yes() -> bool {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Application {
-    pub name: String,
+    pub name: ObjectName,
     pub display_name: String,
-    pub organization: String,
-    pub client_id: String,
+    pub organization: ObjectName,
+    pub client_id: ClientId,
     pub client_secret: Secret,
     pub cert: String,
     pub enable_sign_up: bool,
@@ -62,8 +62,8 @@ impl Application {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Provider {
-    pub owner: String,
-    pub name: String,
+    pub owner: ObjectName,
+    pub name: ObjectName,
     pub display_name: String,
     pub category: String,
     pub provider_type: String,
@@ -77,7 +77,7 @@ pub struct Provider {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cert {
-    pub name: String,
+    pub name: ObjectName,
     pub display_name: String,
     pub cert_type: String,
     pub crypto_algorithm: CryptoAlgorithm,
@@ -108,10 +108,10 @@ pub struct Profile {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
     pub id: String,
-    pub owner: String,
-    pub name: String,
+    pub owner: ObjectName,
+    pub name: ObjectName,
     pub user_type: String,
-    pub display_name: String,
+    pub display_name: DisplayName,
     pub avatar: String,
     pub email: String,
     pub phone: String,

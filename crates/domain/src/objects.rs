@@ -26,8 +26,8 @@ pub fn random_hex(chars: usize) -> String {
     s
 }
 
-fn name(field: &'static str, s: &str) -> Result<String, InvalidValue> {
-    ObjectName::parse(field, s).map(ObjectName::into_string)
+fn name(field: &'static str, s: &str) -> Result<ObjectName, InvalidValue> {
+    ObjectName::parse(field, s)
 }
 
 fn or_default(s: String, default: &str) -> String {
@@ -123,10 +123,10 @@ impl Application {
         let create = purpose == Purpose::Create;
         let client_id = match i.client_id {
             id if id.is_empty() && create => random_hex(20),
-            id => ClientId::parse(&id)
-                .map_err(|e| InvalidValue::new("clientId", e.reason))?
-                .into_string(),
+            id => id,
         };
+        let client_id =
+            ClientId::parse(&client_id).map_err(|e| InvalidValue::new("clientId", e.reason))?;
         let client_secret = match i.client_secret {
             s if s.is_empty() && create => random_hex(40),
             s if s == MASK && create => {
@@ -278,7 +278,7 @@ impl Cert {
             Self {
                 display_name: or_default(
                     short_text("displayName", &i.display_name, 100)?,
-                    &cert_name,
+                    cert_name.as_str(),
                 ),
                 name: cert_name,
                 cert_type,
@@ -320,7 +320,7 @@ impl User {
             owner: name("owner", &i.owner)?,
             name: name("name", &i.name)?,
             user_type: or_default(short_text("type", &i.user_type, 100)?, User::NORMAL_USER),
-            display_name: DisplayName::parse("displayName", &i.display_name)?.into_string(),
+            display_name: DisplayName::parse("displayName", &i.display_name)?,
             avatar: optional_url("avatar", i.avatar)?,
             email: short_text("email", &i.email, 254)?,
             phone: short_text("phone", &i.phone, 32)?,

@@ -279,7 +279,7 @@ pub trait TokenCodec: Send + Sync + 'static {
     /// A new self-signed cert with a fresh key (RSA 2048 for RS256, P-256 for ES256).
     fn generate_cert(
         &self,
-        name: &str,
+        name: &crate::values::ObjectName,
         alg: crate::values::CryptoAlgorithm,
     ) -> Result<Cert, TokenError>;
     /// The public JWKS entry of a cert (`kid`, `alg`, `use`, `x5c` and the key itself).

@@ -6,10 +6,11 @@ use crate::Secret;
 use crate::model::{
     Application, BUILT_IN_APP, BUILT_IN_CERT, BUILT_IN_ORG, Organization, Profile, User,
 };
+use crate::values::{ClientId, DisplayName, ObjectName};
 
 pub fn built_in_organization(now: DateTime<Utc>) -> Organization {
     Organization {
-        name: BUILT_IN_ORG.into(),
+        name: ObjectName::literal(BUILT_IN_ORG),
         display_name: "Built-in Organization".into(),
         default_avatar: String::new(),
         created_time: now,
@@ -19,14 +20,14 @@ pub fn built_in_organization(now: DateTime<Utc>) -> Organization {
 /// The application of the built-in organization; its client credentials act as a global
 /// administrator for the management API.
 pub fn built_in_application(
-    client_id: String,
+    client_id: ClientId,
     client_secret: Secret,
     now: DateTime<Utc>,
 ) -> Application {
     Application {
-        name: BUILT_IN_APP.into(),
+        name: ObjectName::literal(BUILT_IN_APP),
         display_name: "App Built-in".into(),
-        organization: BUILT_IN_ORG.into(),
+        organization: ObjectName::literal(BUILT_IN_ORG),
         client_id,
         client_secret,
         cert: BUILT_IN_CERT.into(),
@@ -49,10 +50,10 @@ pub fn built_in_application(
 pub fn built_in_admin(id: String, password_hash: Secret, now: DateTime<Utc>) -> User {
     User {
         id,
-        owner: BUILT_IN_ORG.into(),
-        name: "admin".into(),
+        owner: ObjectName::literal(BUILT_IN_ORG),
+        name: ObjectName::literal("admin"),
         user_type: User::NORMAL_USER.into(),
-        display_name: "Admin".into(),
+        display_name: DisplayName::literal("Admin"),
         avatar: String::new(),
         email: String::new(),
         phone: String::new(),

@@ -350,7 +350,7 @@ impl Iam {
                 jti: uuid::Uuid::new_v4().to_string(),
                 token_type: "id-token".into(),
                 nonce: nonce.to_owned(),
-                preferred_username: user.name.clone(),
+                preferred_username: user.name.to_string(),
                 picture: user.avatar.clone(),
                 ..claims.clone()
             };
@@ -363,8 +363,8 @@ impl Iam {
         let record = TokenRecord {
             family: family.unwrap_or_else(|| id.clone()),
             id,
-            application: app.name.clone(),
-            organization: user.owner.clone(),
+            application: app.name.to_string(),
+            organization: user.owner.to_string(),
             user_id: user.id.clone(),
             access_token_hash: self.codec.hash(&access),
             refresh_token_hash: Some(self.codec.hash(&refresh)),
@@ -415,8 +415,8 @@ impl Iam {
             .insert_token(&TokenRecord {
                 family: id.clone(),
                 id,
-                application: app.name.clone(),
-                organization: app.organization.clone(),
+                application: app.name.to_string(),
+                organization: app.organization.to_string(),
                 user_id: String::new(),
                 access_token_hash: self.codec.hash(&access),
                 refresh_token_hash: None,

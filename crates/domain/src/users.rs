@@ -87,7 +87,7 @@ impl Iam {
         } else {
             match (body_target, caller) {
                 (Some((o, n)), _) if !o.is_empty() && !n.is_empty() => (o.to_owned(), n.to_owned()),
-                (_, Principal::User(u)) => (u.owner.clone(), u.name.clone()),
+                (_, Principal::User(u)) => (u.owner.to_string(), u.name.to_string()),
                 (_, Principal::Application(_)) => {
                     return Err(Error::invalid(
                         "id: owner/name of the user to update is required",
@@ -171,7 +171,7 @@ impl Iam {
             }
             F::DisplayName => {
                 if let Some(v) = text(&patch.display_name) {
-                    user.display_name = DisplayName::parse("displayName", &v)?.into_string();
+                    user.display_name = DisplayName::parse("displayName", &v)?;
                 }
             }
             F::Avatar => {

@@ -44,6 +44,12 @@ macro_rules! string_value {
         pub struct $name(String);
 
         impl $name {
+            /// One of the domain's own constants (`built-in`, `admin`): known good, so not parsed.
+            #[allow(dead_code)]
+            pub(crate) fn literal(s: &'static str) -> Self {
+                Self(s.to_owned())
+            }
+
             pub fn as_str(&self) -> &str {
                 &self.0
             }
@@ -61,6 +67,56 @@ macro_rules! string_value {
         impl AsRef<str> for $name {
             fn as_ref(&self) -> &str {
                 &self.0
+            }
+        }
+
+        /// Read-only access as a string; building one still goes through `parse`.
+        impl std::ops::Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+
+        impl PartialEq<String> for $name {
+            fn eq(&self, other: &String) -> bool {
+                &self.0 == other
+            }
+        }
+
+        impl PartialEq<$name> for str {
+            fn eq(&self, other: &$name) -> bool {
+                self == other.0
+            }
+        }
+
+        impl PartialEq<$name> for String {
+            fn eq(&self, other: &$name) -> bool {
+                *self == other.0
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
             }
         }
     };
@@ -165,6 +221,13 @@ string_value!(
     /// characters, no control characters. May be empty.
     DisplayName
 );
+
+/// No display name: the empty one is valid.
+impl Default for DisplayName {
+    fn default() -> Self {
+        Self(String::new())
+    }
+}
 
 impl DisplayName {
     pub fn parse(field: &'static str, s: &str) -> Result<Self, InvalidValue> {

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Datelike, Utc};
 use iam_domain::Secret;
 use iam_domain::model::Cert;
-use iam_domain::values::CryptoAlgorithm;
+use iam_domain::values::{CryptoAlgorithm, ObjectName};
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
 use thiserror::Error;
 
@@ -14,7 +14,7 @@ pub struct CertError(String);
 /// A self-signed X.509 certificate valid for 20 years, with a fresh key: RSA-2048 for RS256,
 /// P-256 for ES256. Both PEM.
 pub fn generate_cert(
-    name: &str,
+    name: &ObjectName,
     alg: CryptoAlgorithm,
     now: DateTime<Utc>,
 ) -> Result<Cert, CertError> {
@@ -31,7 +31,7 @@ pub fn generate_cert(
     };
     let mut params = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
     let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, name);
+    dn.push(DnType::CommonName, name.as_str());
     dn.push(DnType::OrganizationName, "Hanzo IAM");
     params.distinguished_name = dn;
     params.not_before = rcgen::date_time_ymd(now.year(), now.month() as u8, now.day() as u8);
@@ -39,8 +39,8 @@ pub fn generate_cert(
         rcgen::date_time_ymd(now.year() + 20, now.month() as u8, now.day().min(28) as u8);
     let cert = params.self_signed(&key).map_err(err)?;
     Ok(Cert {
-        name: name.to_owned(),
-        display_name: name.to_owned(),
+        name: name.clone(),
+        display_name: name.to_string(),
         cert_type: "x509".into(),
         crypto_algorithm: alg,
         bit_size: bits,
@@ -68,14 +68,18 @@ pub fn pem_to_der(pem: &str) -> Option<Vec<u8>> {
 mod tests {
     use super::*;
 
+    fn name(s: &str) -> ObjectName {
+        ObjectName::parse("name", s).unwrap()
+    }
+
     #[test]
     fn rsa_and_ec_certs() {
-        let c = generate_cert("cert-built-in", CryptoAlgorithm::Rs256, Utc::now()).unwrap();
+        let c = generate_cert(&name("cert-built-in"), CryptoAlgorithm::Rs256, Utc::now()).unwrap();
         assert!(c.certificate.starts_with("-----BEGIN CERTIFICATE-----"));
         assert!(c.private_key.expose().contains("PRIVATE KEY"));
         assert_eq!(c.bit_size, 2048);
         assert!(pem_to_der(&c.certificate).unwrap().len() > 500);
-        let e = generate_cert("ec", CryptoAlgorithm::Es256, Utc::now()).unwrap();
+        let e = generate_cert(&name("ec"), CryptoAlgorithm::Es256, Utc::now()).unwrap();
         assert_eq!(e.crypto_algorithm, CryptoAlgorithm::Es256);
     }
 }

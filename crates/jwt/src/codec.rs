@@ -9,7 +9,7 @@ use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use base64::Engine;
 use iam_domain::model::Cert;
 use iam_domain::ports::{Claims, TokenCodec, TokenError};
-use iam_domain::values::CryptoAlgorithm;
+use iam_domain::values::{CryptoAlgorithm, ObjectName};
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 
@@ -46,7 +46,7 @@ impl JwtCodec {
 
     fn keys(&self, cert: &Cert) -> Result<Arc<Keys>, TokenError> {
         if let Ok(map) = self.keys.read()
-            && let Some(k) = map.get(&cert.name)
+            && let Some(k) = map.get(cert.name.as_str())
             && k.certificate == cert.certificate
             && k.private_key == cert.private_key.expose()
         {
@@ -85,7 +85,7 @@ impl JwtCodec {
             jwk,
         });
         if let Ok(mut map) = self.keys.write() {
-            map.insert(cert.name.clone(), keys.clone());
+            map.insert(cert.name.to_string(), keys.clone());
         }
         Ok(keys)
     }
@@ -99,7 +99,7 @@ impl JwtCodec {
             TokenError::Key(format!("cert {}: certificate is not PEM", cert.name))
         })?;
         if let Some(obj) = v.as_object_mut() {
-            obj.insert("kid".into(), cert.name.clone().into());
+            obj.insert("kid".into(), cert.name.to_string().into());
             obj.insert("alg".into(), cert.crypto_algorithm.as_str().into());
             obj.insert("use".into(), "sig".into());
             obj.insert(
@@ -120,7 +120,7 @@ impl TokenCodec for JwtCodec {
         }
         let mut header = Header::new(keys.alg);
         header.typ = Some("JWT".into());
-        header.kid = Some(cert.name.clone());
+        header.kid = Some(cert.name.to_string());
         jsonwebtoken::encode(&header, claims, &keys.encoding)
             .map_err(|e| TokenError::Key(e.to_string()))
     }
@@ -129,7 +129,7 @@ impl TokenCodec for JwtCodec {
         self.public_jwk(cert)
     }
 
-    fn generate_cert(&self, name: &str, alg: CryptoAlgorithm) -> Result<Cert, TokenError> {
+    fn generate_cert(&self, name: &ObjectName, alg: CryptoAlgorithm) -> Result<Cert, TokenError> {
         crate::certs::generate_cert(name, alg, chrono::Utc::now())
             .map_err(|e| TokenError::Key(e.to_string()))
     }
@@ -236,7 +236,12 @@ mod tests {
         crate::install_crypto_provider();
         let codec = JwtCodec::new();
         for alg in [CryptoAlgorithm::Rs256, CryptoAlgorithm::Es256] {
-            let cert = crate::certs::generate_cert("c1", alg, Utc::now()).unwrap();
+            let cert = crate::certs::generate_cert(
+                &ObjectName::parse("name", "c1").unwrap(),
+                alg,
+                Utc::now(),
+            )
+            .unwrap();
             let t = codec.sign(&cert, &claims(3600)).unwrap();
             assert_eq!(codec.kid(&t).as_deref(), Some("c1"));
             // jsonwebtoken itself verifies what the fast path signed.
@@ -256,7 +261,12 @@ mod tests {
                 codec.verify(&cert, &expired, None).unwrap_err(),
                 TokenError::Expired
             );
-            let other = crate::certs::generate_cert("c1", alg, Utc::now()).unwrap();
+            let other = crate::certs::generate_cert(
+                &ObjectName::parse("name", "c1").unwrap(),
+                alg,
+                Utc::now(),
+            )
+            .unwrap();
             assert!(
                 codec.verify(&other, &t, None).is_err(),
                 "another key does not verify"

@@ -9,7 +9,7 @@ use iam_domain::objects::random_hex;
 use iam_domain::ports::Repository;
 use iam_domain::seed;
 use iam_domain::service::Iam;
-use iam_domain::values::CryptoAlgorithm;
+use iam_domain::values::{ClientId, CryptoAlgorithm, ObjectName};
 
 use crate::config::Config;
 use crate::init_data;
@@ -34,8 +34,9 @@ pub async fn ensure_built_ins(repo: &dyn Repository) -> Result<()> {
         tracing::info!("created organization built-in");
     }
     if repo.get_cert(BUILT_IN_CERT).await?.is_none() {
+        let name = ObjectName::parse("name", BUILT_IN_CERT)?;
         let cert = tokio::task::spawn_blocking(move || {
-            iam_jwt::certs::generate_cert(BUILT_IN_CERT, CryptoAlgorithm::Rs256, now)
+            iam_jwt::certs::generate_cert(&name, CryptoAlgorithm::Rs256, now)
         })
         .await??;
         repo.insert_cert(&cert)
@@ -44,7 +45,7 @@ pub async fn ensure_built_ins(repo: &dyn Repository) -> Result<()> {
         tracing::info!("generated cert-built-in (RSA 2048, self-signed X.509)");
     }
     if repo.get_application(BUILT_IN_APP).await?.is_none() {
-        let client_id = random_hex(20);
+        let client_id = ClientId::parse(&random_hex(20))?;
         let client_secret = random_hex(40);
         let app =
             seed::built_in_application(client_id.clone(), Secret::new(client_secret.clone()), now);

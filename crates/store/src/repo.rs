@@ -180,7 +180,7 @@ fn check_application_refs(c: &mut AnyConnection, app: &Application) -> Result<()
             vec![item.owner.as_str()]
         };
         let found: i64 = providers::table
-            .filter(providers::name.eq(&item.name))
+            .filter(providers::name.eq(item.name.as_str()))
             .filter(providers::owner.eq_any(owners))
             .count()
             .get_result(c)?;
@@ -224,14 +224,14 @@ fn apply_seed(
     };
     for o in &bundle.organizations {
         let existed = organizations::table
-            .find(&o.name)
+            .find(o.name.as_str())
             .count()
             .get_result::<i64>(c)?
             > 0;
         if tally(existed) {
             let row = OrganizationRow::from(o);
             if existed {
-                diesel::update(organizations::table.find(&o.name))
+                diesel::update(organizations::table.find(o.name.as_str()))
                     .set(&row)
                     .execute(c)?;
             } else {
@@ -242,11 +242,15 @@ fn apply_seed(
         }
     }
     for cert in &bundle.certs {
-        let existed = certs::table.find(&cert.name).count().get_result::<i64>(c)? > 0;
+        let existed = certs::table
+            .find(cert.name.as_str())
+            .count()
+            .get_result::<i64>(c)?
+            > 0;
         if tally(existed) {
             let row = CertRow::from(cert);
             if existed {
-                diesel::update(certs::table.find(&cert.name))
+                diesel::update(certs::table.find(cert.name.as_str()))
                     .set(&row)
                     .execute(c)?;
             } else {
@@ -255,7 +259,7 @@ fn apply_seed(
         }
     }
     for p in &bundle.providers {
-        let key = (&p.owner, &p.name);
+        let key = (p.owner.as_str(), p.name.as_str());
         let existed = providers::table.find(key).count().get_result::<i64>(c)? > 0;
         if tally(existed) {
             let row = ProviderRow::from(p);
@@ -272,7 +276,7 @@ fn apply_seed(
     }
     for app in &bundle.applications {
         let existed = applications::table
-            .find(&app.name)
+            .find(app.name.as_str())
             .count()
             .get_result::<i64>(c)?
             > 0;
@@ -280,7 +284,7 @@ fn apply_seed(
             check_application_refs(c, app)?;
             let row = ApplicationRow::try_from(app)?;
             if existed {
-                diesel::update(applications::table.find(&app.name))
+                diesel::update(applications::table.find(app.name.as_str()))
                     .set(&row)
                     .execute(c)?;
             } else {
@@ -292,8 +296,8 @@ fn apply_seed(
     }
     for u in &bundle.users {
         let existing: Option<String> = users::table
-            .filter(users::owner.eq(&u.owner))
-            .filter(users::name.eq(&u.name))
+            .filter(users::owner.eq(u.owner.as_str()))
+            .filter(users::name.eq(u.name.as_str()))
             .select(users::id)
             .first(c)
             .optional()?;
@@ -459,7 +463,7 @@ impl Repository for Store {
         self.run(move |c| {
             write_tx(c, |c| {
                 check_application_refs(c, &app)?;
-                let n = diesel::update(applications::table.find(&app.name))
+                let n = diesel::update(applications::table.find(app.name.as_str()))
                     .set(&ApplicationRow::try_from(&app)?)
                     .execute(c)?;
                 Ok(n > 0)

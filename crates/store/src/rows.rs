@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use iam_domain::model::{
     Application, Cert, Organization, Profile, Provider, TokenRecord, User, WechatIdentity,
 };
-use iam_domain::values::CryptoAlgorithm;
+use iam_domain::values::{ClientId, CryptoAlgorithm, DisplayName, ObjectName};
 use iam_domain::{Secret, StoreError};
 
 use crate::schema::*;
@@ -19,6 +19,15 @@ pub fn parse_ts(what: &str, s: &str) -> Result<DateTime<Utc>, StoreError> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| StoreError::Corrupt(format!("{what}: bad time {s:?}: {e}")))
+}
+
+/// A stored name, read back into its value type.
+fn value(what: &str, s: String) -> Result<ObjectName, StoreError> {
+    ObjectName::parse("name", &s).map_err(|e| StoreError::Corrupt(format!("{what} {s:?}: {e}")))
+}
+
+fn client_id(s: String) -> Result<ClientId, StoreError> {
+    ClientId::parse(&s).map_err(|e| StoreError::Corrupt(format!("application clientId: {e}")))
 }
 
 fn parse_opt_ts(what: &str, s: Option<&str>) -> Result<Option<DateTime<Utc>>, StoreError> {
@@ -38,7 +47,7 @@ pub struct OrganizationRow {
 impl From<&Organization> for OrganizationRow {
     fn from(o: &Organization) -> Self {
         Self {
-            name: o.name.clone(),
+            name: o.name.to_string(),
             owner: "admin".into(),
             display_name: o.display_name.clone(),
             default_avatar: o.default_avatar.clone(),
@@ -52,7 +61,7 @@ impl TryFrom<OrganizationRow> for Organization {
     fn try_from(r: OrganizationRow) -> Result<Self, StoreError> {
         Ok(Self {
             created_time: parse_ts("organization", &r.created_time)?,
-            name: r.name,
+            name: value("organization", r.name)?,
             display_name: r.display_name,
             default_avatar: r.default_avatar,
         })
@@ -76,7 +85,7 @@ pub struct CertRow {
 impl From<&Cert> for CertRow {
     fn from(c: &Cert) -> Self {
         Self {
-            name: c.name.clone(),
+            name: c.name.to_string(),
             owner: "admin".into(),
             display_name: c.display_name.clone(),
             cert_type: c.cert_type.clone(),
@@ -96,7 +105,7 @@ impl TryFrom<CertRow> for Cert {
             crypto_algorithm: CryptoAlgorithm::parse(&r.crypto_algorithm)
                 .map_err(|e| StoreError::Corrupt(format!("cert {}: {e}", r.name)))?,
             created_time: parse_ts("cert", &r.created_time)?,
-            name: r.name,
+            name: value("cert", r.name)?,
             display_name: r.display_name,
             cert_type: r.cert_type,
             bit_size: r.bit_size,
@@ -123,8 +132,8 @@ pub struct ProviderRow {
 impl From<&Provider> for ProviderRow {
     fn from(p: &Provider) -> Self {
         Self {
-            owner: p.owner.clone(),
-            name: p.name.clone(),
+            owner: p.owner.to_string(),
+            name: p.name.to_string(),
             display_name: p.display_name.clone(),
             category: p.category.clone(),
             provider_type: p.provider_type.clone(),
@@ -141,8 +150,8 @@ impl TryFrom<ProviderRow> for Provider {
     fn try_from(r: ProviderRow) -> Result<Self, StoreError> {
         Ok(Self {
             created_time: parse_ts("provider", &r.created_time)?,
-            owner: r.owner,
-            name: r.name,
+            owner: value("provider owner", r.owner)?,
+            name: value("provider", r.name)?,
             display_name: r.display_name,
             category: r.category,
             provider_type: r.provider_type,
@@ -176,11 +185,11 @@ impl TryFrom<&Application> for ApplicationRow {
     type Error = StoreError;
     fn try_from(a: &Application) -> Result<Self, StoreError> {
         Ok(Self {
-            name: a.name.clone(),
+            name: a.name.to_string(),
             owner: "admin".into(),
             display_name: a.display_name.clone(),
-            organization: a.organization.clone(),
-            client_id: a.client_id.clone(),
+            organization: a.organization.to_string(),
+            client_id: a.client_id.to_string(),
             client_secret: a.client_secret.expose().to_owned(),
             cert: a.cert.clone(),
             enable_sign_up: a.enable_sign_up,
@@ -207,10 +216,10 @@ impl TryFrom<ApplicationRow> for Application {
             providers: serde_json::from_str(&r.providers).map_err(corrupt)?,
             grant_types: serde_json::from_str(&r.grant_types).map_err(corrupt)?,
             created_time: parse_ts("application", &r.created_time)?,
-            name: r.name,
+            name: value("application", r.name)?,
             display_name: r.display_name,
-            organization: r.organization,
-            client_id: r.client_id,
+            organization: value("application organization", r.organization)?,
+            client_id: client_id(r.client_id)?,
             client_secret: Secret::new(r.client_secret),
             cert: r.cert,
             enable_sign_up: r.enable_sign_up,
@@ -262,10 +271,10 @@ impl From<&User> for UserRow {
         let p = &u.profile;
         Self {
             id: u.id.clone(),
-            owner: u.owner.clone(),
-            name: u.name.clone(),
+            owner: u.owner.to_string(),
+            name: u.name.to_string(),
             user_type: u.user_type.clone(),
-            display_name: u.display_name.clone(),
+            display_name: u.display_name.to_string(),
             avatar: u.avatar.clone(),
             email: u.email.clone(),
             phone: u.phone.clone(),
@@ -303,11 +312,12 @@ impl TryFrom<UserRow> for User {
             created_time: parse_ts("user", &r.created_time)?,
             updated_time: parse_ts("user", &r.updated_time)?,
             last_signin_time: parse_opt_ts("user", r.last_signin_time.as_deref())?,
+            owner: value("user owner", r.owner)?,
+            name: value("user", r.name)?,
+            display_name: DisplayName::parse("displayName", &r.display_name)
+                .map_err(|e| StoreError::Corrupt(format!("user {}: {e}", r.id)))?,
             id: r.id,
-            owner: r.owner,
-            name: r.name,
             user_type: r.user_type,
-            display_name: r.display_name,
             avatar: r.avatar,
             email: r.email,
             phone: r.phone,

@@ -86,6 +86,14 @@ async fn postgres() -> Option<Fixture> {
     })
 }
 
+fn n(s: &str) -> iam_domain::values::ObjectName {
+    iam_domain::values::ObjectName::parse("name", s).unwrap()
+}
+
+fn dn(s: &str) -> iam_domain::values::DisplayName {
+    iam_domain::values::DisplayName::parse("displayName", s).unwrap()
+}
+
 /// The new user a first sign-in would create.
 fn offer(user: User) -> iam_domain::ports::NewUser {
     std::sync::Arc::new(move || user.clone())
@@ -115,7 +123,7 @@ macro_rules! contract {
 
 fn org(name: &str) -> Organization {
     Organization {
-        name: name.into(),
+        name: n(name),
         display_name: format!("{name} org"),
         default_avatar: "https://cdn.example.com/default.png".into(),
         created_time: Utc::now(),
@@ -124,8 +132,8 @@ fn org(name: &str) -> Organization {
 
 fn provider(owner: &str, name: &str) -> Provider {
     Provider {
-        owner: owner.into(),
-        name: name.into(),
+        owner: n(owner),
+        name: n(name),
         display_name: String::new(),
         category: "OAuth".into(),
         provider_type: "WeChat".into(),
@@ -138,10 +146,10 @@ fn provider(owner: &str, name: &str) -> Provider {
 
 fn app(name: &str, org: &str, client_id: &str, providers: &[&str]) -> Application {
     Application {
-        name: name.into(),
+        name: n(name),
         display_name: String::new(),
-        organization: org.into(),
-        client_id: client_id.into(),
+        organization: n(org),
+        client_id: iam_domain::values::ClientId::parse(client_id).unwrap(),
         client_secret: Secret::new("s3cret"),
         cert: String::new(),
         enable_sign_up: true,
@@ -166,10 +174,10 @@ fn user(owner: &str, name: &str) -> User {
     let now = Utc::now();
     User {
         id: uuid::Uuid::new_v4().to_string(),
-        owner: owner.into(),
-        name: name.into(),
+        owner: n(owner),
+        name: n(name),
         user_type: User::NORMAL_USER.into(),
-        display_name: "Alice".into(),
+        display_name: dn("Alice"),
         avatar: String::new(),
         email: String::new(),
         phone: String::new(),
@@ -325,7 +333,7 @@ contract!(users_are_unique_per_organization, |s: Store| async move {
             ..alice.clone()
         }
     );
-    alice.display_name = "Alice B".into();
+    alice.display_name = dn("Alice B");
     alice.last_signin_time = Some(Utc::now());
     assert!(s.update_user(&alice).await.unwrap());
     let back = s.get_user("demo", "alice").await.unwrap().unwrap();
@@ -491,7 +499,7 @@ contract!(refresh_tokens_rotate_once, |s: Store| async move {
 
 fn cert(name: &str) -> Cert {
     Cert {
-        name: name.into(),
+        name: n(name),
         display_name: String::new(),
         cert_type: "x509".into(),
         crypto_algorithm: CryptoAlgorithm::Rs256,
