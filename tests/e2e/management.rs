@@ -335,25 +335,43 @@ async fn casdoor_answers_where_its_sdks_look() -> anyhow::Result<()> {
         .await?;
     assert_eq!(a.status, 400, "{}", a.text);
 
-    // A Casdoor field this server does not store is refused by name, never silently dropped;
-    // at its empty value (what Casdoor's clients send in whole objects) it is accepted.
+    // Casdoor's fields without a column of ours are kept and given back, never dropped: an
+    // application updated the way Casdoor's SDKs do it (get, change, send the whole object).
+    let mut app = c
+        .get("/api/get-application?id=admin/demo-app", &admin)
+        .await?
+        .json()["data"]
+        .clone();
+    app["description"] = json!("Our shop's mini program");
     let a = c
-        .post_json_as(
-            &admin,
-            "/api/update-application?id=admin/demo-app",
-            json!({"name": "demo-app", "organization": "demo", "description": "new"}),
-        )
+        .post_json_as(&admin, "/api/update-application?id=admin/demo-app", app)
         .await?;
-    assert_eq!(a.status, 400, "{}", a.text);
-    assert!(a.msg().starts_with("description"), "{}", a.msg());
+    assert_eq!(a.json()["data"], "Affected", "{}", a.text);
+    let app = c
+        .get("/api/get-application?id=admin/demo-app", &admin)
+        .await?
+        .json();
+    assert_eq!(app["data"]["description"], "Our shop's mini program");
+    assert_eq!(
+        app["data"]["clientSecret"], "***",
+        "our own fields are still ours"
+    );
     let a = c
         .post_json_as(
             &admin,
             "/api/add-organization",
-            json!({"name": "whole", "websiteUrl": "", "initScore": 0, "languages": []}),
+            json!({"name": "whole", "websiteUrl": "https://shop.example.com",
+                   "passwordOptions": ["AtLeast6"], "initScore": 2000, "languages": []}),
         )
         .await?;
     assert_eq!(a.status, 200, "{}", a.text);
+    let org = c
+        .get("/api/get-organization?id=admin/whole", &admin)
+        .await?
+        .json();
+    assert_eq!(org["data"]["websiteUrl"], "https://shop.example.com");
+    assert_eq!(org["data"]["passwordOptions"], json!(["AtLeast6"]));
+    assert_eq!(org["data"]["initScore"], 2000);
 
     // A wrong type is a 400 naming the field.
     let a = c

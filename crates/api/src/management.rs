@@ -64,8 +64,6 @@ trait Crud {
     type Wire: serde::de::DeserializeOwned;
     /// The owner and name a body names (for `update-`/`delete-` without `?id=`).
     fn key(w: &Self::Wire) -> (Option<&str>, Option<&str>);
-    /// Casdoor fields the body sets that this server would not keep.
-    fn other(w: &Self::Wire) -> &serde_json::Map<String, Value>;
     async fn list(iam: &Iam, caller: &Principal, filter: Option<&str>) -> Answer;
     async fn get(iam: &Iam, caller: &Principal, owner: &str, name: &str) -> Answer;
     async fn add(iam: &Iam, caller: &Principal, w: Self::Wire) -> Answer;
@@ -79,13 +77,11 @@ trait Crud {
     async fn delete(iam: &Iam, caller: &Principal, owner: &str, name: &str) -> Answer;
 }
 
-/// The body of an add or update: the caller must be a global administrator before the body is
-/// read, and no field may be set that would be dropped.
+/// The body of an add or update, read only once the caller is known to be a global
+/// administrator.
 fn admin_body<K: Crud>(caller: &Caller, body: &LaxJson<K::Wire>) -> Result<K::Wire, Failure> {
     require_global_admin(&caller.principal)?;
-    let w = body.parse()?;
-    wire::refuse_unstored(K::other(&w))?;
-    Ok(w)
+    body.parse()
 }
 
 macro_rules! crud {
@@ -184,9 +180,6 @@ impl Crud for Organizations {
     fn key(w: &OrganizationWire) -> (Option<&str>, Option<&str>) {
         (None, w.name.as_deref())
     }
-    fn other(w: &OrganizationWire) -> &serde_json::Map<String, Value> {
-        &w.other
-    }
     async fn list(iam: &Iam, caller: &Principal, _owner: Option<&str>) -> Answer {
         Ok(list(
             &iam.admin_list_organizations(caller).await?,
@@ -226,9 +219,6 @@ impl Crud for Applications {
     fn key(w: &ApplicationWire) -> (Option<&str>, Option<&str>) {
         (None, w.name.as_deref())
     }
-    fn other(w: &ApplicationWire) -> &serde_json::Map<String, Value> {
-        &w.other
-    }
     async fn list(iam: &Iam, caller: &Principal, organization: Option<&str>) -> Answer {
         let apps = iam.admin_list_applications(caller, organization).await?;
         Ok(list(&apps, wire::application))
@@ -265,9 +255,6 @@ impl Crud for Providers {
     type Wire = ProviderWire;
     fn key(w: &ProviderWire) -> (Option<&str>, Option<&str>) {
         (w.owner.as_deref(), w.name.as_deref())
-    }
-    fn other(w: &ProviderWire) -> &serde_json::Map<String, Value> {
-        &w.other
     }
     /// An owner's providers come with the shared ones (owned by `admin`), as Casdoor lists them.
     async fn list(iam: &Iam, caller: &Principal, owner: Option<&str>) -> Answer {
@@ -308,9 +295,6 @@ impl Crud for Certs {
     type Wire = CertWire;
     fn key(w: &CertWire) -> (Option<&str>, Option<&str>) {
         (None, w.name.as_deref())
-    }
-    fn other(w: &CertWire) -> &serde_json::Map<String, Value> {
-        &w.other
     }
     async fn list(iam: &Iam, caller: &Principal, _owner: Option<&str>) -> Answer {
         Ok(list(&iam.admin_list_certs(caller).await?, wire::cert))

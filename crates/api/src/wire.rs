@@ -5,7 +5,9 @@
 //! tolerated. Secrets are written out as `***`.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use iam_domain::model::{ADMIN_OWNER, Application, Cert, Organization, Profile, Provider, User};
+use iam_domain::model::{
+    ADMIN_OWNER, Application, Cert, Extra, Organization, Profile, Provider, User,
+};
 use iam_domain::objects::{
     ApplicationInput, CertInput, MASK, OrganizationInput, ProviderInput, ProviderItemInput,
     UserInput,
@@ -38,11 +40,10 @@ pub struct OrganizationWire {
     /// An http(s) URL.
     #[oai(validator(max_length = 1024))]
     pub default_avatar: Option<String>,
-    /// Casdoor's fields this server does not store: accepted at their empty value (Casdoor's
-    /// clients send whole objects), refused with a 400 naming them otherwise.
+    /// Casdoor's other fields: kept as they were sent and returned with the object.
     #[oai(skip)]
     #[serde(flatten)]
-    pub other: serde_json::Map<String, Value>,
+    pub other: Extra,
 }
 
 impl OrganizationWire {
@@ -51,6 +52,7 @@ impl OrganizationWire {
             name: text(self.name),
             display_name: text(self.display_name),
             default_avatar: text(self.default_avatar),
+            extra: kept(self.other),
         }
     }
 }
@@ -96,11 +98,10 @@ pub struct ApplicationWire {
     /// Refresh-token lifetime; 0 or absent: 720.
     #[oai(validator(minimum(value = "0"), maximum(value = "87600")))]
     pub refresh_expire_in_hours: Option<f64>,
-    /// Casdoor's fields this server does not store: accepted at their empty value (Casdoor's
-    /// clients send whole objects), refused with a 400 naming them otherwise.
+    /// Casdoor's other fields: kept as they were sent and returned with the object.
     #[oai(skip)]
     #[serde(flatten)]
-    pub other: serde_json::Map<String, Value>,
+    pub other: Extra,
 }
 
 impl ApplicationWire {
@@ -128,6 +129,7 @@ impl ApplicationWire {
             token_format: text(self.token_format),
             expire_in_hours: self.expire_in_hours,
             refresh_expire_in_hours: self.refresh_expire_in_hours,
+            extra: kept(self.other),
         }
     }
 }
@@ -157,11 +159,10 @@ pub struct ProviderWire {
     pub client_id: Option<String>,
     /// The mini program's APPSECRET; returned as `***`.
     pub client_secret: Option<String>,
-    /// Casdoor's fields this server does not store: accepted at their empty value (Casdoor's
-    /// clients send whole objects), refused with a 400 naming them otherwise.
+    /// Casdoor's other fields: kept as they were sent and returned with the object.
     #[oai(skip)]
     #[serde(flatten)]
-    pub other: serde_json::Map<String, Value>,
+    pub other: Extra,
 }
 
 impl ProviderWire {
@@ -175,6 +176,7 @@ impl ProviderWire {
             sub_type: text(self.sub_type),
             client_id: text(self.client_id),
             client_secret: text(self.client_secret),
+            extra: kept(self.other),
         }
     }
 }
@@ -201,11 +203,10 @@ pub struct CertWire {
     pub certificate: Option<String>,
     /// PEM; returned as `***`.
     pub private_key: Option<String>,
-    /// Casdoor's fields this server does not store: accepted at their empty value (Casdoor's
-    /// clients send whole objects), refused with a 400 naming them otherwise.
+    /// Casdoor's other fields: kept as they were sent and returned with the object.
     #[oai(skip)]
     #[serde(flatten)]
-    pub other: serde_json::Map<String, Value>,
+    pub other: Extra,
 }
 
 impl CertWire {
@@ -218,6 +219,7 @@ impl CertWire {
             bit_size: self.bit_size,
             certificate: text(self.certificate),
             private_key: text(self.private_key),
+            extra: kept(self.other),
         }
     }
 }
@@ -355,8 +357,8 @@ pub struct InitData {
     pub certs: Vec<CertWire>,
 }
 
-/// Keys we write ourselves and so accept back whatever they hold.
-const OURS: &[&str] = &["createdTime", "updatedTime", "scope"];
+/// Keys we write ourselves: what a client sends back for them is not kept.
+const OURS: &[&str] = &["createdTime", "updatedTime", "scope", "id"];
 
 fn is_empty(v: &Value) -> bool {
     match v {
@@ -369,22 +371,22 @@ fn is_empty(v: &Value) -> bool {
     }
 }
 
-/// The first field of `other` that carries a value this server would drop.
-pub fn unstored(other: &serde_json::Map<String, Value>) -> Option<&str> {
+/// The Casdoor fields to keep: what was set (an empty value reads the same as none to
+/// Casdoor's clients, and whole-object writes send dozens), minus the ones we write ourselves.
+fn kept(other: Extra) -> Extra {
     other
-        .iter()
-        .find(|(k, v)| !OURS.contains(&k.as_str()) && !is_empty(v))
-        .map(|(k, _)| k.as_str())
+        .into_iter()
+        .filter(|(k, v)| !OURS.contains(&k.as_str()) && !is_empty(v))
+        .collect()
 }
 
-/// Refuses a body that sets a Casdoor field this server does not store: it would be lost.
-pub fn refuse_unstored(other: &serde_json::Map<String, Value>) -> Result<(), iam_domain::Error> {
-    match unstored(other) {
-        None => Ok(()),
-        Some(k) => Err(iam_domain::Error::Invalid(format!(
-            "{k}: is not stored by this server; send it empty or leave it out"
-        ))),
+/// An object as Casdoor shows it: its kept fields, then ours (which win).
+fn with_extra(extra: &Extra, ours: Value) -> Value {
+    let mut out = extra.clone();
+    if let Value::Object(fields) = ours {
+        out.extend(fields);
     }
+    Value::Object(out)
 }
 
 fn masked(secret_set: bool) -> &'static str {
@@ -439,59 +441,71 @@ pub fn user(u: &User) -> Value {
 }
 
 pub fn organization(o: &Organization) -> Value {
-    json!({
-        "owner": ADMIN_OWNER,
-        "name": o.name,
-        "createdTime": time(&o.created_time),
-        "displayName": o.display_name,
-        "defaultAvatar": o.default_avatar,
-    })
+    with_extra(
+        &o.extra,
+        json!({
+            "owner": ADMIN_OWNER,
+            "name": o.name,
+            "createdTime": time(&o.created_time),
+            "displayName": o.display_name,
+            "defaultAvatar": o.default_avatar,
+        }),
+    )
 }
 
 pub fn application(a: &Application) -> Value {
-    json!({
-        "owner": ADMIN_OWNER,
-        "name": a.name,
-        "createdTime": time(&a.created_time),
-        "displayName": a.display_name,
-        "organization": a.organization,
-        "clientId": a.client_id,
-        "clientSecret": masked(!a.client_secret.is_empty()),
-        "cert": a.cert,
-        "enableSignUp": a.enable_sign_up,
-        "providers": a.providers,
-        "grantTypes": a.grant_types,
-        "tokenFormat": a.token_format,
-        "expireInHours": a.expire_in_hours,
-        "refreshExpireInHours": a.refresh_expire_in_hours,
-    })
+    with_extra(
+        &a.extra,
+        json!({
+            "owner": ADMIN_OWNER,
+            "name": a.name,
+            "createdTime": time(&a.created_time),
+            "displayName": a.display_name,
+            "organization": a.organization,
+            "clientId": a.client_id,
+            "clientSecret": masked(!a.client_secret.is_empty()),
+            "cert": a.cert,
+            "enableSignUp": a.enable_sign_up,
+            "providers": a.providers,
+            "grantTypes": a.grant_types,
+            "tokenFormat": a.token_format,
+            "expireInHours": a.expire_in_hours,
+            "refreshExpireInHours": a.refresh_expire_in_hours,
+        }),
+    )
 }
 
 pub fn provider(p: &Provider) -> Value {
-    json!({
-        "owner": p.owner,
-        "name": p.name,
-        "createdTime": time(&p.created_time),
-        "displayName": p.display_name,
-        "category": p.category,
-        "type": p.provider_type,
-        "subType": p.sub_type,
-        "clientId": p.client_id,
-        "clientSecret": masked(!p.client_secret.is_empty()),
-    })
+    with_extra(
+        &p.extra,
+        json!({
+            "owner": p.owner,
+            "name": p.name,
+            "createdTime": time(&p.created_time),
+            "displayName": p.display_name,
+            "category": p.category,
+            "type": p.provider_type,
+            "subType": p.sub_type,
+            "clientId": p.client_id,
+            "clientSecret": masked(!p.client_secret.is_empty()),
+        }),
+    )
 }
 
 pub fn cert(c: &Cert) -> Value {
-    json!({
-        "owner": ADMIN_OWNER,
-        "name": c.name,
-        "createdTime": time(&c.created_time),
-        "displayName": c.display_name,
-        "scope": "JWT",
-        "type": c.cert_type,
-        "cryptoAlgorithm": c.crypto_algorithm.as_str(),
-        "bitSize": c.bit_size,
-        "certificate": c.certificate,
-        "privateKey": MASK,
-    })
+    with_extra(
+        &c.extra,
+        json!({
+            "owner": ADMIN_OWNER,
+            "name": c.name,
+            "createdTime": time(&c.created_time),
+            "displayName": c.display_name,
+            "scope": "JWT",
+            "type": c.cert_type,
+            "cryptoAlgorithm": c.crypto_algorithm.as_str(),
+            "bitSize": c.bit_size,
+            "certificate": c.certificate,
+            "privateKey": MASK,
+        }),
+    )
 }

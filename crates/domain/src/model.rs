@@ -5,6 +5,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::Secret;
+
+/// Casdoor fields kept without interpretation: a JSON object.
+pub type Extra = serde_json::Map<String, serde_json::Value>;
 use crate::values::{ClientId, CryptoAlgorithm, DisplayName, ObjectName};
 
 /// Every top-level object is owned by `admin` except providers and users, as in Casdoor.
@@ -19,6 +22,8 @@ pub struct Organization {
     pub display_name: String,
     pub default_avatar: String,
     pub created_time: DateTime<Utc>,
+    /// Casdoor's fields this server has no column for, kept as they were sent.
+    pub extra: Extra,
 }
 
 /// One entry of an application's ordered provider list.
@@ -53,6 +58,8 @@ pub struct Application {
     pub expire_in_hours: i64,
     pub refresh_expire_in_hours: i64,
     pub created_time: DateTime<Utc>,
+    /// Casdoor's fields this server has no column for, kept as they were sent.
+    pub extra: Extra,
 }
 
 impl Application {
@@ -73,6 +80,8 @@ pub struct Provider {
     /// For a mini program: its APPSECRET.
     pub client_secret: Secret,
     pub created_time: DateTime<Utc>,
+    /// Casdoor's fields this server has no column for, kept as they were sent.
+    pub extra: Extra,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +96,8 @@ pub struct Cert {
     /// The private key, PEM (PKCS#8).
     pub private_key: Secret,
     pub created_time: DateTime<Utc>,
+    /// Casdoor's fields this server has no column for, kept as they were sent.
+    pub extra: Extra,
 }
 
 /// The fields a user may change on themself (SPEC §5), besides `displayName` and `avatar`.

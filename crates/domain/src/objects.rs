@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use crate::Secret;
 use crate::model::{
-    ADMIN_OWNER, Application, Cert, Organization, Profile, Provider, ProviderItem, User,
+    ADMIN_OWNER, Application, Cert, Extra, Organization, Profile, Provider, ProviderItem, User,
 };
 use crate::values::{
     AppId, ClientId, CryptoAlgorithm, DisplayName, InvalidValue, ObjectName, is_mini_program_type,
@@ -52,6 +52,7 @@ pub struct OrganizationInput {
     pub name: String,
     pub display_name: String,
     pub default_avatar: String,
+    pub extra: Extra,
 }
 
 impl Organization {
@@ -61,6 +62,7 @@ impl Organization {
             display_name: short_text("displayName", &i.display_name, 100)?,
             default_avatar: optional_url("defaultAvatar", i.default_avatar)?,
             created_time: now,
+            extra: i.extra,
         })
     }
 }
@@ -87,6 +89,7 @@ pub struct ApplicationInput {
     pub token_format: String,
     pub expire_in_hours: Option<f64>,
     pub refresh_expire_in_hours: Option<f64>,
+    pub extra: Extra,
 }
 
 /// Whether a constructor makes a new object (secrets may be generated) or the next version of a
@@ -163,6 +166,7 @@ impl Application {
                 Application::DEFAULT_REFRESH_EXPIRE_IN_HOURS,
             )?,
             created_time: now,
+            extra: i.extra,
         })
     }
 }
@@ -177,6 +181,7 @@ pub struct ProviderInput {
     pub sub_type: String,
     pub client_id: String,
     pub client_secret: String,
+    pub extra: Extra,
 }
 
 impl Provider {
@@ -195,6 +200,7 @@ impl Provider {
             client_id: short_text("clientId", &i.client_id, 200)?,
             client_secret: Secret::new(i.client_secret),
             created_time: now,
+            extra: i.extra,
         })
     }
 
@@ -230,6 +236,7 @@ pub struct CertInput {
     pub bit_size: Option<i64>,
     pub certificate: String,
     pub private_key: String,
+    pub extra: Extra,
 }
 
 impl Cert {
@@ -287,6 +294,7 @@ impl Cert {
                 certificate: i.certificate,
                 private_key: Secret::new(i.private_key),
                 created_time: now,
+                extra: i.extra,
             },
             generate,
         ))

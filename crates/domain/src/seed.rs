@@ -14,6 +14,7 @@ pub fn built_in_organization(now: DateTime<Utc>) -> Organization {
         display_name: "Built-in Organization".into(),
         default_avatar: String::new(),
         created_time: now,
+        extra: Default::default(),
     }
 }
 
@@ -42,6 +43,7 @@ pub fn built_in_application(
         expire_in_hours: Application::DEFAULT_EXPIRE_IN_HOURS,
         refresh_expire_in_hours: Application::DEFAULT_REFRESH_EXPIRE_IN_HOURS,
         created_time: now,
+        extra: Default::default(),
     }
 }
 

@@ -47,6 +47,7 @@ pub fn generate_cert(
         certificate: cert.pem(),
         private_key: Secret::new(key.serialize_pem()),
         created_time: now,
+        extra: Default::default(),
     })
 }
 

@@ -2,7 +2,7 @@
 //! domain's constructors (`Iam::build_seed`): a malformed file stops start-up with a message
 //! naming the object, and nothing is half-loaded.
 
-use iam_api::wire::{InitData, unstored};
+use iam_api::wire::InitData;
 use iam_domain::seed::SeedInputs;
 
 /// Reads the file's JSON; a value of the wrong type is named by its path.
@@ -12,29 +12,6 @@ pub fn parse(text: &str) -> Result<SeedInputs, String> {
         let path = e.path().to_string();
         format!("not valid: {path}: {}", e.into_inner())
     })?;
-    // A Casdoor seed file carries fields this server does not store. The API refuses them; at
-    // start-up they are named in the log and left out, so a Casdoor file still loads.
-    let ignored = |kind: &str, i: usize, other: &serde_json::Map<String, serde_json::Value>| {
-        if let Some(k) = unstored(other) {
-            tracing::warn!("{kind}[{i}]: field {k:?} is not stored by this server; ignored");
-        }
-    };
-    file.organizations
-        .iter()
-        .enumerate()
-        .for_each(|(i, o)| ignored("organizations", i, &o.other));
-    file.applications
-        .iter()
-        .enumerate()
-        .for_each(|(i, o)| ignored("applications", i, &o.other));
-    file.providers
-        .iter()
-        .enumerate()
-        .for_each(|(i, o)| ignored("providers", i, &o.other));
-    file.certs
-        .iter()
-        .enumerate()
-        .for_each(|(i, o)| ignored("certs", i, &o.other));
     Ok(SeedInputs {
         organizations: file
             .organizations

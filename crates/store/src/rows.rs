@@ -21,6 +21,11 @@ pub fn parse_ts(what: &str, s: &str) -> Result<DateTime<Utc>, StoreError> {
         .map_err(|e| StoreError::Corrupt(format!("{what}: bad time {s:?}: {e}")))
 }
 
+/// Casdoor's fields without a column of their own, stored as a JSON object.
+fn extra(what: &str, s: &str) -> Result<serde_json::Map<String, serde_json::Value>, StoreError> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("{what} extra fields: {e}")))
+}
+
 /// A stored name, read back into its value type.
 fn value(what: &str, s: String) -> Result<ObjectName, StoreError> {
     ObjectName::parse("name", &s).map_err(|e| StoreError::Corrupt(format!("{what} {s:?}: {e}")))
@@ -42,6 +47,7 @@ pub struct OrganizationRow {
     pub display_name: String,
     pub default_avatar: String,
     pub created_time: String,
+    pub extra: String,
 }
 
 impl From<&Organization> for OrganizationRow {
@@ -52,6 +58,7 @@ impl From<&Organization> for OrganizationRow {
             display_name: o.display_name.clone(),
             default_avatar: o.default_avatar.clone(),
             created_time: ts(&o.created_time),
+            extra: serde_json::Value::Object(o.extra.clone()).to_string(),
         }
     }
 }
@@ -61,6 +68,7 @@ impl TryFrom<OrganizationRow> for Organization {
     fn try_from(r: OrganizationRow) -> Result<Self, StoreError> {
         Ok(Self {
             created_time: parse_ts("organization", &r.created_time)?,
+            extra: extra("organization", &r.extra)?,
             name: value("organization", r.name)?,
             display_name: r.display_name,
             default_avatar: r.default_avatar,
@@ -80,6 +88,7 @@ pub struct CertRow {
     pub certificate: String,
     pub private_key: String,
     pub created_time: String,
+    pub extra: String,
 }
 
 impl From<&Cert> for CertRow {
@@ -94,6 +103,7 @@ impl From<&Cert> for CertRow {
             certificate: c.certificate.clone(),
             private_key: c.private_key.expose().to_owned(),
             created_time: ts(&c.created_time),
+            extra: serde_json::Value::Object(c.extra.clone()).to_string(),
         }
     }
 }
@@ -105,6 +115,7 @@ impl TryFrom<CertRow> for Cert {
             crypto_algorithm: CryptoAlgorithm::parse(&r.crypto_algorithm)
                 .map_err(|e| StoreError::Corrupt(format!("cert {}: {e}", r.name)))?,
             created_time: parse_ts("cert", &r.created_time)?,
+            extra: extra("cert", &r.extra)?,
             name: value("cert", r.name)?,
             display_name: r.display_name,
             cert_type: r.cert_type,
@@ -127,6 +138,7 @@ pub struct ProviderRow {
     pub client_id: String,
     pub client_secret: String,
     pub created_time: String,
+    pub extra: String,
 }
 
 impl From<&Provider> for ProviderRow {
@@ -141,6 +153,7 @@ impl From<&Provider> for ProviderRow {
             client_id: p.client_id.clone(),
             client_secret: p.client_secret.expose().to_owned(),
             created_time: ts(&p.created_time),
+            extra: serde_json::Value::Object(p.extra.clone()).to_string(),
         }
     }
 }
@@ -150,6 +163,7 @@ impl TryFrom<ProviderRow> for Provider {
     fn try_from(r: ProviderRow) -> Result<Self, StoreError> {
         Ok(Self {
             created_time: parse_ts("provider", &r.created_time)?,
+            extra: extra("provider", &r.extra)?,
             owner: value("provider owner", r.owner)?,
             name: value("provider", r.name)?,
             display_name: r.display_name,
@@ -179,6 +193,7 @@ pub struct ApplicationRow {
     pub expire_in_hours: i64,
     pub refresh_expire_in_hours: i64,
     pub created_time: String,
+    pub extra: String,
 }
 
 impl TryFrom<&Application> for ApplicationRow {
@@ -199,6 +214,7 @@ impl TryFrom<&Application> for ApplicationRow {
             expire_in_hours: a.expire_in_hours,
             refresh_expire_in_hours: a.refresh_expire_in_hours,
             created_time: ts(&a.created_time),
+            extra: serde_json::Value::Object(a.extra.clone()).to_string(),
         })
     }
 }
@@ -216,6 +232,7 @@ impl TryFrom<ApplicationRow> for Application {
             providers: serde_json::from_str(&r.providers).map_err(corrupt)?,
             grant_types: serde_json::from_str(&r.grant_types).map_err(corrupt)?,
             created_time: parse_ts("application", &r.created_time)?,
+            extra: extra("application", &r.extra)?,
             name: value("application", r.name)?,
             display_name: r.display_name,
             organization: value("application organization", r.organization)?,

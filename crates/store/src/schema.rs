@@ -8,6 +8,7 @@ diesel::table! {
         display_name -> Text,
         default_avatar -> Text,
         created_time -> Text,
+        extra -> Text,
     }
 }
 
@@ -22,6 +23,7 @@ diesel::table! {
         certificate -> Text,
         private_key -> Text,
         created_time -> Text,
+        extra -> Text,
     }
 }
 
@@ -36,6 +38,7 @@ diesel::table! {
         client_id -> Text,
         client_secret -> Text,
         created_time -> Text,
+        extra -> Text,
     }
 }
 
@@ -55,6 +58,7 @@ diesel::table! {
         expire_in_hours -> BigInt,
         refresh_expire_in_hours -> BigInt,
         created_time -> Text,
+        extra -> Text,
     }
 }
 

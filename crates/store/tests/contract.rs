@@ -127,6 +127,7 @@ fn org(name: &str) -> Organization {
         display_name: format!("{name} org"),
         default_avatar: "https://cdn.example.com/default.png".into(),
         created_time: Utc::now(),
+        extra: Default::default(),
     }
 }
 
@@ -141,6 +142,7 @@ fn provider(owner: &str, name: &str) -> Provider {
         client_id: "wx5f3c1b2a9d8e7f60".into(),
         client_secret: Secret::new("0c6d2a1b9e8f7d6c5b4a39281706f5e4"),
         created_time: Utc::now(),
+        extra: Default::default(),
     }
 }
 
@@ -167,6 +169,7 @@ fn app(name: &str, org: &str, client_id: &str, providers: &[&str]) -> Applicatio
         expire_in_hours: 168,
         refresh_expire_in_hours: 720,
         created_time: Utc::now(),
+        extra: Default::default(),
     }
 }
 
@@ -507,6 +510,7 @@ fn cert(name: &str) -> Cert {
         certificate: "-----BEGIN CERTIFICATE-----".into(),
         private_key: Secret::new("-----BEGIN PRIVATE KEY-----"),
         created_time: Utc::now(),
+        extra: Default::default(),
     }
 }
 
