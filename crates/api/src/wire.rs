@@ -33,12 +33,15 @@ pub struct OrganizationWire {
     /// Always `admin`.
     pub owner: Option<String>,
     /// No `/`, no whitespace.
-    #[oai(validator(max_length = 100))]
+    #[oai(validator(max_length = 100, pattern = r"^[^/\s\x00-\x1f\x7f]+$"))]
     pub name: Option<String>,
-    #[oai(validator(max_length = 100))]
+    #[oai(validator(max_length = 100, pattern = r"^[^\x00-\x1f\x7f]*$"))]
     pub display_name: Option<String>,
     /// An http(s) URL.
-    #[oai(validator(max_length = 1024))]
+    #[oai(validator(
+        max_length = 1024,
+        pattern = r"^(|[hH][tT][tT][pP][sS]?://[^/?#\s]+\S*)$"
+    ))]
     pub default_avatar: Option<String>,
     /// Casdoor's other fields: kept as they were sent and returned with the object.
     #[oai(skip)]
@@ -63,7 +66,7 @@ impl OrganizationWire {
 #[serde(rename_all = "camelCase", default)]
 pub struct ProviderItemWire {
     pub owner: Option<String>,
-    #[oai(validator(max_length = 100))]
+    #[oai(validator(max_length = 100, pattern = r"^[^/\s\x00-\x1f\x7f]+$"))]
     pub name: Option<String>,
     pub can_sign_up: Option<bool>,
     pub can_sign_in: Option<bool>,
@@ -75,14 +78,14 @@ pub struct ProviderItemWire {
 #[serde(rename_all = "camelCase", default)]
 pub struct ApplicationWire {
     pub owner: Option<String>,
-    #[oai(validator(max_length = 100))]
+    #[oai(validator(max_length = 100, pattern = r"^[^/\s\x00-\x1f\x7f]+$"))]
     pub name: Option<String>,
     #[oai(validator(max_length = 100))]
     pub display_name: Option<String>,
-    #[oai(validator(max_length = 100))]
+    #[oai(validator(max_length = 100, pattern = r"^[^/\s\x00-\x1f\x7f]+$"))]
     pub organization: Option<String>,
     /// Generated when empty on add. Printable ASCII.
-    #[oai(validator(max_length = 100))]
+    #[oai(validator(max_length = 100, pattern = r"^[!-~]*$"))]
     pub client_id: Option<String>,
     /// Generated when empty on add; returned as `***`; `***` written back keeps the stored one.
     pub client_secret: Option<String>,
@@ -140,9 +143,9 @@ impl ApplicationWire {
 #[serde(rename_all = "camelCase", default)]
 pub struct ProviderWire {
     /// `admin` (shared) or an organization; empty is `admin`.
-    #[oai(validator(max_length = 100))]
+    #[oai(validator(max_length = 100, pattern = r"^[^/\s\x00-\x1f\x7f]+$"))]
     pub owner: Option<String>,
-    #[oai(validator(max_length = 100))]
+    #[oai(validator(max_length = 100, pattern = r"^[^/\s\x00-\x1f\x7f]+$"))]
     pub name: Option<String>,
     #[oai(validator(max_length = 100))]
     pub display_name: Option<String>,
@@ -187,15 +190,17 @@ impl ProviderWire {
 #[serde(rename_all = "camelCase", default)]
 pub struct CertWire {
     pub owner: Option<String>,
-    #[oai(validator(max_length = 100))]
+    #[oai(validator(max_length = 100, pattern = r"^[^/\s\x00-\x1f\x7f]+$"))]
     pub name: Option<String>,
     #[oai(validator(max_length = 100))]
     pub display_name: Option<String>,
     /// `x509`.
     #[serde(rename = "type")]
     #[oai(rename = "type")]
+    #[oai(validator(pattern = "^(|x509)$"))]
     pub cert_type: Option<String>,
     /// `RS256` (default) or `ES256`.
+    #[oai(validator(pattern = "^(|RS256|ES256)$"))]
     pub crypto_algorithm: Option<String>,
     /// 2048 for RS256, 256 for ES256 (the defaults).
     pub bit_size: Option<i64>,
@@ -229,19 +234,22 @@ impl CertWire {
 #[oai(rename_all = "camelCase")]
 #[serde(rename_all = "camelCase", default)]
 pub struct UserWire {
-    #[oai(validator(max_length = 100))]
+    #[oai(validator(max_length = 100, pattern = r"^[^/\s\x00-\x1f\x7f]+$"))]
     pub owner: Option<String>,
-    #[oai(validator(max_length = 100))]
+    #[oai(validator(max_length = 100, pattern = r"^[^/\s\x00-\x1f\x7f]+$"))]
     pub name: Option<String>,
     #[serde(rename = "type")]
     #[oai(rename = "type", validator(max_length = 100))]
     pub user_type: Option<String>,
     /// Never returned (`***` when set); an empty password never changes one.
     pub password: Option<String>,
-    #[oai(validator(max_length = 100))]
+    #[oai(validator(max_length = 100, pattern = r"^[^\x00-\x1f\x7f]*$"))]
     pub display_name: Option<String>,
     /// An http(s) URL.
-    #[oai(validator(max_length = 1024))]
+    #[oai(validator(
+        max_length = 1024,
+        pattern = r"^(|[hH][tT][tT][pP][sS]?://[^/?#\s]+\S*)$"
+    ))]
     pub avatar: Option<String>,
     #[oai(validator(max_length = 254))]
     pub email: Option<String>,
@@ -264,7 +272,10 @@ pub struct UserWire {
     #[oai(validator(max_length = 1000))]
     pub region: Option<String>,
     /// An http(s) URL.
-    #[oai(validator(max_length = 1024))]
+    #[oai(validator(
+        max_length = 1024,
+        pattern = r"^(|[hH][tT][tT][pP][sS]?://[^/?#\s]+\S*)$"
+    ))]
     pub homepage: Option<String>,
     #[oai(validator(max_length = 1000))]
     pub title: Option<String>,
