@@ -269,10 +269,10 @@ async fn casdoor_answers_where_its_sdks_look() -> anyhow::Result<()> {
 
     // Authorization comes before the body: a mini program user learns nothing of a
     // management route's fields.
-    let a = c
-        .post_json_as(&user, "/api/add-provider", json!({"name": 5}))
-        .await?;
-    assert_eq!(a.status, 403, "{}", a.text);
+    for route in ["/api/add-provider", "/api/add-user", "/api/delete-user"] {
+        let a = c.post_json_as(&user, route, json!({"name": 5})).await?;
+        assert_eq!(a.status, 403, "{route}: {}", a.text);
+    }
 
     // A shared provider (owned by admin) is listed with an organization's own.
     let a = c

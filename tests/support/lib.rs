@@ -596,30 +596,25 @@ pub async fn forge_expired_token(
     issuer: &str,
     user_id: &str,
 ) -> Result<String> {
-    use iam_domain::ports::{Claims, Repository, TokenCodec};
+    use iam_domain::ports::{Repository, TokenCodec};
     iam_jwt::install_crypto_provider();
     let codec = iam_jwt::JwtCodec::new();
     let now = chrono::Utc::now();
     let past = now - chrono::Duration::hours(2);
-    let claims = Claims {
-        iss: issuer.into(),
-        sub: user_id.into(),
-        aud: serde_json::json!(["6825f4f0af45554c8952"]),
-        azp: "6825f4f0af45554c8952".into(),
-        iat: past.timestamp(),
-        nbf: past.timestamp(),
-        exp: (now - chrono::Duration::hours(1)).timestamp(),
-        jti: uuid::Uuid::new_v4().to_string(),
-        token_type: "access-token".into(),
-        scope: String::new(),
-        nonce: String::new(),
-        owner: "demo".into(),
-        name: String::new(),
-        display_name: String::new(),
-        avatar: String::new(),
-        preferred_username: String::new(),
-        picture: String::new(),
-    };
+    let claims = iam_domain::service::access_claims(
+        DEMO_CLIENT_ID,
+        chrono::Duration::hours(1),
+        iam_domain::service::Subject {
+            sub: user_id,
+            owner: "demo",
+            name: "",
+            display_name: "",
+            avatar: "",
+        },
+        "",
+        issuer,
+        past,
+    );
     let token = codec.sign(cert, &claims).map_err(|e| anyhow!("{e}"))?;
     let id = uuid::Uuid::new_v4().to_string();
     store

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use iam_domain::admin::{require_global_admin, require_user_admin};
+use iam_domain::admin::{require_global_admin, require_some_user_admin, require_user_admin};
 use iam_domain::model::{ADMIN_OWNER, Application, Cert, Organization, Provider, User};
 use iam_domain::objects::Purpose;
 use iam_domain::values::split_id;
@@ -447,6 +447,7 @@ impl ManagementApi {
         caller: Caller,
         body: LaxJson<UserWire>,
     ) -> Answer {
+        require_some_user_admin(&caller.principal)?;
         let w = body.parse()?;
         require_user_admin(&caller.principal, w.owner.as_deref().unwrap_or_default())?;
         let (input, password) = w.into_input();
@@ -473,6 +474,7 @@ impl ManagementApi {
         >,
         body: LaxJson<UserWire>,
     ) -> Answer {
+        require_some_user_admin(&caller.principal)?;
         let w = body.parse()?;
         let (o, n) = target(&id, w.owner.as_deref(), w.name.as_deref())?;
         let done = state

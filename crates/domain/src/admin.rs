@@ -21,6 +21,15 @@ pub fn require_global_admin(caller: &Principal) -> Result<(), Error> {
     }
 }
 
+/// May `caller` manage the users of some organization? Decided before a body naming the
+/// organization is read, so a signed-in user who administers nothing learns nothing from it.
+pub fn require_some_user_admin(caller: &Principal) -> Result<(), Error> {
+    match caller {
+        Principal::User(u) if !u.is_admin || u.is_blocked() => Err(Error::forbidden()),
+        _ => Ok(()),
+    }
+}
+
 /// May `caller` manage the users of `organization`?
 pub fn require_user_admin(caller: &Principal, organization: &str) -> Result<(), Error> {
     if caller.administers(organization) {

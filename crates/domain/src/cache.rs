@@ -1,21 +1,23 @@
 //! A short-lived cache of configuration objects (applications, providers, organizations, certs)
 //! read on every sign-in. Entries live two seconds: a change made through another server on the
-//! same database is seen within that; changes made through this one clear it at once. Absent
-//! objects are never cached, so a new application works immediately.
+//! same database is seen within that; changes made through this one clear it once they are
+//! written. Absent objects are never cached, so a new application works immediately. Entries
+//! are handed out as shared references: a hit copies no object (certs carry their PEMs).
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::model::{Application, Cert, Organization, Provider};
 
 pub struct TtlCache<K, V> {
     ttl: Duration,
-    map: Mutex<HashMap<K, (Instant, V)>>,
+    map: Mutex<HashMap<K, (Instant, Arc<V>)>>,
 }
 
-impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
+impl<K: Eq + Hash, V> TtlCache<K, V> {
     pub fn new(ttl: Duration) -> Self {
         Self {
             ttl,
@@ -23,18 +25,21 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, (Instant, V)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, (Instant, Arc<V>)>> {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn get(&self, key: &K) -> Option<V> {
+    pub fn get<Q: Eq + Hash + ?Sized>(&self, key: &Q) -> Option<Arc<V>>
+    where
+        K: Borrow<Q>,
+    {
         let map = self.lock();
         map.get(key)
             .filter(|(at, _)| at.elapsed() < self.ttl)
             .map(|(_, v)| v.clone())
     }
 
-    pub fn put(&self, key: K, value: V) {
+    pub fn put(&self, key: K, value: Arc<V>) {
         let mut map = self.lock();
         if map.len() > 10_000 {
             map.clear();
@@ -49,7 +54,8 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
 
 pub struct ConfigCache {
     pub apps_by_client_id: TtlCache<String, Application>,
-    pub providers: TtlCache<(String, String), Provider>,
+    /// Keyed `owner/name`.
+    pub providers: TtlCache<String, Provider>,
     pub organizations: TtlCache<String, Organization>,
     pub certs: TtlCache<String, Cert>,
 }
@@ -81,13 +87,13 @@ mod tests {
 
     #[test]
     fn entries_expire() {
-        let c: TtlCache<&str, i32> = TtlCache::new(Duration::from_millis(20));
-        c.put("a", 1);
-        assert_eq!(c.get(&"a"), Some(1));
+        let c: TtlCache<String, i32> = TtlCache::new(Duration::from_millis(20));
+        c.put("a".into(), Arc::new(1));
+        assert_eq!(c.get("a").as_deref(), Some(&1));
         std::thread::sleep(Duration::from_millis(30));
-        assert_eq!(c.get(&"a"), None);
-        c.put("b", 2);
+        assert_eq!(c.get("a"), None);
+        c.put("b".into(), Arc::new(2));
         c.clear();
-        assert_eq!(c.get(&"b"), None);
+        assert_eq!(c.get("b"), None);
     }
 }

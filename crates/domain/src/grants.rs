@@ -139,7 +139,7 @@ impl Iam {
         &self,
         app: &Application,
         wanted: &str,
-    ) -> Result<Provider, OAuthError> {
+    ) -> Result<std::sync::Arc<Provider>, OAuthError> {
         for item in &app.providers {
             if !wanted.is_empty() && item.name != wanted {
                 continue;

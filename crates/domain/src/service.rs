@@ -41,7 +41,7 @@ pub struct Iam {
 pub enum Principal {
     User(User),
     /// An application authenticated by its client credentials (or a client_credentials token).
-    Application(Application),
+    Application(Arc<Application>),
 }
 
 impl Principal {
@@ -102,6 +102,26 @@ pub fn access_claims(
         preferred_username: String::new(),
         picture: String::new(),
     }
+}
+
+/// `key` from `cache`, else loaded (and kept when found).
+async fn cached<V, F, Fut>(
+    cache: &crate::cache::TtlCache<String, V>,
+    key: &str,
+    load: F,
+) -> Result<Option<Arc<V>>, crate::StoreError>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<V>, crate::StoreError>>,
+{
+    if let Some(v) = cache.get(key) {
+        return Ok(Some(v));
+    }
+    let found = load().await?.map(Arc::new);
+    if let Some(v) = &found {
+        cache.put(key.to_owned(), v.clone());
+    }
+    Ok(found)
 }
 
 /// Constant-time comparison for secrets.
@@ -184,7 +204,7 @@ impl Iam {
         client_id: &str,
         client_secret: &str,
         secret_required: bool,
-    ) -> Result<Application, OAuthError> {
+    ) -> Result<Arc<Application>, OAuthError> {
         if client_id.is_empty() {
             return Err(OAuthError::invalid_request("client_id is required"));
         }
@@ -210,19 +230,19 @@ impl Iam {
         app: &Application,
         owner: &str,
         name: &str,
-    ) -> Result<Option<Provider>, OAuthError> {
+    ) -> Result<Option<Arc<Provider>>, OAuthError> {
         let owners: Vec<&str> = if owner.is_empty() {
             vec![ADMIN_OWNER, app.organization.as_str()]
         } else {
             vec![owner]
         };
         for o in owners {
-            let key = (o.to_owned(), name.to_owned());
-            if let Some(p) = self.cache.providers.get(&key) {
-                return Ok(Some(p));
-            }
-            if let Some(p) = self.repo.get_provider(o, name).await? {
-                self.cache.providers.put(key, p.clone());
+            let key = format!("{o}/{name}");
+            if let Some(p) = cached(&self.cache.providers, &key, || {
+                self.repo.get_provider(o, name)
+            })
+            .await?
+            {
                 return Ok(Some(p));
             }
         }
@@ -232,46 +252,32 @@ impl Iam {
     async fn application_by_client_id(
         &self,
         client_id: &str,
-    ) -> Result<Option<Application>, crate::StoreError> {
-        if let Some(a) = self.cache.apps_by_client_id.get(&client_id.to_owned()) {
-            return Ok(Some(a));
-        }
-        let app = self.repo.get_application_by_client_id(client_id).await?;
-        if let Some(a) = &app {
-            self.cache
-                .apps_by_client_id
-                .put(client_id.to_owned(), a.clone());
-        }
-        Ok(app)
+    ) -> Result<Option<Arc<Application>>, crate::StoreError> {
+        cached(&self.cache.apps_by_client_id, client_id, || {
+            self.repo.get_application_by_client_id(client_id)
+        })
+        .await
     }
 
     /// A cert by name, through the cache (every sign-in and every Bearer call needs one).
-    pub async fn cert(&self, name: &str) -> Result<Option<crate::model::Cert>, crate::StoreError> {
-        if let Some(c) = self.cache.certs.get(&name.to_owned()) {
-            return Ok(Some(c));
-        }
-        let cert = self.repo.get_cert(name).await?;
-        if let Some(c) = &cert {
-            self.cache.certs.put(name.to_owned(), c.clone());
-        }
-        Ok(cert)
+    pub async fn cert(
+        &self,
+        name: &str,
+    ) -> Result<Option<Arc<crate::model::Cert>>, crate::StoreError> {
+        cached(&self.cache.certs, name, || self.repo.get_cert(name)).await
     }
 
     pub(crate) async fn organization(
         &self,
         name: &str,
-    ) -> Result<Option<crate::model::Organization>, crate::StoreError> {
-        if let Some(o) = self.cache.organizations.get(&name.to_owned()) {
-            return Ok(Some(o));
-        }
-        let org = self.repo.get_organization(name).await?;
-        if let Some(o) = &org {
-            self.cache.organizations.put(name.to_owned(), o.clone());
-        }
-        Ok(org)
+    ) -> Result<Option<Arc<crate::model::Organization>>, crate::StoreError> {
+        cached(&self.cache.organizations, name, || {
+            self.repo.get_organization(name)
+        })
+        .await
     }
 
-    async fn signing_cert(&self, app: &Application) -> Result<crate::model::Cert, OAuthError> {
+    async fn signing_cert(&self, app: &Application) -> Result<Arc<crate::model::Cert>, OAuthError> {
         let name = if app.cert.is_empty() {
             BUILT_IN_CERT
         } else {

@@ -1,5 +1,7 @@
 //! Bearer authentication and the user APIs (SPEC §5).
 
+use std::sync::Arc;
+
 use chrono::Utc;
 
 use crate::Error;
@@ -46,7 +48,7 @@ impl Iam {
                 .get_application(&record.application)
                 .await?
                 .ok_or_else(|| unauthorized("the application of this token no longer exists"))?;
-            return Ok((Principal::Application(app), claims));
+            return Ok((Principal::Application(Arc::new(app)), claims));
         }
         let user = self
             .repo
