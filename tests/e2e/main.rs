@@ -2,5 +2,6 @@
 
 mod drills;
 mod management;
+mod operate;
 mod restart;
 mod signin;

@@ -511,3 +511,50 @@ impl Iam {
         Ok(self.repo.delete_user(owner, name).await?)
     }
 }
+
+/// The operator's commands (`iam admin`, `iam app`): they run on the server's machine, so they
+/// need no caller; what they do is the same as the API's.
+impl Iam {
+    /// Sets a user's password (the operator forgot it, or a first start's was lost).
+    pub async fn set_password(&self, owner: &str, name: &str, password: &str) -> Result<(), Error> {
+        if password.is_empty() {
+            return Err(Error::invalid("password: is required"));
+        }
+        let mut user =
+            self.repo.get_user(owner, name).await?.ok_or_else(|| {
+                Error::NotFound(format!("the user {owner}/{name} does not exist"))
+            })?;
+        user.password_hash = Some(
+            self.passwords
+                .hash(password)
+                .await
+                .map_err(Error::Internal)?,
+        );
+        user.updated_time = Utc::now();
+        self.repo.update_user(&user).await?;
+        Ok(())
+    }
+
+    /// An application's client id and secret, for the operator's eyes.
+    pub async fn client_credentials(&self, name: &str) -> Result<(String, Secret), Error> {
+        let app = self
+            .repo
+            .get_application(name)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("application {name:?} does not exist")))?;
+        Ok((app.client_id.to_string(), app.client_secret))
+    }
+
+    /// Gives an application a new random client secret; the old one stops working at once.
+    pub async fn rotate_client_secret(&self, name: &str) -> Result<Secret, Error> {
+        let mut app = self
+            .repo
+            .get_application(name)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("application {name:?} does not exist")))?;
+        let secret = Secret::new(crate::objects::random_hex(40));
+        app.client_secret = secret.clone();
+        self.written(self.repo.update_application(&app).await)?;
+        Ok(secret)
+    }
+}

@@ -4,7 +4,7 @@
 use anyhow::{Context, Result};
 use chrono::Utc;
 use iam_domain::Secret;
-use iam_domain::model::{BUILT_IN_APP, BUILT_IN_CERT, BUILT_IN_ORG};
+use iam_domain::model::{BUILT_IN_APP, BUILT_IN_CERT, BUILT_IN_ORG, SeedBundle};
 use iam_domain::objects::random_hex;
 use iam_domain::ports::Repository;
 use iam_domain::seed;
@@ -85,15 +85,15 @@ pub async fn ensure_built_ins(repo: &dyn Repository) -> Result<()> {
     Ok(())
 }
 
-/// Loads `initDataFile` (a missing file is skipped). Every object is built before any write,
-/// and the store applies the whole file in one transaction.
-pub async fn load_init_data(iam: &Iam, config: &Config) -> Result<()> {
+/// Reads and builds `initDataFile` (a missing file is `None`), writing nothing: a bad file
+/// stops the start before anything is created.
+pub async fn prepare_init_data(iam: &Iam, config: &Config) -> Result<Option<SeedBundle>> {
     let path = config.init_data_file.clone();
     let text = match tokio::fs::read_to_string(&path).await {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             tracing::info!(file = %path.display(), "no init data file; skipped");
-            return Ok(());
+            return Ok(None);
         }
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     };
@@ -102,11 +102,14 @@ pub async fn load_init_data(iam: &Iam, config: &Config) -> Result<()> {
         .build_seed(inputs)
         .await
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    if bundle.is_empty() {
-        return Ok(());
-    }
+    Ok((!bundle.is_empty()).then_some(bundle))
+}
+
+/// Writes the seed in one transaction: all of it or nothing.
+pub async fn apply_init_data(iam: &Iam, bundle: &SeedBundle, config: &Config) -> Result<()> {
+    let path = &config.init_data_file;
     let report = iam
-        .apply_seed(&bundle, config.init_data_new_only)
+        .apply_seed(bundle, config.init_data_new_only)
         .await
         .with_context(|| format!("{}: cannot load", path.display()))?;
     tracing::info!(

@@ -60,6 +60,9 @@ pub struct Config {
     pub bench_endpoints: bool,
     /// The file this came from, for messages.
     pub source: String,
+    /// Things worth telling the operator once logging is up (an unknown key, and its nearest
+    /// known spelling).
+    pub warnings: Vec<String>,
 }
 
 impl Default for Config {
@@ -81,6 +84,7 @@ impl Default for Config {
             db_pool_size: 16,
             bench_endpoints: false,
             source: "(defaults)".into(),
+            warnings: Vec::new(),
         }
     }
 }
@@ -104,6 +108,68 @@ const KEYS: &[&str] = &[
     "benchEndpoints",
 ];
 
+/// Keys of Casdoor's own app.conf that this server does not use: a Casdoor file works here, so
+/// they are accepted without a word.
+const CASDOOR_KEYS: &[&str] = &[
+    "appname",
+    "copyrequestbody",
+    "dbName",
+    "tableNamePrefix",
+    "showSql",
+    "redisEndpoint",
+    "defaultStorageProvider",
+    "isCloudIntranet",
+    "authState",
+    "socks5Proxy",
+    "verificationCodeTimeout",
+    "initScore",
+    "logPostOnly",
+    "isUsernameLowered",
+    "staticBaseUrl",
+    "isDemoMode",
+    "batchSize",
+    "enableErrorMask",
+    "enableGzip",
+    "inactiveTimeoutMinutes",
+    "ldapServerPort",
+    "ldapsCertId",
+    "ldapsServerPort",
+    "radiusServerPort",
+    "radiusDefaultOrganization",
+    "radiusSecret",
+    "quota",
+    "logConfig",
+    "frontendBaseDir",
+    "sessionConfig",
+];
+
+/// The known key nearest to a misspelt one (edit distance, case-insensitive), if any is close.
+fn nearest_key(key: &str) -> Option<&'static str> {
+    let key = key.to_ascii_lowercase();
+    KEYS.iter()
+        .map(|k| (edit_distance(&key, &k.to_ascii_lowercase()), *k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let here = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb))
+                .min(row[j] + 1)
+                .min(here + 1);
+            prev = here;
+        }
+    }
+    row[b.len()]
+}
+
 /// Where a value came from, so an error can point at it.
 #[derive(Debug, Clone)]
 enum Origin {
@@ -114,6 +180,8 @@ enum Origin {
 struct Raw {
     file: String,
     values: HashMap<String, (String, Origin)>,
+    /// Keys of the file we do not know: (line, key as written).
+    unknown: Vec<(usize, String)>,
 }
 
 impl Raw {
@@ -213,6 +281,7 @@ fn parse_text(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Raw, ConfigError> {
     let mut values = HashMap::new();
+    let mut unknown = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let n = i + 1;
         let t = line.trim();
@@ -250,6 +319,11 @@ fn parse_text(
             key: key.into(),
             message,
         })?;
+        if !KEYS.iter().any(|k| k.eq_ignore_ascii_case(key))
+            && !CASDOOR_KEYS.iter().any(|k| k.eq_ignore_ascii_case(key))
+        {
+            unknown.push((n, key.to_owned()));
+        }
         values.insert(key.to_ascii_lowercase(), (value, Origin::Line(n)));
     }
     for key in KEYS {
@@ -260,6 +334,7 @@ fn parse_text(
     Ok(Raw {
         file: file.into(),
         values,
+        unknown,
     })
 }
 
@@ -286,6 +361,20 @@ impl Config {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
         let raw = parse_text(file, text, env)?;
+        // A relative path written in the file means a path beside the file, wherever the server
+        // was started from; defaults and environment overrides are relative to the working
+        // directory.
+        let dir = Path::new(file)
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let beside = |key: &str, value: &str| -> PathBuf {
+            let p = PathBuf::from(value);
+            match raw.get(key) {
+                Some((_, Origin::Line(_))) if p.is_relative() => dir.join(p),
+                _ => p,
+            }
+        };
         let mut c = Config {
             source: file.into(),
             ..Config::default()
@@ -319,8 +408,13 @@ impl Config {
             c.driver_name = d;
         }
         raw.string("dataSourceName", &mut c.data_source_name);
+        if !c.data_source_name.contains("://") {
+            c.data_source_name = beside("dataSourceName", &c.data_source_name)
+                .display()
+                .to_string();
+        }
         if let Some((v, _)) = raw.get("initDataFile") {
-            c.init_data_file = PathBuf::from(v);
+            c.init_data_file = beside("initDataFile", v);
         }
         raw.boolean("initDataNewOnly", &mut c.init_data_new_only)?;
         raw.string("wechatApiBase", &mut c.wechat_api_base);
@@ -355,12 +449,27 @@ impl Config {
             c.session_key_encryption_key = Some(Secret::new(v.trim()));
         }
         if let Some((v, _)) = raw.get("sessionKeyFile") {
-            c.session_key_file = PathBuf::from(v);
+            c.session_key_file = beside("sessionKeyFile", v);
         }
         raw.parsed("dbPoolSize", &mut c.db_pool_size, "a whole number")?;
         raw.boolean("benchEndpoints", &mut c.bench_endpoints)?;
         if c.db_pool_size == 0 {
             c.db_pool_size = 1;
+        }
+        for (line, key) in &raw.unknown {
+            let hint = nearest_key(key)
+                .map(|k| format!(" (did you mean {k}?)"))
+                .unwrap_or_default();
+            let message = format!("unknown key {key}{hint}; it is ignored");
+            if c.run_mode == RunMode::Prod {
+                return Err(ConfigError::Value {
+                    file: file.into(),
+                    line: *line,
+                    key: key.clone(),
+                    message: format!("unknown key{hint}: a misspelt key would be ignored"),
+                });
+            }
+            c.warnings.push(format!("{file}:{line}: {message}"));
         }
         Ok(c)
     }
@@ -445,7 +554,46 @@ mod tests {
     }
 
     #[test]
-    fn unknown_keys_are_ignored() {
-        assert!(Config::from_text("c", "appname = casdoor\nredisEndpoint =\n", &no_env).is_ok());
+    fn casdoor_keys_are_accepted_and_misspellings_named() {
+        let c = Config::from_text("c", "appname = casdoor\nredisEndpoint =\n", &no_env).unwrap();
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        let c = Config::from_text("conf/app.conf", "httpprot = 1234\n", &no_env).unwrap();
+        assert_eq!(
+            c.warnings,
+            ["conf/app.conf:1: unknown key httpprot (did you mean httpport?); it is ignored"]
+        );
+        assert_eq!(c.http_port, 8000);
+        let err = Config::from_text("c", "runmode = prod\nhttpprot = 1234\n", &no_env).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "c:2: key httpprot: unknown key (did you mean httpport?): a misspelt key would be ignored"
+        );
+        let c = Config::from_text("c", "frobnicate = 1\n", &no_env).unwrap();
+        assert_eq!(c.warnings, ["c:1: unknown key frobnicate; it is ignored"]);
+    }
+
+    #[test]
+    fn relative_paths_in_the_file_are_beside_it() {
+        let text = "dataSourceName = ../data/iam.db\ninitDataFile = init_data.json\n\
+                    sessionKeyFile = /abs/key\n";
+        let c = Config::from_text("/srv/iam/conf/app.conf", text, &no_env).unwrap();
+        assert_eq!(c.data_source_name, "/srv/iam/conf/../data/iam.db");
+        assert_eq!(
+            c.init_data_file,
+            PathBuf::from("/srv/iam/conf/init_data.json")
+        );
+        assert_eq!(c.session_key_file, PathBuf::from("/abs/key"));
+        // The environment and the defaults stay relative to the working directory.
+        let env = |k: &str| (k == "dataSourceName").then(|| "x.db".to_owned());
+        let c = Config::from_text("/srv/iam/conf/app.conf", "", &env).unwrap();
+        assert_eq!(c.data_source_name, "x.db");
+        assert_eq!(c.session_key_file, PathBuf::from("data/session-key.secret"));
+        let c = Config::from_text(
+            "conf/app.conf",
+            "dataSourceName = postgres://h/db\n",
+            &no_env,
+        )
+        .unwrap();
+        assert_eq!(c.data_source_name, "postgres://h/db");
     }
 }

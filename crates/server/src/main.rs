@@ -3,6 +3,7 @@
 mod bootstrap;
 mod config;
 mod init_data;
+mod operate;
 mod serve;
 
 use std::path::PathBuf;
@@ -32,6 +33,43 @@ enum Command {
     Migrate,
     /// Print the OpenAPI document and exit.
     Openapi,
+    /// Administrators: recover access.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// Applications: show or rotate client credentials.
+    App {
+        #[command(subcommand)]
+        command: AppCommand,
+    },
+    /// Copy a live SQLite database, consistently, into FILE (which must not exist).
+    Backup { file: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Set a user's password: read from standard input when it is not a terminal, else a random
+    /// one is printed once.
+    ResetPassword {
+        /// The user, `owner/name`.
+        #[arg(long, default_value = "built-in/admin")]
+        user: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AppCommand {
+    /// Print an application's client id and secret.
+    ShowCredentials {
+        /// The application, `admin/name` (or just its name).
+        id: String,
+    },
+    /// Give an application a new client secret (printed once); the old one stops working.
+    RotateSecret {
+        /// The application, `admin/name` (or just its name).
+        id: String,
+    },
 }
 
 fn init_tracing(mode: RunMode) {
@@ -64,6 +102,9 @@ fn main() -> ExitCode {
         }
     };
     init_tracing(config.run_mode);
+    for w in &config.warnings {
+        tracing::warn!("{w}");
+    }
     iam_jwt::install_crypto_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -78,6 +119,9 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Some(Command::Migrate) => serve::migrate_only(&config).await,
+            Some(Command::Admin { command }) => operate::admin(&config, command).await,
+            Some(Command::App { command }) => operate::app(&config, command).await,
+            Some(Command::Backup { file }) => operate::backup(&config, &file).await,
             _ => serve::serve(config).await,
         }
     });

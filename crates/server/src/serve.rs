@@ -65,18 +65,13 @@ async fn shutdown_signal() {
     tracing::info!("shutdown requested; draining in-flight requests");
 }
 
-pub async fn serve(config: Config) -> Result<()> {
-    tracing::info!(
-        config = %config.source,
-        driver = %config.driver_name,
-        wechat_api_base = %config.wechat_api_base,
-        "starting"
-    );
-    let store = open_store(&config).await?;
-    bootstrap::ensure_built_ins(&store).await?;
-
-    let sealer = session_key_sealer(&config).await?;
-    let metrics = Metrics::new();
+/// The use cases on this configuration's adapters: the one place that wires them.
+pub fn build_iam(
+    config: &Config,
+    store: Store,
+    sealer: SessionKeySealer,
+    metrics: &Metrics,
+) -> Result<Iam> {
     let observer = {
         let m = metrics.clone();
         Arc::new(move |api: &str, errcode: &str| m.wechat_call(api, errcode))
@@ -87,21 +82,56 @@ pub async fn serve(config: Config) -> Result<()> {
     ))
     .map_err(|e| anyhow::anyhow!("{e}"))?
     .with_observer(observer);
-    let bench_cert = if config.bench_endpoints {
-        tracing::warn!("benchEndpoints = true: POST /bench/sign is served (for load tests only)");
-        store.get_cert(iam_domain::model::BUILT_IN_CERT).await?
-    } else {
-        None
-    };
-    let iam = Iam::new(Ports {
+    Ok(Iam::new(Ports {
         repo: Arc::new(store),
         wechat: Arc::new(CodeGate::new(wechat)),
         codec: Arc::new(JwtCodec::new()),
         sealer: Arc::new(sealer),
         passwords: Arc::new(Argon2Passwords),
         events: Arc::new(metrics.clone()),
-    });
-    bootstrap::load_init_data(&iam, &config).await?;
+    }))
+}
+
+/// The store and the use cases, for the commands that work on the data (`iam admin`, `iam app`,
+/// `iam cert`, `iam backup`).
+pub async fn open_iam(config: &Config) -> Result<(Store, Iam)> {
+    let sealer = session_key_sealer(config).await?;
+    let store = open_store(config).await?;
+    let iam = build_iam(config, store.clone(), sealer, &Metrics::new())?;
+    Ok((store, iam))
+}
+
+pub async fn serve(config: Config) -> Result<()> {
+    tracing::info!(
+        config = %config.source,
+        driver = %config.driver_name,
+        wechat_api_base = %config.wechat_api_base,
+        "starting"
+    );
+    // Everything that can stop a start is checked before anything is created: the sealing key,
+    // the database, the listening address, the seed file. So the credentials a first start
+    // prints are never printed and then lost to a failed start.
+    let sealer = session_key_sealer(&config).await?;
+    let store = open_store(&config).await?;
+    let addr = format!("{}:{}", config.http_addr, config.http_port);
+    let acceptor = TcpListener::bind(addr.clone())
+        .into_acceptor()
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let metrics = Metrics::new();
+    let iam = build_iam(&config, store.clone(), sealer, &metrics)?;
+    let seed = bootstrap::prepare_init_data(&iam, &config).await?;
+
+    bootstrap::ensure_built_ins(&store).await?;
+    if let Some(bundle) = seed {
+        bootstrap::apply_init_data(&iam, &bundle, &config).await?;
+    }
+    let bench_cert = if config.bench_endpoints {
+        tracing::warn!("benchEndpoints = true: POST /bench/sign is served (for load tests only)");
+        store.get_cert(iam_domain::model::BUILT_IN_CERT).await?
+    } else {
+        None
+    };
     let state = Arc::new(AppState {
         iam,
         metrics,
@@ -110,12 +140,6 @@ pub async fn serve(config: Config) -> Result<()> {
         bench_cert,
     });
     let app = iam_api::app(state);
-
-    let addr = format!("{}:{}", config.http_addr, config.http_port);
-    let acceptor = TcpListener::bind(addr.clone())
-        .into_acceptor()
-        .await
-        .with_context(|| format!("cannot listen on {addr}"))?;
     let Some(local) = acceptor
         .local_addr()
         .into_iter()

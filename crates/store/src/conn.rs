@@ -115,6 +115,9 @@ pub fn build_pool(driver: Driver, url: &str, size: u32) -> Result<Pool, StoreErr
             StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
         })?;
     }
+    if driver == Driver::Postgres {
+        check_database_exists(url)?;
+    }
     r2d2::Pool::builder()
         .max_size(size)
         .min_idle(Some(1))
@@ -122,6 +125,42 @@ pub fn build_pool(driver: Driver, url: &str, size: u32) -> Result<Pool, StoreErr
         .test_on_check_out(false)
         .build(Manager::new(driver, url))
         .map_err(|e| StoreError::Unavailable(redact(&e.to_string())))
+}
+
+/// A database that does not exist will not appear by waiting: say so at once, with the command
+/// that creates it. Other failures (the server still starting) are left to the pool's retries.
+fn check_database_exists(url: &str) -> Result<(), StoreError> {
+    match diesel::PgConnection::establish(url) {
+        Err(e) if e.to_string().contains("does not exist") => {
+            Err(StoreError::Unavailable(format!(
+                "{}; create it with: {}",
+                redact(e.to_string().trim()),
+                createdb_command(url)
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `createdb` with the host, port and user of a `postgres://user:pass@host:port/db` URL.
+fn createdb_command(url: &str) -> String {
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    let rest = rest.split('?').next().unwrap_or_default();
+    let (authority, db) = rest.split_once('/').unwrap_or((rest, ""));
+    let (user, hostport) = match authority.rsplit_once('@') {
+        Some((u, h)) => (u.split(':').next().unwrap_or_default(), h),
+        None => ("", authority),
+    };
+    let (host, port) = hostport.rsplit_once(':').unwrap_or((hostport, ""));
+    let mut cmd = String::from("createdb");
+    for (flag, value) in [("-h", host), ("-p", port), ("-U", user)] {
+        if !value.is_empty() {
+            cmd.push_str(&format!(" {flag} {value}"));
+        }
+    }
+    cmd.push(' ');
+    cmd.push_str(if db.is_empty() { "iam" } else { db });
+    cmd
 }
 
 /// Keeps a PostgreSQL password out of error messages.
@@ -301,6 +340,18 @@ mod tests {
         assert_eq!(
             redact("cannot connect to postgres://u:secret@db:5432/x now"),
             "cannot connect to postgres://***@db:5432/x now"
+        );
+    }
+
+    #[test]
+    fn createdb_hint_names_host_port_user_and_database() {
+        assert_eq!(
+            createdb_command("postgres://postgres:pw@127.0.0.1:5432/iam?sslmode=disable"),
+            "createdb -h 127.0.0.1 -p 5432 -U postgres iam"
+        );
+        assert_eq!(
+            createdb_command("postgres://db.local/app"),
+            "createdb -h db.local app"
         );
     }
 

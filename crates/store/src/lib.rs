@@ -45,6 +45,26 @@ impl Store {
             .await
     }
 
+    /// A consistent copy of a live SQLite database into `path` (SQLite's `VACUUM INTO`: one
+    /// read transaction, so writers keep going and the copy includes what the WAL holds).
+    pub async fn backup(&self, path: &std::path::Path) -> Result<(), StoreError> {
+        if self.driver != Driver::Sqlite {
+            return Err(StoreError::Unavailable(
+                "iam backup copies a SQLite database; for PostgreSQL use pg_dump".into(),
+            ));
+        }
+        if path.exists() {
+            return Err(StoreError::Conflict(format!("{}", path.display())));
+        }
+        let target = path.display().to_string().replace('\'', "''");
+        self.run(move |c| {
+            use diesel::connection::SimpleConnection;
+            c.batch_execute(&format!("VACUUM INTO '{target}'"))
+                .map_err(DbError::from)
+        })
+        .await
+    }
+
     /// Runs `f` with a pooled connection on the blocking thread pool.
     async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
     where

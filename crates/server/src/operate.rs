@@ -1,0 +1,79 @@
+//! The operator's commands: `iam admin`, `iam app`, `iam backup`. They work on the configured
+//! database through the same use cases as the API. Secrets go to standard output, once, and
+//! never through the log.
+
+use std::io::{IsTerminal, Read};
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use iam_domain::values::split_id;
+
+use crate::config::Config;
+use crate::serve::open_iam;
+use crate::{AdminCommand, AppCommand};
+
+pub async fn admin(config: &Config, command: AdminCommand) -> Result<()> {
+    let AdminCommand::ResetPassword { user } = command;
+    let (owner, name) = split_id("--user", &user)?;
+    let (_, iam) = open_iam(config).await?;
+    let stdin = std::io::stdin();
+    // One line from standard input when something is piped in; otherwise (a terminal, or
+    // nothing) a random password, printed once.
+    let mut piped = String::new();
+    if !stdin.is_terminal() {
+        stdin
+            .lock()
+            .read_to_string(&mut piped)
+            .context("cannot read the new password from standard input")?;
+    }
+    let line = piped.lines().next().unwrap_or_default().to_owned();
+    let (password, generated) = if line.is_empty() {
+        (iam_jwt::password::random_password(), true)
+    } else {
+        (line, false)
+    };
+    iam.set_password(owner.as_str(), name.as_str(), &password)
+        .await?;
+    tracing::info!(user = %user, "password reset by the operator");
+    if generated {
+        println!("{password}");
+    } else {
+        println!("password of {user} set");
+    }
+    Ok(())
+}
+
+fn app_name(id: &str) -> &str {
+    id.split_once('/').map(|(_, n)| n).unwrap_or(id)
+}
+
+pub async fn app(config: &Config, command: AppCommand) -> Result<()> {
+    let (_, iam) = open_iam(config).await?;
+    match command {
+        AppCommand::ShowCredentials { id } => {
+            let (client_id, secret) = iam.client_credentials(app_name(&id)).await?;
+            println!("clientId:     {client_id}");
+            println!("clientSecret: {}", secret.expose());
+        }
+        AppCommand::RotateSecret { id } => {
+            let secret = iam.rotate_client_secret(app_name(&id)).await?;
+            tracing::info!(application = %id, "client secret rotated by the operator");
+            println!("clientSecret: {}", secret.expose());
+        }
+    }
+    Ok(())
+}
+
+pub async fn backup(config: &Config, file: &Path) -> Result<()> {
+    let (store, _) = open_iam(config).await?;
+    store
+        .backup(file)
+        .await
+        .with_context(|| format!("backup into {}", file.display()))?;
+    println!(
+        "backed up {} into {}",
+        config.data_source_name,
+        file.display()
+    );
+    Ok(())
+}

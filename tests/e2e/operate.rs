@@ -1,0 +1,275 @@
+//! The operator's side: recovering the administrator, showing and rotating client secrets,
+//! backing up a live database, and a first start in prod that cannot half-happen.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use iam_domain::ports::Repository;
+use iam_e2e::{Db, Iam, IamOptions, Recorder, WechatSim};
+
+use crate::signin::{APPID, CLIENT_ID};
+
+/// Runs `iam ARGS` on the server's own configuration, with `stdin` piped in when given.
+fn iam_cli(
+    iam: &Iam,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> anyhow::Result<(bool, String, String)> {
+    let mut cmd = Command::new(iam_e2e::binary("iam")?);
+    cmd.arg("--config")
+        .arg(iam.workdir.path().join("app.conf"))
+        .args(args)
+        .current_dir(iam.workdir.path())
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn()?;
+    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(text.as_bytes())?;
+    }
+    let out = child.wait_with_output()?;
+    Ok((
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
+async fn token(rec: &Recorder, iam: &Iam, form: &[(&str, &str)]) -> anyhow::Result<u16> {
+    Ok(rec
+        .send(rec.http.post(iam.url("/oauth/token")).form(form))
+        .await?
+        .status)
+}
+
+fn field<'a>(out: &'a str, name: &str) -> &'a str {
+    out.lines()
+        .find_map(|l| l.strip_prefix(name))
+        .map(str::trim)
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_recovers_the_admin_and_rotates_secrets() -> anyhow::Result<()> {
+    let db = Db::sqlite()?;
+    let iam = Iam::start(&IamOptions::new(&db))?;
+    let rec = Recorder::default();
+    let password = |p: &'static str| {
+        [
+            ("grant_type", "password"),
+            ("client_id", CLIENT_ID),
+            ("username", "built-in/admin"),
+            ("password", p),
+        ]
+    };
+
+    // A new administrator password from standard input; the old one stops working.
+    let (ok, out, err) = iam_cli(&iam, &["admin", "reset-password"], Some("a-new-password\n"))?;
+    assert!(ok, "{out}{err}");
+    assert!(!out.contains("a-new-password") && !err.contains("a-new-password"));
+    assert_eq!(token(&rec, &iam, &password("a-new-password")).await?, 200);
+    assert_eq!(
+        token(&rec, &iam, &password(iam_e2e::ADMIN_PASSWORD)).await?,
+        400
+    );
+
+    // Without standard input a random one is printed once.
+    let (ok, out, err) = iam_cli(
+        &iam,
+        &["admin", "reset-password", "--user", "built-in/admin"],
+        None,
+    )?;
+    assert!(ok, "{out}{err}");
+    let printed = out.trim().to_owned();
+    assert!(printed.len() >= 16, "{out}");
+    let form = [
+        ("grant_type", "password"),
+        ("client_id", CLIENT_ID),
+        ("username", "built-in/admin"),
+        ("password", printed.as_str()),
+    ];
+    assert_eq!(token(&rec, &iam, &form).await?, 200);
+    assert!(!err.contains(&printed), "never through the log");
+
+    // app-built-in's credentials, shown again, work.
+    let (ok, out, err) = iam_cli(
+        &iam,
+        &["app", "show-credentials", "admin/app-built-in"],
+        None,
+    )?;
+    assert!(ok, "{out}{err}");
+    let (id, secret) = (field(&out, "clientId:"), field(&out, "clientSecret:"));
+    let cc = |id, secret| {
+        [
+            ("grant_type", "client_credentials"),
+            ("client_id", id),
+            ("client_secret", secret),
+        ]
+    };
+    assert_eq!(token(&rec, &iam, &cc(id, secret)).await?, 200);
+
+    // A rotated secret replaces the old one (other nodes see it within the 2 s cache).
+    let (ok, out, err) = iam_cli(&iam, &["app", "rotate-secret", "app-built-in"], None)?;
+    assert!(ok, "{out}{err}");
+    let new_secret = field(&out, "clientSecret:").to_owned();
+    assert_ne!(new_secret, secret);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(token(&rec, &iam, &cc(id, &new_secret)).await?, 200);
+    assert_eq!(token(&rec, &iam, &cc(id, secret)).await?, 401);
+
+    // Unknown objects are named.
+    let (ok, _, err) = iam_cli(&iam, &["app", "show-credentials", "admin/nope"], None)?;
+    assert!(!ok && err.contains("\"nope\" does not exist"), "{err}");
+    let (ok, _, err) = iam_cli(&iam, &["admin", "reset-password", "--user", "nobody"], None)?;
+    assert!(!ok && err.contains("--user"), "{err}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_taken_under_load_is_consistent_and_restores() -> anyhow::Result<()> {
+    let db = Db::sqlite()?;
+    let sim = WechatSim::start()?;
+    let mut opts = IamOptions::new(&db);
+    opts.wechat_api_base = sim.base.clone();
+    opts.init_data = Some(iam_e2e::workspace_root().join("tests/e2e/fixtures/init_data.json"));
+    let iam = Iam::start(&opts)?;
+    let rec = Recorder::default();
+    let url = iam.url("/oauth/token");
+    let sign_in = {
+        let (rec, sim, url) = (rec.clone(), sim.base.clone(), url.clone());
+        move |n: usize| {
+            let (rec, sim, url) = (rec.clone(), sim.clone(), url.clone());
+            async move {
+                let code =
+                    iam_e2e::wx_login(&rec.http, &sim, APPID, &format!("backup-{n}")).await?;
+                anyhow::Ok(rec.send(rec.sign_in_request(&url, &code)).await?.status)
+            }
+        }
+    };
+    for n in 0..20 {
+        assert_eq!(sign_in(n).await?, 200);
+    }
+    // Sign-ins keep going while the backup is taken.
+    let load = tokio::spawn({
+        let sign_in = sign_in.clone();
+        async move {
+            let mut ok = 0;
+            for n in 20..120 {
+                if sign_in(n).await? == 200 {
+                    ok += 1;
+                }
+            }
+            anyhow::Ok(ok)
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let copy = iam.workdir.path().join("backup.db");
+    let (ok, out, err) = iam_cli(&iam, &["backup", copy.to_str().unwrap_or_default()], None)?;
+    assert!(ok, "{out}{err}");
+    assert_eq!(
+        load.await??,
+        100,
+        "sign-ins were never blocked by the backup"
+    );
+    let (ok, _, err) = iam_cli(&iam, &["backup", copy.to_str().unwrap_or_default()], None)?;
+    assert!(
+        !ok && err.contains("already exists"),
+        "never over an existing file: {err}"
+    );
+
+    // The copy is a whole database: every user signed in before it, the built-ins, the keys.
+    let restored = iam_e2e::Db::sqlite()?;
+    std::fs::copy(&copy, restored.url())?;
+    let store = restored.store().await?;
+    let users = store.list_users(Some("demo")).await?;
+    assert!(users.len() >= 20, "{} users in the backup", users.len());
+    assert!(store.get_cert("cert-built-in").await?.is_some());
+    // And a server starts on it, with the same session-key file.
+    let mut opts = IamOptions::new(&restored);
+    opts.wechat_api_base = sim.base.clone();
+    opts.init_data = Some(iam_e2e::workspace_root().join("tests/e2e/fixtures/init_data.json"));
+    let again = Iam::start(&opts)?;
+    let code = iam_e2e::wx_login(&rec.http, &sim.base, APPID, "backup-3").await?;
+    let a = rec
+        .send(rec.sign_in_request(&again.url("/oauth/token"), &code))
+        .await?;
+    assert_eq!(a.status, 200, "{}", a.text);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_first_start_in_prod_without_a_key_creates_and_prints_nothing() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let conf = dir.path().join("app.conf");
+    std::fs::write(
+        &conf,
+        "runmode = prod\nhttpaddr = 127.0.0.1\nhttpport = 0\ndataSourceName = iam.db\n",
+    )?;
+    let out = Command::new(iam_e2e::binary("iam")?)
+        .arg("--config")
+        .arg(&conf)
+        .current_dir(dir.path())
+        .env_remove("IAM_ADMIN_PASSWORD")
+        .output()?;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("sessionKeyEncryptionKey"), "{err}");
+    assert!(
+        !err.contains("clientSecret") && !err.contains("password:"),
+        "{err}"
+    );
+    assert!(!dir.path().join("iam.db").exists(), "nothing was created");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_misspelt_key_is_named_with_its_nearest_spelling() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let conf = dir.path().join("app.conf");
+    std::fs::write(&conf, "runmode = prod\nhttpprot = 1234\n")?;
+    let out = Command::new(iam_e2e::binary("iam")?)
+        .arg("--config")
+        .arg(&conf)
+        .arg("migrate")
+        .current_dir(dir.path())
+        .output()?;
+    assert!(!out.status.success(), "an error in prod");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("httpprot") && err.contains("did you mean httpport?"),
+        "{err}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_missing_postgres_database_says_how_to_create_it() -> anyhow::Result<()> {
+    let Some(admin) = iam_e2e::postgres_admin_url()? else {
+        return Ok(());
+    };
+    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+    let dir = tempfile::tempdir()?;
+    let started = std::time::Instant::now();
+    let out = Command::new(iam_e2e::binary("iam")?)
+        .arg("migrate")
+        .current_dir(dir.path())
+        .env("driverName", "postgres")
+        .env("dataSourceName", format!("{base}/iam_no_such_database"))
+        .output()?;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("createdb") && err.contains("iam_no_such_database"),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "at once, not after retries"
+    );
+    Ok(())
+}
