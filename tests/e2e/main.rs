@@ -3,5 +3,6 @@
 mod drills;
 mod management;
 mod operate;
+mod readme;
 mod restart;
 mod signin;
