@@ -273,3 +273,82 @@ async fn a_missing_postgres_database_says_how_to_create_it() -> anyhow::Result<(
     );
     Ok(())
 }
+
+/// Verifies `token` as any relying party would: discovery → JWKS → the key of its `kid`.
+async fn verify_via_discovery(rec: &Recorder, iam: &Iam, token: &str) -> anyhow::Result<String> {
+    use jsonwebtoken::{DecodingKey, Validation, decode, decode_header, jwk::JwkSet};
+    iam_jwt::install_crypto_provider();
+    let discovery = rec
+        .send(rec.http.get(iam.url("/.well-known/openid-configuration")))
+        .await?
+        .json();
+    let jwks_uri = discovery["jwks_uri"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let set: JwkSet = serde_json::from_str(&rec.send(rec.http.get(jwks_uri)).await?.text)?;
+    let kid = decode_header(token)?.kid.unwrap_or_default();
+    let jwk = set
+        .find(&kid)
+        .ok_or_else(|| anyhow::anyhow!("kid {kid} is not in the JWKS"))?;
+    let mut v = Validation::new(jsonwebtoken::Algorithm::RS256);
+    v.set_audience(&[CLIENT_ID]);
+    v.set_issuer(&[discovery["issuer"].as_str().unwrap_or_default()]);
+    decode::<serde_json::Value>(token, &DecodingKey::from_jwk(jwk)?, &v)?;
+    Ok(kid)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_signing_key_signs_new_tokens_and_old_ones_still_verify() -> anyhow::Result<()> {
+    let db = Db::sqlite()?;
+    let sim = WechatSim::start()?;
+    let mut opts = IamOptions::new(&db);
+    opts.wechat_api_base = sim.base.clone();
+    opts.init_data = Some(iam_e2e::workspace_root().join("tests/e2e/fixtures/init_data.json"));
+    let iam = Iam::start(&opts)?;
+    let rec = Recorder::default();
+    let sign_in = |user: &'static str| {
+        let (rec, sim, url) = (rec.clone(), sim.base.clone(), iam.url("/oauth/token"));
+        async move {
+            let code = iam_e2e::wx_login(&rec.http, &sim, APPID, user).await?;
+            let a = rec.send(rec.sign_in_request(&url, &code)).await?;
+            anyhow::ensure!(a.status == 200, "{}", a.text);
+            anyhow::Ok(
+                a.json()["access_token"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        }
+    };
+    let before = sign_in("rotation-1").await?;
+    assert_eq!(
+        verify_via_discovery(&rec, &iam, &before).await?,
+        "cert-built-in"
+    );
+
+    let (ok, out, err) = iam_cli(&iam, &["cert", "rotate"], None)?;
+    assert!(ok, "{out}{err}");
+    let new_kid = out.split_whitespace().next().unwrap_or_default().to_owned();
+    assert!(new_kid.starts_with("cert-built-in-"), "{out}");
+    tokio::time::sleep(Duration::from_millis(2100)).await; // the running node's 2 s cache
+
+    let after = sign_in("rotation-2").await?;
+    assert_eq!(verify_via_discovery(&rec, &iam, &after).await?, new_kid);
+    assert_eq!(
+        verify_via_discovery(&rec, &iam, &before).await?,
+        "cert-built-in"
+    );
+    for token in [&before, &after] {
+        let a = rec
+            .send(rec.http.get(iam.url("/api/get-account")).bearer_auth(token))
+            .await?;
+        assert_eq!(a.status, 200, "{}", a.text);
+    }
+    // The old key leaves the JWKS only once the last token it signed has expired.
+    let store = db.store().await?;
+    let old = store.get_cert("cert-built-in").await?.expect("kept");
+    let until = old.published_until().expect("a retired key has an end");
+    assert!(until > chrono::Utc::now() + chrono::Duration::hours(100));
+    Ok(())
+}

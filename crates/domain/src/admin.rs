@@ -557,4 +557,62 @@ impl Iam {
         self.written(self.repo.update_application(&app).await)?;
         Ok(secret)
     }
+
+    /// Signing-key rotation: a new cert (same algorithm, a new name, so a new `kid`) signs for
+    /// every application the old one signed for, in one transaction. The old cert stays, so
+    /// tokens it signed keep verifying, and stays in the JWKS until the longest-lived of them
+    /// has expired. Returns the new cert's name.
+    pub async fn rotate_signing_cert(&self, name: &str) -> Result<String, Error> {
+        let mut old = self
+            .repo
+            .get_cert(name)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("cert {name:?} does not exist")))?;
+        let now = Utc::now();
+        // cert-built-in → cert-built-in-20261125120000; a rotated name keeps its base.
+        let base = match name.rsplit_once('-') {
+            Some((b, ts)) if ts.len() == 14 && ts.bytes().all(|c| c.is_ascii_digit()) => b,
+            _ => name,
+        };
+        let new_name = crate::values::ObjectName::parse(
+            "name",
+            &format!("{base}-{}", now.format("%Y%m%d%H%M%S")),
+        )?;
+        let mut new = self
+            .codec
+            .generate_cert(&new_name, old.crypto_algorithm)
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        new.display_name = old.display_name.clone();
+        let signs_with_old = |a: &Application| {
+            a.cert == name || (a.cert.is_empty() && name == crate::model::BUILT_IN_CERT)
+        };
+        let mut apps: Vec<Application> = self
+            .repo
+            .list_applications(None)
+            .await?
+            .into_iter()
+            .filter(|a| signs_with_old(a))
+            .collect();
+        let longest = apps
+            .iter()
+            .map(|a| a.expire_in_hours)
+            .max()
+            .unwrap_or(Application::DEFAULT_EXPIRE_IN_HOURS);
+        for a in &mut apps {
+            a.cert = new_name.to_string();
+        }
+        old.extra.insert(
+            Cert::PUBLISHED_UNTIL.into(),
+            (now + chrono::Duration::hours(longest))
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                .into(),
+        );
+        let bundle = crate::model::SeedBundle {
+            certs: vec![new, old],
+            applications: apps,
+            ..Default::default()
+        };
+        self.written(self.repo.apply_seed(&bundle, false).await)?;
+        Ok(new_name.into_string())
+    }
 }

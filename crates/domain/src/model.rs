@@ -156,6 +156,20 @@ impl User {
     }
 }
 
+impl Cert {
+    /// Where a rotation records how long a retired key stays in the JWKS.
+    pub const PUBLISHED_UNTIL: &'static str = "publishedUntil";
+
+    /// When a retired cert leaves the JWKS; `None` while it is (or may be) a signer.
+    pub fn published_until(&self) -> Option<DateTime<Utc>> {
+        self.extra
+            .get(Self::PUBLISHED_UNTIL)
+            .and_then(|v| v.as_str())
+            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+            .map(|t| t.with_timezone(&Utc))
+    }
+}
+
 /// (appid, openid) of one mini program user, and the user it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WechatIdentity {

@@ -158,8 +158,11 @@ impl Iam {
     /// `/.well-known/jwks`: the public key of every usable cert.
     pub async fn jwks(&self) -> Result<Vec<serde_json::Value>, crate::Error> {
         let certs = self.repo.list_certs().await?;
+        let now = Utc::now();
         Ok(certs
             .iter()
+            // A rotated-out key is published until the last token it signed has expired.
+            .filter(|c| c.published_until().is_none_or(|until| until > now))
             .filter_map(|c| match self.codec.jwk(c) {
                 Ok(k) => Some(k),
                 Err(e) => {

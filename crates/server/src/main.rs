@@ -45,6 +45,22 @@ enum Command {
     },
     /// Copy a live SQLite database, consistently, into FILE (which must not exist).
     Backup { file: PathBuf },
+    /// Signing keys: rotate.
+    Cert {
+        #[command(subcommand)]
+        command: CertCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CertCommand {
+    /// A new key signs from now on, for every application the old one signed for; the old one
+    /// stays in the JWKS until the last token it signed has expired.
+    Rotate {
+        /// The cert to rotate out.
+        #[arg(long, default_value = "cert-built-in")]
+        cert: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -122,6 +138,7 @@ fn main() -> ExitCode {
             Some(Command::Admin { command }) => operate::admin(&config, command).await,
             Some(Command::App { command }) => operate::app(&config, command).await,
             Some(Command::Backup { file }) => operate::backup(&config, &file).await,
+            Some(Command::Cert { command }) => operate::cert(&config, command).await,
             _ => serve::serve(config).await,
         }
     });

@@ -10,7 +10,7 @@ use iam_domain::values::split_id;
 
 use crate::config::Config;
 use crate::serve::open_iam;
-use crate::{AdminCommand, AppCommand};
+use crate::{AdminCommand, AppCommand, CertCommand};
 
 pub async fn admin(config: &Config, command: AdminCommand) -> Result<()> {
     let AdminCommand::ResetPassword { user } = command;
@@ -75,5 +75,14 @@ pub async fn backup(config: &Config, file: &Path) -> Result<()> {
         config.data_source_name,
         file.display()
     );
+    Ok(())
+}
+
+pub async fn cert(config: &Config, command: CertCommand) -> Result<()> {
+    let CertCommand::Rotate { cert } = command;
+    let (_, iam) = open_iam(config).await?;
+    let new = iam.rotate_signing_cert(&cert).await?;
+    tracing::info!(old = %cert, new = %new, "signing key rotated by the operator");
+    println!("{new} now signs instead of {cert}; {cert} stays in the JWKS until its tokens expire");
     Ok(())
 }
