@@ -1,6 +1,7 @@
 //! End-to-end tests: one test binary, the real processes.
 
 mod drills;
+mod https;
 mod management;
 mod operate;
 mod readme;
