@@ -282,11 +282,13 @@ async fn verify_via_discovery(rec: &Recorder, iam: &Iam, token: &str) -> anyhow:
         .send(rec.http.get(iam.url("/.well-known/openid-configuration")))
         .await?
         .json();
-    let jwks_uri = discovery["jwks_uri"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    let set: JwkSet = serde_json::from_str(&rec.send(rec.http.get(jwks_uri)).await?.text)?;
+    // The document names the public origin; this test reaches the node directly.
+    let jwks_uri = discovery["jwks_uri"].as_str().unwrap_or_default();
+    let path = jwks_uri
+        .split_once("://")
+        .and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..]))
+        .unwrap_or("/.well-known/jwks");
+    let set: JwkSet = serde_json::from_str(&rec.send(rec.http.get(iam.url(path))).await?.text)?;
     let kid = decode_header(token)?.kid.unwrap_or_default();
     let jwk = set
         .find(&kid)
@@ -350,5 +352,104 @@ async fn a_rotated_signing_key_signs_new_tokens_and_old_ones_still_verify() -> a
     let old = store.get_cert("cert-built-in").await?.expect("kept");
     let until = old.published_until().expect("a retired key has an end");
     assert!(until > chrono::Utc::now() + chrono::Duration::hours(100));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moving_from_sqlite_to_postgres_keeps_every_user_and_token() -> anyhow::Result<()> {
+    let Some(pg) = Db::postgres()? else {
+        return Ok(());
+    };
+    let sqlite = Db::sqlite()?;
+    let sim = WechatSim::start()?;
+    let fixture = iam_e2e::workspace_root().join("tests/e2e/fixtures/init_data.json");
+    let options = |db| {
+        let mut o = IamOptions::new(db);
+        o.wechat_api_base = sim.base.clone();
+        o.init_data = Some(fixture.clone());
+        // One issuer for both, as behind one public URL.
+        o.extra_env
+            .push(("origin".into(), "http://iam.example.test".into()));
+        o
+    };
+    let old = Iam::start(&options(&sqlite))?;
+    let rec = Recorder::default();
+    let sign_in = |iam: &Iam, user: &'static str| {
+        let (rec, sim, url) = (rec.clone(), sim.base.clone(), iam.url("/oauth/token"));
+        async move {
+            let code = iam_e2e::wx_login(&rec.http, &sim, APPID, user).await?;
+            let a = rec.send(rec.sign_in_request(&url, &code)).await?;
+            anyhow::ensure!(a.status == 200, "{}", a.text);
+            anyhow::Ok(
+                a.json()["access_token"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        }
+    };
+    let sub = |token: &str| -> anyhow::Result<String> {
+        let payload = token.split('.').nth(1).unwrap_or_default();
+        use base64::Engine;
+        let v: serde_json::Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload)?,
+        )?;
+        Ok(v["sub"].as_str().unwrap_or_default().to_owned())
+    };
+    let mut before = Vec::new();
+    for user in ["mover-1", "mover-2", "mover-3"] {
+        before.push((user, sign_in(&old, user).await?));
+    }
+
+    let file = old.workdir.path().join("export.json");
+    let (ok, out, err) = iam_cli(
+        &old,
+        &["export", "--out", file.to_str().unwrap_or_default()],
+        None,
+    )?;
+    assert!(ok, "{out}{err}");
+    let text = std::fs::read_to_string(&file)?;
+    assert!(
+        !text.contains("BEGIN PRIVATE KEY"),
+        "keys are sealed in the export"
+    );
+    assert!(
+        !text.contains("demo-app-secret"),
+        "client secrets are sealed in the export"
+    );
+    let export: serde_json::Value = serde_json::from_str(&text)?;
+    assert!(export["users"].as_array().is_some_and(|u| u.len() >= 4));
+
+    // A fresh PostgreSQL server loads it as its initDataFile, with the same sealing key.
+    let mut opts = options(&pg);
+    opts.init_data = Some(file.clone());
+    let new = Iam::start(&opts)?;
+    for (user, token) in &before {
+        // The same person signs in again as the same sub...
+        let again = sign_in(&new, user).await?;
+        assert_eq!(sub(&again)?, sub(token)?, "{user} kept their sub");
+        // ...and what the old server signed verifies against the new one's JWKS.
+        verify_via_discovery(&rec, &new, token).await?;
+    }
+    // The administrator's password moved with them.
+    let a = rec
+        .send(rec.http.post(new.url("/oauth/token")).form(&[
+            ("grant_type", "password"),
+            ("client_id", CLIENT_ID),
+            ("username", "built-in/admin"),
+            ("password", iam_e2e::ADMIN_PASSWORD),
+        ]))
+        .await?;
+    assert_eq!(a.status, 200, "{}", a.text);
+    // Every user is there once: the sign-ins above found them, they did not create new ones.
+    let (moved, kept) = (pg.store().await?, sqlite.store().await?);
+    assert_eq!(
+        moved.list_users(None).await?.len(),
+        kept.list_users(None).await?.len()
+    );
+    assert_eq!(
+        moved.list_wechat_identities().await?.len(),
+        kept.list_wechat_identities().await?.len()
+    );
     Ok(())
 }

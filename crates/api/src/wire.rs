@@ -234,6 +234,9 @@ impl CertWire {
 #[oai(rename_all = "camelCase")]
 #[serde(rename_all = "camelCase", default)]
 pub struct UserWire {
+    /// The user's id (a UUID, the `sub` of their tokens): generated when absent.
+    #[oai(validator(max_length = 36))]
+    pub id: Option<String>,
     #[oai(validator(max_length = 100, pattern = r"^[^/\s\x00-\x1f\x7f]+$"))]
     pub owner: Option<String>,
     #[oai(validator(max_length = 100, pattern = r"^[^/\s\x00-\x1f\x7f]+$"))]
@@ -243,6 +246,16 @@ pub struct UserWire {
     pub user_type: Option<String>,
     /// Never returned (`***` when set); an empty password never changes one.
     pub password: Option<String>,
+    /// `argon2id` when `password` is already an argon2 hash (as `iam export` writes it).
+    pub password_type: Option<String>,
+    /// The first OpenID the user signed in with.
+    #[oai(validator(max_length = 128))]
+    pub wechat: Option<String>,
+    /// Casdoor's properties; `wechatOpenId` and `wechatUnionId` are kept.
+    pub properties: Option<std::collections::BTreeMap<String, String>>,
+    /// The user's WeChat identities, as `iam export` writes them (seed files only).
+    #[oai(skip)]
+    pub wechat_identities: Vec<IdentityWire>,
     #[oai(validator(max_length = 100, pattern = r"^[^\x00-\x1f\x7f]*$"))]
     pub display_name: Option<String>,
     /// An http(s) URL.
@@ -294,8 +307,46 @@ impl UserWire {
     /// A new user (`add-user`, the seed file). The password is returned apart: hashing it is
     /// an adapter's work.
     pub fn into_input(self) -> (UserInput, Option<String>) {
+        let (input, password, _, _) = self.into_seed();
+        (input, password)
+    }
+
+    /// A user of a seed file: the input, a password to hash, an argon2 hash to keep
+    /// (`passwordType: argon2id`), and the WeChat identities.
+    #[allow(clippy::type_complexity)]
+    pub fn into_seed(
+        self,
+    ) -> (
+        UserInput,
+        Option<String>,
+        Option<String>,
+        Vec<(String, String, String)>,
+    ) {
+        let hashed = self.password_type.as_deref() == Some("argon2id");
+        let password = self.password.filter(|p| !p.is_empty());
+        let (password, hash) = if hashed {
+            (None, password)
+        } else {
+            (password, None)
+        };
+        let prop = |k: &str| {
+            self.properties
+                .as_ref()
+                .and_then(|p| p.get(k).cloned())
+                .unwrap_or_default()
+        };
+        let (wechat_open_id, wechat_union_id) = (prop("wechatOpenId"), prop("wechatUnionId"));
+        let identities = self
+            .wechat_identities
+            .into_iter()
+            .map(|i| (i.appid, i.openid, i.unionid))
+            .collect();
         (
             UserInput {
+                id: self.id,
+                wechat: text(self.wechat),
+                wechat_open_id,
+                wechat_union_id,
                 owner: text(self.owner),
                 name: text(self.name),
                 user_type: text(self.user_type),
@@ -321,7 +372,9 @@ impl UserWire {
                     birthday: text(self.birthday),
                 },
             },
-            self.password.filter(|p| !p.is_empty()),
+            password,
+            hash,
+            identities,
         )
     }
 
@@ -355,6 +408,15 @@ impl UserWire {
             },
         )
     }
+}
+
+/// One WeChat identity of a user in an export: (appid, openid) and the unionid, if any.
+#[derive(Deserialize, Debug, Default, serde::Serialize)]
+#[serde(default)]
+pub struct IdentityWire {
+    pub appid: String,
+    pub openid: String,
+    pub unionid: String,
 }
 
 /// `init_data.json`: Casdoor's seed file, of the same wire types.
@@ -519,4 +581,43 @@ pub fn cert(c: &Cert) -> Value {
             "privateKey": MASK,
         }),
     )
+}
+
+/// An `iam export`: Casdoor's `init_data.json` shape, loadable as `initDataFile`, with the
+/// secrets as the domain left them (sealed or omitted), the users' password hashes
+/// (`passwordType: argon2id`) and their WeChat identities.
+pub fn export(b: &iam_domain::model::SeedBundle) -> Value {
+    let with = |mut v: Value, key: &str, secret: &iam_domain::Secret| {
+        v[key] = json!(secret.expose());
+        v
+    };
+    let users: Vec<Value> = b
+        .users
+        .iter()
+        .map(|u| {
+            let mut v = user(u);
+            let hash = u.password_hash.as_ref().map(|h| h.expose()).unwrap_or("");
+            v["password"] = json!(hash);
+            v["passwordType"] = json!(if hash.is_empty() { "" } else { "argon2id" });
+            v["wechatIdentities"] = json!(
+                b.identities
+                    .iter()
+                    .filter(|i| i.user_id == u.id)
+                    .map(|i| IdentityWire {
+                        appid: i.appid.clone(),
+                        openid: i.openid.clone(),
+                        unionid: i.unionid.clone(),
+                    })
+                    .collect::<Vec<_>>()
+            );
+            v
+        })
+        .collect();
+    json!({
+        "organizations": b.organizations.iter().map(organization).collect::<Vec<_>>(),
+        "certs": b.certs.iter().map(|c| with(cert(c), "privateKey", &c.private_key)).collect::<Vec<_>>(),
+        "providers": b.providers.iter().map(|p| with(provider(p), "clientSecret", &p.client_secret)).collect::<Vec<_>>(),
+        "applications": b.applications.iter().map(|a| with(application(a), "clientSecret", &a.client_secret)).collect::<Vec<_>>(),
+        "users": users,
+    })
 }

@@ -224,6 +224,8 @@ pub struct SeedBundle {
     pub applications: Vec<Application>,
     pub users: Vec<User>,
     pub certs: Vec<Cert>,
+    /// The users' WeChat identities (an `iam export` carries them).
+    pub identities: Vec<WechatIdentity>,
 }
 
 impl SeedBundle {
@@ -233,6 +235,7 @@ impl SeedBundle {
             && self.applications.is_empty()
             && self.users.is_empty()
             && self.certs.is_empty()
+            && self.identities.is_empty()
     }
 }
 

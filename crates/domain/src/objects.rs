@@ -303,6 +303,8 @@ impl Cert {
 
 #[derive(Debug, Clone, Default)]
 pub struct UserInput {
+    /// Kept when given (a user moved by `iam export`, so tokens' `sub` stays the same).
+    pub id: Option<String>,
     pub owner: String,
     pub name: String,
     pub user_type: String,
@@ -315,6 +317,10 @@ pub struct UserInput {
     pub is_forbidden: bool,
     pub signup_application: String,
     pub profile: Profile,
+    /// The first OpenID and the UnionID (Casdoor's `wechat`, `properties`).
+    pub wechat: String,
+    pub wechat_open_id: String,
+    pub wechat_union_id: String,
 }
 
 impl User {
@@ -323,8 +329,14 @@ impl User {
     pub fn from_input(i: UserInput, now: DateTime<Utc>) -> Result<Self, InvalidValue> {
         let p = i.profile;
         let text = |field: &'static str, v: String| short_text(field, &v, 1000);
+        let id = match i.id.filter(|id| !id.is_empty()) {
+            Some(id) => uuid::Uuid::parse_str(&id)
+                .map_err(|_| InvalidValue::new("id", "must be a UUID"))?
+                .to_string(),
+            None => uuid::Uuid::new_v4().to_string(),
+        };
         Ok(Self {
-            id: uuid::Uuid::new_v4().to_string(),
+            id,
             owner: name("owner", &i.owner)?,
             name: name("name", &i.name)?,
             user_type: or_default(short_text("type", &i.user_type, 100)?, User::NORMAL_USER),
@@ -337,9 +349,9 @@ impl User {
             is_forbidden: i.is_forbidden,
             is_deleted: false,
             signup_application: short_text("signupApplication", &i.signup_application, 100)?,
-            wechat: String::new(),
-            wechat_open_id: String::new(),
-            wechat_union_id: String::new(),
+            wechat: short_text("wechat", &i.wechat, 128)?,
+            wechat_open_id: short_text("properties.wechatOpenId", &i.wechat_open_id, 128)?,
+            wechat_union_id: short_text("properties.wechatUnionId", &i.wechat_union_id, 128)?,
             password_hash: None,
             profile: Profile {
                 first_name: text("firstName", p.first_name)?,

@@ -62,6 +62,8 @@ pub trait Repository: Send + Sync + 'static {
     async fn update_user(&self, user: &User) -> StoreResult<bool>;
     async fn delete_user(&self, owner: &str, name: &str) -> StoreResult<bool>;
 
+    /// Every WeChat identity, for `iam export`.
+    async fn list_wechat_identities(&self) -> StoreResult<Vec<WechatIdentity>>;
     async fn get_wechat_identity(
         &self,
         appid: &str,
@@ -293,6 +295,8 @@ pub trait TokenCodec: Send + Sync + 'static {
 /// Seals session keys at rest (AES-GCM or similar), bound to (appid, openid).
 pub trait SessionSealer: Send + Sync + 'static {
     fn seal(&self, appid: &str, openid: &str, session_key: &Secret) -> Result<Vec<u8>, String>;
+    /// The secret sealed under (`appid`, `openid`); fails for another key or other context.
+    fn open(&self, appid: &str, openid: &str, sealed: &[u8]) -> Result<Secret, String>;
 }
 
 /// Password hashing (argon2), slow by design: implementations run it off the async workers.

@@ -81,9 +81,45 @@ pub struct SeedInputs {
     pub organizations: Vec<crate::objects::OrganizationInput>,
     pub providers: Vec<crate::objects::ProviderInput>,
     pub applications: Vec<crate::objects::ApplicationInput>,
-    /// Each user with the password to set, if any.
-    pub users: Vec<(crate::objects::UserInput, Option<String>)>,
+    pub users: Vec<UserSeed>,
     pub certs: Vec<crate::objects::CertInput>,
+}
+
+/// A user of a seed file, with what only a seed carries.
+#[derive(Debug, Clone, Default)]
+pub struct UserSeed {
+    pub input: crate::objects::UserInput,
+    /// A password to hash and set.
+    pub password: Option<String>,
+    /// An argon2 hash as `iam export` writes it (Casdoor's `passwordType: argon2id`), or that
+    /// hash sealed.
+    pub password_hash: Option<String>,
+    /// (appid, openid, unionid) of the user's WeChat identities.
+    pub identities: Vec<(String, String, String)>,
+}
+
+/// What `iam export` does with secrets: seal them with the sealing key (a new server with the
+/// same key opens them on import), or leave them out (new ones are generated on import).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportSecrets {
+    Sealed,
+    Omitted,
+}
+
+const SEALED: &str = "sealed:";
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 fn at(kind: &str, index: usize, name: &str) -> String {
@@ -95,6 +131,81 @@ fn at(kind: &str, index: usize, name: &str) -> String {
 }
 
 impl crate::service::Iam {
+    /// A secret as an export carries it: sealed under its object's name, or left out.
+    fn export_secret(
+        &self,
+        how: ExportSecrets,
+        what: &str,
+        secret: &Secret,
+    ) -> Result<Secret, String> {
+        if how == ExportSecrets::Omitted || secret.is_empty() {
+            return Ok(Secret::default());
+        }
+        let sealed = self.sealer.seal("iam-export", what, secret)?;
+        Ok(Secret::new(format!("{SEALED}{}", hex(&sealed))))
+    }
+
+    /// A secret of a seed file: a sealed one (from `iam export`) is opened with this server's
+    /// sealing key; anything else is taken as it is.
+    fn seed_secret(&self, what: &str, text: String) -> Result<String, String> {
+        let Some(h) = text.strip_prefix(SEALED) else {
+            return Ok(text);
+        };
+        let bytes = unhex(h).ok_or_else(|| "the sealed secret is not hex".to_owned())?;
+        self.sealer
+            .open("iam-export", what, &bytes)
+            .map(|s| s.expose().to_owned())
+            .map_err(|_| {
+                "the sealed secret cannot be opened: this server's sealing key \
+                 (sessionKeyEncryptionKey) is not the one of the server that exported it"
+                    .to_owned()
+            })
+    }
+
+    /// Everything a new server needs to take over from this one (`iam export`): configuration,
+    /// signing keys, users with their password hashes and WeChat identities.
+    pub async fn export(
+        &self,
+        how: ExportSecrets,
+    ) -> Result<crate::model::SeedBundle, crate::Error> {
+        let internal = crate::Error::Internal;
+        let mut b = crate::model::SeedBundle {
+            organizations: self.repo.list_organizations().await?,
+            providers: self.repo.list_providers(None).await?,
+            applications: self.repo.list_applications(None).await?,
+            users: self.repo.list_users(None).await?,
+            certs: self.repo.list_certs().await?,
+            identities: self.repo.list_wechat_identities().await?,
+        };
+        for a in &mut b.applications {
+            a.client_secret = self
+                .export_secret(how, &format!("application/{}", a.name), &a.client_secret)
+                .map_err(internal)?;
+        }
+        for p in &mut b.providers {
+            p.client_secret = self
+                .export_secret(
+                    how,
+                    &format!("provider/{}/{}", p.owner, p.name),
+                    &p.client_secret,
+                )
+                .map_err(internal)?;
+        }
+        for c in &mut b.certs {
+            c.private_key = self
+                .export_secret(how, &format!("cert/{}", c.name), &c.private_key)
+                .map_err(internal)?;
+        }
+        for u in &mut b.users {
+            if let Some(h) = &u.password_hash {
+                let what = format!("user/{}/{}", u.owner, u.name);
+                u.password_hash = Some(self.export_secret(how, &what, h).map_err(internal)?)
+                    .filter(|s| !s.is_empty());
+            }
+        }
+        Ok(b)
+    }
+
     /// Builds the seed file's objects with the same constructors the management API uses, so the
     /// two can never disagree. Nothing is written; an error names the object.
     pub async fn build_seed(&self, inputs: SeedInputs) -> Result<crate::model::SeedBundle, String> {
@@ -107,8 +218,11 @@ impl crate::service::Iam {
             b.organizations
                 .push(Organization::from_input(o, now).map_err(|e| format!("{here}: {e}"))?);
         }
-        for (i, c) in inputs.certs.into_iter().enumerate() {
+        for (i, mut c) in inputs.certs.into_iter().enumerate() {
             let here = at("certs", i, &c.name);
+            c.private_key = self
+                .seed_secret(&format!("cert/{}", c.name), c.private_key)
+                .map_err(|e| format!("{here}: privateKey: {e}"))?;
             let (cert, generate) =
                 Cert::from_input(c, Purpose::Create, now).map_err(|e| format!("{here}: {e}"))?;
             b.certs.push(
@@ -116,29 +230,64 @@ impl crate::service::Iam {
                     .map_err(|e| format!("{here}: {e}"))?,
             );
         }
-        for (i, p) in inputs.providers.into_iter().enumerate() {
+        for (i, mut p) in inputs.providers.into_iter().enumerate() {
             let here = at("providers", i, &p.name);
+            let owner = if p.owner.is_empty() {
+                crate::model::ADMIN_OWNER
+            } else {
+                &p.owner
+            };
+            p.client_secret = self
+                .seed_secret(&format!("provider/{owner}/{}", p.name), p.client_secret)
+                .map_err(|e| format!("{here}: clientSecret: {e}"))?;
             let p = Provider::from_input(p, now).map_err(|e| format!("{here}: {e}"))?;
             p.check_complete().map_err(|e| format!("{here}: {e}"))?;
             b.providers.push(p);
         }
-        for (i, a) in inputs.applications.into_iter().enumerate() {
+        for (i, mut a) in inputs.applications.into_iter().enumerate() {
             let here = at("applications", i, &a.name);
+            a.client_secret = self
+                .seed_secret(&format!("application/{}", a.name), a.client_secret)
+                .map_err(|e| format!("{here}: clientSecret: {e}"))?;
             b.applications.push(
                 Application::from_input(a, Purpose::Create, now)
                     .map_err(|e| format!("{here}: {e}"))?,
             );
         }
-        for (i, (u, password)) in inputs.users.into_iter().enumerate() {
-            let here = at("users", i, &u.name);
-            let mut user = User::from_input(u, now).map_err(|e| format!("{here}: {e}"))?;
-            if let Some(p) = password.filter(|p| !p.is_empty()) {
+        for (i, u) in inputs.users.into_iter().enumerate() {
+            let here = at("users", i, &u.input.name);
+            let mut user = User::from_input(u.input, now).map_err(|e| format!("{here}: {e}"))?;
+            if let Some(h) = u.password_hash.filter(|h| !h.is_empty()) {
+                let what = format!("user/{}/{}", user.owner, user.name);
+                let hash = self
+                    .seed_secret(&what, h)
+                    .map_err(|e| format!("{here}: password: {e}"))?;
+                if !hash.starts_with("$argon2") {
+                    return Err(format!(
+                        "{here}: password: passwordType argon2id needs an argon2 hash"
+                    ));
+                }
+                user.password_hash = Some(Secret::new(hash));
+            } else if let Some(p) = u.password.filter(|p| !p.is_empty()) {
                 user.password_hash = Some(
                     self.passwords
                         .hash(&p)
                         .await
                         .map_err(|e| format!("{here}: password: {e}"))?,
                 );
+            }
+            for (appid, openid, unionid) in u.identities {
+                crate::values::AppId::parse(&appid).map_err(|e| format!("{here}: {e}"))?;
+                crate::values::WechatId::parse("openid", &openid)
+                    .map_err(|e| format!("{here}: {e}"))?;
+                b.identities.push(crate::model::WechatIdentity {
+                    appid,
+                    openid,
+                    unionid,
+                    organization: user.owner.to_string(),
+                    user_id: user.id.clone(),
+                    created_time: now,
+                });
             }
             b.users.push(user);
         }

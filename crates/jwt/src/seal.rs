@@ -104,6 +104,10 @@ impl iam_domain::ports::SessionSealer for SessionKeySealer {
     fn seal(&self, appid: &str, openid: &str, session_key: &Secret) -> Result<Vec<u8>, String> {
         SessionKeySealer::seal(self, appid, openid, session_key).map_err(|e| e.to_string())
     }
+
+    fn open(&self, appid: &str, openid: &str, sealed: &[u8]) -> Result<Secret, String> {
+        SessionKeySealer::open(self, appid, openid, sealed).map_err(|e| e.to_string())
+    }
 }
 
 #[cfg(test)]

@@ -25,15 +25,22 @@ fn tell_operator(lines: &[String]) {
     eprintln!("==================================================================");
 }
 
-pub async fn ensure_built_ins(repo: &dyn Repository) -> Result<()> {
+/// Creates what a first start creates, except what the seed file brings (an `iam export` of
+/// another server carries its built-ins: its signing key, its administrator).
+pub async fn ensure_built_ins(repo: &dyn Repository, seed: Option<&SeedBundle>) -> Result<()> {
     let now = Utc::now();
-    if repo.get_organization(BUILT_IN_ORG).await?.is_none() {
+    let seeded = |f: &dyn Fn(&SeedBundle) -> bool| seed.is_some_and(f);
+    if !seeded(&|b| b.organizations.iter().any(|o| o.name == BUILT_IN_ORG))
+        && repo.get_organization(BUILT_IN_ORG).await?.is_none()
+    {
         repo.insert_organization(&seed::built_in_organization(now))
             .await
             .context("creating organization built-in")?;
         tracing::info!("created organization built-in");
     }
-    if repo.get_cert(BUILT_IN_CERT).await?.is_none() {
+    if !seeded(&|b| b.certs.iter().any(|c| c.name == BUILT_IN_CERT))
+        && repo.get_cert(BUILT_IN_CERT).await?.is_none()
+    {
         let name = ObjectName::parse("name", BUILT_IN_CERT)?;
         let cert = tokio::task::spawn_blocking(move || {
             iam_jwt::certs::generate_cert(&name, CryptoAlgorithm::Rs256, now)
@@ -44,7 +51,9 @@ pub async fn ensure_built_ins(repo: &dyn Repository) -> Result<()> {
             .context("storing cert-built-in")?;
         tracing::info!("generated cert-built-in (RSA 2048, self-signed X.509)");
     }
-    if repo.get_application(BUILT_IN_APP).await?.is_none() {
+    if !seeded(&|b| b.applications.iter().any(|a| a.name == BUILT_IN_APP))
+        && repo.get_application(BUILT_IN_APP).await?.is_none()
+    {
         let client_id = ClientId::parse(&random_hex(20))?;
         let client_secret = random_hex(40);
         let app =
@@ -59,7 +68,12 @@ pub async fn ensure_built_ins(repo: &dyn Repository) -> Result<()> {
             format!("clientSecret: {client_secret}"),
         ]);
     }
-    if repo.get_user(BUILT_IN_ORG, "admin").await?.is_none() {
+    if !seeded(&|b| {
+        b.users
+            .iter()
+            .any(|u| u.owner == BUILT_IN_ORG && u.name == "admin")
+    }) && repo.get_user(BUILT_IN_ORG, "admin").await?.is_none()
+    {
         let (password, generated) = match std::env::var("IAM_ADMIN_PASSWORD") {
             Ok(p) if !p.is_empty() => (p, false),
             _ => (iam_jwt::password::random_password(), true),

@@ -3,7 +3,7 @@
 //! naming the object, and nothing is half-loaded.
 
 use iam_api::wire::InitData;
-use iam_domain::seed::SeedInputs;
+use iam_domain::seed::{SeedInputs, UserSeed};
 
 /// Reads the file's JSON; a value of the wrong type is named by its path.
 pub fn parse(text: &str) -> Result<SeedInputs, String> {
@@ -24,7 +24,19 @@ pub fn parse(text: &str) -> Result<SeedInputs, String> {
             .into_iter()
             .map(|a| a.into_input())
             .collect(),
-        users: file.users.into_iter().map(|u| u.into_input()).collect(),
+        users: file
+            .users
+            .into_iter()
+            .map(|u| {
+                let (input, password, password_hash, identities) = u.into_seed();
+                UserSeed {
+                    input,
+                    password,
+                    password_hash,
+                    identities,
+                }
+            })
+            .collect(),
         certs: file.certs.into_iter().map(|c| c.into_input()).collect(),
     })
 }

@@ -45,6 +45,17 @@ enum Command {
     },
     /// Copy a live SQLite database, consistently, into FILE (which must not exist).
     Backup { file: PathBuf },
+    /// Write everything (configuration, keys, users with their WeChat identities) in Casdoor's
+    /// init_data.json shape, for another server's initDataFile.
+    Export {
+        /// The file to write (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// `sealed` (with the sealing key: the new server needs the same key) or `omit` (new
+        /// secrets and signing keys are made on import; issued tokens then stop verifying).
+        #[arg(long, default_value = "sealed")]
+        secrets: String,
+    },
     /// Signing keys: rotate.
     Cert {
         #[command(subcommand)]
@@ -139,6 +150,9 @@ fn main() -> ExitCode {
             Some(Command::App { command }) => operate::app(&config, command).await,
             Some(Command::Backup { file }) => operate::backup(&config, &file).await,
             Some(Command::Cert { command }) => operate::cert(&config, command).await,
+            Some(Command::Export { out, secrets }) => {
+                operate::export(&config, out.as_deref(), &secrets).await
+            }
             _ => serve::serve(config).await,
         }
     });

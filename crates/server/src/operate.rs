@@ -86,3 +86,46 @@ pub async fn cert(config: &Config, command: CertCommand) -> Result<()> {
     println!("{new} now signs instead of {cert}; {cert} stays in the JWKS until its tokens expire");
     Ok(())
 }
+
+pub async fn export(config: &Config, out: Option<&Path>, secrets: &str) -> Result<()> {
+    let how = match secrets {
+        "sealed" => iam_domain::seed::ExportSecrets::Sealed,
+        "omit" => iam_domain::seed::ExportSecrets::Omitted,
+        other => anyhow::bail!("--secrets {other:?}: sealed or omit"),
+    };
+    let (_, iam) = open_iam(config).await?;
+    let bundle = iam.export(how).await?;
+    let text = serde_json::to_string_pretty(&iam_api::wire::export(&bundle))? + "\n";
+    match out {
+        Some(path) => {
+            write_private(path, &text)
+                .await
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!(
+                "exported {} users and {} WeChat identities into {}",
+                bundle.users.len(),
+                bundle.identities.len(),
+                path.display()
+            );
+        }
+        None => print!("{text}"),
+    }
+    Ok(())
+}
+
+/// Writes a file only its owner can read (an export holds password hashes, sealed keys).
+async fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let (path, text) = (path.to_owned(), text.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)?;
+        f.write_all(text.as_bytes())
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}

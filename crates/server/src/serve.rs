@@ -122,7 +122,7 @@ pub async fn serve(config: Config) -> Result<()> {
     let iam = build_iam(&config, store.clone(), sealer, &metrics)?;
     let seed = bootstrap::prepare_init_data(&iam, &config).await?;
 
-    bootstrap::ensure_built_ins(&store).await?;
+    bootstrap::ensure_built_ins(&store, seed.as_ref()).await?;
     if let Some(bundle) = seed {
         bootstrap::apply_init_data(&iam, &bundle, &config).await?;
     }

@@ -317,6 +317,20 @@ fn apply_seed(
             }
         }
     }
+    for identity in &bundle.identities {
+        let key = (identity.appid.as_str(), identity.openid.as_str());
+        let existed = wechat_identities::table
+            .find(key)
+            .count()
+            .get_result::<i64>(c)?
+            > 0;
+        if !existed {
+            report.created += 1;
+            insert_identity(c, identity, &identity.user_id)?;
+        } else {
+            report.kept += 1;
+        }
+    }
     Ok(report)
 }
 
@@ -669,6 +683,18 @@ impl Repository for Store {
             )
             .execute(c)?;
             Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn list_wechat_identities(&self) -> StoreResult<Vec<WechatIdentity>> {
+        self.run(|c| {
+            convert(
+                wechat_identities::table
+                    .order((wechat_identities::appid, wechat_identities::openid))
+                    .select(IdentityRow::as_select())
+                    .load(c)?,
+            )
         })
         .await
     }

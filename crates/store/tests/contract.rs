@@ -526,6 +526,7 @@ contract!(seed_is_all_or_nothing_and_new_only, |s: Store| async move {
         )],
         users: vec![user("demo", "alice")],
         certs: vec![cert("demo-cert")],
+        identities: Vec::new(),
     };
     let err = s.apply_seed(&bundle, true).await.unwrap_err();
     assert!(
