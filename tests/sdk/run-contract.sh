@@ -12,7 +12,7 @@ trap cleanup EXIT
 echo "== installing schemathesis, casdoor (PyPI) and casdoor-nodejs-sdk (npm)"
 python3 -m venv "$work/venv"
 "$work/venv/bin/pip" install -q --disable-pip-version-check "schemathesis==4.32.5" "casdoor==1.43.3" requests
-(cd "$work" && npm init -y >/dev/null && npm install --silent --no-audit --no-fund casdoor-nodejs-sdk@1.24.0 >/dev/null)
+(cd "$work" && npm init -y >/dev/null && npm install --silent --no-audit --no-fund casdoor-nodejs-sdk@1.24.0 jose@6.2.18 >/dev/null)
 
 cargo build -q -p iam-server -p wechat-sim --manifest-path "$root/Cargo.toml"
 
@@ -48,6 +48,14 @@ echo "== Casdoor Python SDK 1.43.3"
 "$work/venv/bin/python" "$root/tests/sdk/casdoor_py.py" "$iam" "$user_token" "$user_name"
 echo "== Casdoor Node SDK 1.24.0"
 NODE_PATH="$work/node_modules" node "$root/tests/sdk/casdoor_node.js" "$iam" "$user_token" "$user_name"
+
+echo "== signing-key rotation, checked by jose (npm) via discovery"
+"$root/target/debug/iam" --config "$work/app.conf" cert rotate --cert cert-built-in
+sleep 2.2   # the running server's 2 s cache of the application
+code=$(curl -sf -X POST "$sim/sim/login" -d '{"appid":"wx5f3c1b2a9d8e7f60","user":"after-rotation"}' | json '["code"]')
+rotated_token=$(curl -sf -X POST "$iam/oauth/token" -d "tag=wechat_miniprogram&client_id=6825f4f0af45554c8952&code=$code" | json '["access_token"]')
+cp "$root/tests/sdk/jose_rotation.mjs" "$work/jose_rotation.mjs"
+(cd "$work" && node jose_rotation.mjs "$iam" "$user_token" "$rotated_token" cert-built-in)
 
 echo "== schemathesis against openapi/openapi.json"
 # Objects of its own for the fuzzer to find and change, so it reaches past "not found" and
