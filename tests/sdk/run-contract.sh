@@ -33,7 +33,7 @@ wechatApiBase = $sim
 tokenRateLimitPerIp = 0
 sessionKeyFile = $work/session.key
 CONF
-(cd "$work" && IAM_ADMIN_PASSWORD=contract-admin IAM_LOG=warn,iam::serve=info "$root/target/debug/iam" --config "$work/app.conf" > "$work/iam.out" 2>&1) &
+(cd "$work" && IAM_ADMIN_PASSWORD=contract-admin IAM_LOG=warn,iam::serve=info exec "$root/target/debug/iam" --config "$work/app.conf" > "$work/iam.out" 2>&1) &
 pids+=($!)
 wait_for "$work/iam.out"
 iam="http://$(sed -n 's/.*listening on \([0-9.:]*\).*/\1/p' "$work/iam.out" | head -n1)"
