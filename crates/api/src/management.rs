@@ -111,9 +111,11 @@ macro_rules! crud {
                 &self,
                 state: Data<&Arc<AppState>>,
                 caller: Caller,
-                #[oai(validator(max_length = 201, pattern = r"^[^/\s]+/[^/\s]+$"))] id: Query<
-                    String,
-                >,
+                #[oai(validator(
+                    max_length = 201,
+                    pattern = r"^[^/\s\x00-\x1f\x7f]{1,100}/[^/\s\x00-\x1f\x7f]{1,100}$"
+                ))]
+                id: Query<String>,
             ) -> Answer {
                 let (o, n) = id_of(&id)?;
                 <$kind>::get(&state.iam, &caller.principal, &o, &n).await
@@ -137,9 +139,11 @@ macro_rules! crud {
                 &self,
                 state: Data<&Arc<AppState>>,
                 caller: Caller,
-                #[oai(validator(max_length = 201, pattern = r"^[^/\s]+/[^/\s]+$"))] id: Query<
-                    Option<String>,
-                >,
+                #[oai(validator(
+                    max_length = 201,
+                    pattern = r"^[^/\s\x00-\x1f\x7f]{1,100}/[^/\s\x00-\x1f\x7f]{1,100}$"
+                ))]
+                id: Query<Option<String>>,
                 body: LaxJson<$wire>,
             ) -> Answer {
                 let w = admin_body::<$kind>(&caller, &body)?;
@@ -154,9 +158,11 @@ macro_rules! crud {
                 &self,
                 state: Data<&Arc<AppState>>,
                 caller: Caller,
-                #[oai(validator(max_length = 201, pattern = r"^[^/\s]+/[^/\s]+$"))] id: Query<
-                    Option<String>,
-                >,
+                #[oai(validator(
+                    max_length = 201,
+                    pattern = r"^[^/\s\x00-\x1f\x7f]{1,100}/[^/\s\x00-\x1f\x7f]{1,100}$"
+                ))]
+                id: Query<Option<String>>,
                 body: LaxJson<$wire>,
             ) -> Answer {
                 require_global_admin(&caller.principal)?;
@@ -469,9 +475,11 @@ impl ManagementApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
-        #[oai(validator(max_length = 201, pattern = r"^[^/\s]+/[^/\s]+$"))] id: Query<
-            Option<String>,
-        >,
+        #[oai(validator(
+            max_length = 201,
+            pattern = r"^[^/\s\x00-\x1f\x7f]{1,100}/[^/\s\x00-\x1f\x7f]{1,100}$"
+        ))]
+        id: Query<Option<String>>,
         body: LaxJson<UserWire>,
     ) -> Answer {
         require_some_user_admin(&caller.principal)?;

@@ -111,9 +111,11 @@ impl UsersApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
-        #[oai(validator(max_length = 201, pattern = r"^[^/\s]+/[^/\s]+$"))] id: Query<
-            Option<String>,
-        >,
+        #[oai(validator(
+            max_length = 201,
+            pattern = r"^[^/\s\x00-\x1f\x7f]{1,100}/[^/\s\x00-\x1f\x7f]{1,100}$"
+        ))]
+        id: Query<Option<String>>,
         #[oai(validator(max_length = 1000))] columns: Query<Option<String>>,
         body: LaxJson<UserWire>,
     ) -> Result<Reply<Envelope>, Failure> {
@@ -139,7 +141,10 @@ impl UsersApi {
         state: Data<&Arc<AppState>>,
         caller: Caller,
         /// `owner/name`.
-        #[oai(validator(max_length = 201, pattern = r"^[^/\s]+/[^/\s]+$"))]
+        #[oai(validator(
+            max_length = 201,
+            pattern = r"^[^/\s\x00-\x1f\x7f]{1,100}/[^/\s\x00-\x1f\x7f]{1,100}$"
+        ))]
         id: Query<String>,
     ) -> Result<Reply<Envelope>, Failure> {
         let u = state.iam.get_user(&caller.principal, &id.0).await?;
