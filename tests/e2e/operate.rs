@@ -274,6 +274,24 @@ async fn a_missing_postgres_database_says_how_to_create_it() -> anyhow::Result<(
     Ok(())
 }
 
+/// A mini program sign-in of `user` at `iam`: its access token.
+async fn access_token(
+    rec: &Recorder,
+    sim: &WechatSim,
+    iam: &Iam,
+    user: &str,
+) -> anyhow::Result<String> {
+    let code = iam_e2e::wx_login(&rec.http, &sim.base, APPID, user).await?;
+    let a = rec
+        .send(rec.sign_in_request(&iam.url("/oauth/token"), &code))
+        .await?;
+    anyhow::ensure!(a.status == 200, "{}", a.text);
+    Ok(a.json()["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned())
+}
+
 /// Verifies `token` as any relying party would: discovery → JWKS → the key of its `kid`.
 async fn verify_via_discovery(rec: &Recorder, iam: &Iam, token: &str) -> anyhow::Result<String> {
     use jsonwebtoken::{DecodingKey, Validation, decode, decode_header, jwk::JwkSet};
@@ -309,20 +327,7 @@ async fn a_rotated_signing_key_signs_new_tokens_and_old_ones_still_verify() -> a
     opts.init_data = Some(iam_e2e::workspace_root().join("tests/e2e/fixtures/init_data.json"));
     let iam = Iam::start(&opts)?;
     let rec = Recorder::default();
-    let sign_in = |user: &'static str| {
-        let (rec, sim, url) = (rec.clone(), sim.base.clone(), iam.url("/oauth/token"));
-        async move {
-            let code = iam_e2e::wx_login(&rec.http, &sim, APPID, user).await?;
-            let a = rec.send(rec.sign_in_request(&url, &code)).await?;
-            anyhow::ensure!(a.status == 200, "{}", a.text);
-            anyhow::Ok(
-                a.json()["access_token"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
-            )
-        }
-    };
+    let sign_in = |user| access_token(&rec, &sim, &iam, user);
     let before = sign_in("rotation-1").await?;
     assert_eq!(
         verify_via_discovery(&rec, &iam, &before).await?,
@@ -374,20 +379,7 @@ async fn moving_from_sqlite_to_postgres_keeps_every_user_and_token() -> anyhow::
     };
     let old = Iam::start(&options(&sqlite))?;
     let rec = Recorder::default();
-    let sign_in = |iam: &Iam, user: &'static str| {
-        let (rec, sim, url) = (rec.clone(), sim.base.clone(), iam.url("/oauth/token"));
-        async move {
-            let code = iam_e2e::wx_login(&rec.http, &sim, APPID, user).await?;
-            let a = rec.send(rec.sign_in_request(&url, &code)).await?;
-            anyhow::ensure!(a.status == 200, "{}", a.text);
-            anyhow::Ok(
-                a.json()["access_token"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
-            )
-        }
-    };
+    let sign_in = |iam, user| access_token(&rec, &sim, iam, user);
     let sub = |token: &str| -> anyhow::Result<String> {
         let payload = token.split('.').nth(1).unwrap_or_default();
         use base64::Engine;
