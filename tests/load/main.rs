@@ -358,6 +358,21 @@ struct Stack {
     _procs: Option<(WechatSim, Iam, Db)>,
 }
 
+impl Stack {
+    /// The SQLite database and write-ahead log sizes, when this tool owns the database.
+    fn print_sizes(&self) {
+        let Some((_, _, db @ Db::Sqlite { .. })) = &self._procs else {
+            return;
+        };
+        let size = |p: String| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0) as f64 / 1e6;
+        println!(
+            "      database {:.1} MB, write-ahead log {:.1} MB",
+            size(db.url()),
+            size(format!("{}-wal", db.url()))
+        );
+    }
+}
+
 fn start(cli: &Cli, db: Db, extra: &[(&str, &str)]) -> Result<Stack> {
     if let (Some(iam), Some(sim)) = (&cli.iam_url, &cli.sim_url) {
         return Ok(Stack {
@@ -496,6 +511,7 @@ async fn main() -> Result<()> {
             )
             .await?;
             print(&o);
+            stack.print_sizes();
             returning_rate = Some(o.rate);
             if let Some(b) = bare_rate {
                 let errors: u64 = o.errors.values().sum();
@@ -519,6 +535,7 @@ async fn main() -> Result<()> {
         )
         .await?;
         print(&o);
+        stack.print_sizes();
         if let Some(b) = bare_rate {
             println!(
                 "      ratio sign-in / bare-sign = {:.2} (target ≥ 0.40)",

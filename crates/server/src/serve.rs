@@ -113,6 +113,7 @@ pub async fn serve(config: Config) -> Result<()> {
     // prints are never printed and then lost to a failed start.
     let sealer = session_key_sealer(&config).await?;
     let store = open_store(&config).await?;
+    store.spawn_checkpointer(Duration::from_millis(200), iam_store::WAL_RESET_BYTES);
     let addr = format!("{}:{}", config.http_addr, config.http_port);
     let acceptor = TcpListener::bind(addr.clone())
         .into_acceptor()

@@ -20,18 +20,24 @@ use iam_domain::StoreError;
 pub struct Store {
     pool: Arc<Pool>,
     driver: Driver,
+    url: String,
 }
+
+/// The write-ahead log is reset (TRUNCATE) once it passes this size; below it a passive
+/// checkpoint, which never waits for anyone, keeps the database file current.
+pub const WAL_RESET_BYTES: u64 = 32 * 1024 * 1024;
 
 impl Store {
     /// Opens a pool on the database. For SQLite the file (and its folder) is created if missing.
     pub async fn open(driver: Driver, url: &str, pool_size: u32) -> Result<Self, StoreError> {
-        let url = url.to_owned();
-        let pool = tokio::task::spawn_blocking(move || conn::build_pool(driver, &url, pool_size))
+        let owned = url.to_owned();
+        let pool = tokio::task::spawn_blocking(move || conn::build_pool(driver, &owned, pool_size))
             .await
             .map_err(|e| StoreError::Unavailable(e.to_string()))??;
         Ok(Self {
             pool: Arc::new(pool),
             driver,
+            url: url.to_owned(),
         })
     }
 
@@ -43,6 +49,61 @@ impl Store {
     pub async fn migrate(&self) -> Result<usize, StoreError> {
         self.run(|c| conn::run_migrations(c).map_err(DbError::from))
             .await
+    }
+
+    /// The size of the SQLite write-ahead log, in bytes (0 when there is none).
+    pub fn wal_bytes(&self) -> u64 {
+        std::fs::metadata(format!("{}-wal", self.url))
+            .map(|m| m.len())
+            .unwrap_or(0)
+    }
+
+    /// One checkpoint of the SQLite write-ahead log: passive (copies what it can, waits for
+    /// nobody) while the log is small, TRUNCATE (waits for readers, then empties the log) once it
+    /// passes `reset_bytes` ([`WAL_RESET_BYTES`] in the server). Under steady load passive
+    /// checkpoints alone never get to restart the log, which then grows without end. Returns
+    /// whether it reset the log.
+    pub async fn checkpoint(&self, reset_bytes: u64) -> Result<bool, StoreError> {
+        if self.driver != Driver::Sqlite {
+            return Ok(false);
+        }
+        let reset = self.wal_bytes() > reset_bytes;
+        let mode = if reset { "TRUNCATE" } else { "PASSIVE" };
+        self.run(move |c| {
+            use diesel::connection::SimpleConnection;
+            c.batch_execute(&format!("PRAGMA wal_checkpoint({mode})"))
+                .map_err(DbError::from)
+        })
+        .await?;
+        Ok(reset)
+    }
+
+    /// Checkpoints the SQLite log from a task of its own, so no sign-in's commit ever runs one.
+    /// Ends when the last other clone of the store is dropped.
+    pub fn spawn_checkpointer(&self, every: std::time::Duration, reset_bytes: u64) {
+        if self.driver != Driver::Sqlite {
+            return;
+        }
+        let weak = Arc::downgrade(&self.pool);
+        let (driver, url) = (self.driver, self.url.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(pool) = weak.upgrade() else { break };
+                let store = Store {
+                    pool,
+                    driver,
+                    url: url.clone(),
+                };
+                match store.checkpoint(reset_bytes).await {
+                    Ok(true) => tracing::debug!("write-ahead log reset"),
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(error = %e, "checkpoint failed; retried"),
+                }
+            }
+        });
     }
 
     /// A consistent copy of a live SQLite database into `path` (SQLite's `VACUUM INTO`: one

@@ -595,3 +595,51 @@ contract!(seed_is_all_or_nothing_and_new_only, |s: Store| async move {
         "ids survive a reseed"
     );
 });
+
+/// Commits never checkpoint the SQLite log themselves (wal_autocheckpoint = 0), so without the
+/// checkpointer it grows with every write; with it, it stays near its reset size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_sqlite_log_stays_bounded_only_with_the_checkpointer() {
+    async fn write_users(s: &Store, prefix: &str) {
+        s.insert_organization(&org(prefix)).await.expect("org");
+        for n in 0..1500 {
+            s.insert_user(&user(prefix, &format!("u{n}")))
+                .await
+                .expect("insert");
+        }
+    }
+    let unchecked = sqlite().await;
+    write_users(&unchecked.store, "grow").await;
+    let grown = unchecked.store.wal_bytes();
+    assert!(
+        grown > 4 << 20,
+        "the log grows without checkpoints: {grown} bytes"
+    );
+
+    let checked = sqlite().await;
+    checked
+        .store
+        .spawn_checkpointer(std::time::Duration::from_millis(5), 256 << 10);
+    let mut largest = 0;
+    checked
+        .store
+        .insert_organization(&org("kept"))
+        .await
+        .expect("org");
+    for n in 0..1500 {
+        checked
+            .store
+            .insert_user(&user("kept", &format!("u{n}")))
+            .await
+            .expect("insert");
+        largest = largest.max(checked.store.wal_bytes());
+    }
+    assert!(
+        largest < 2 << 20,
+        "with the checkpointer the log stays near its reset size: at most {largest} bytes"
+    );
+    assert_eq!(
+        checked.store.count_users("kept").await.expect("count"),
+        1500
+    );
+}
