@@ -10,6 +10,14 @@ use iam_e2e::{Db, Iam, IamOptions, Recorder, WechatSim};
 
 use crate::signin::{APPID, CLIENT_ID};
 
+/// A server on `db` with the end-to-end fixtures, talking to `sim`.
+fn fixture_options<'a>(db: &'a Db, sim: &WechatSim) -> IamOptions<'a> {
+    let mut opts = IamOptions::new(db);
+    opts.wechat_api_base = sim.base.clone();
+    opts.init_data = Some(iam_e2e::workspace_root().join("tests/e2e/fixtures/init_data.json"));
+    opts
+}
+
 /// Runs `iam ARGS` on the server's own configuration, with `stdin` piped in when given.
 fn iam_cli(
     iam: &Iam,
@@ -134,10 +142,7 @@ async fn the_operator_recovers_the_admin_and_rotates_secrets() -> anyhow::Result
 async fn a_backup_taken_under_load_is_consistent_and_restores() -> anyhow::Result<()> {
     let db = Db::sqlite()?;
     let sim = WechatSim::start()?;
-    let mut opts = IamOptions::new(&db);
-    opts.wechat_api_base = sim.base.clone();
-    opts.init_data = Some(iam_e2e::workspace_root().join("tests/e2e/fixtures/init_data.json"));
-    let iam = Iam::start(&opts)?;
+    let iam = Iam::start(&fixture_options(&db, &sim))?;
     let rec = Recorder::default();
     let url = iam.url("/oauth/token");
     let sign_in = {
@@ -190,10 +195,7 @@ async fn a_backup_taken_under_load_is_consistent_and_restores() -> anyhow::Resul
     assert!(users.len() >= 20, "{} users in the backup", users.len());
     assert!(store.get_cert("cert-built-in").await?.is_some());
     // And a server starts on it, with the same session-key file.
-    let mut opts = IamOptions::new(&restored);
-    opts.wechat_api_base = sim.base.clone();
-    opts.init_data = Some(iam_e2e::workspace_root().join("tests/e2e/fixtures/init_data.json"));
-    let again = Iam::start(&opts)?;
+    let again = Iam::start(&fixture_options(&restored, &sim))?;
     let code = iam_e2e::wx_login(&rec.http, &sim.base, APPID, "backup-3").await?;
     let a = rec
         .send(rec.sign_in_request(&again.url("/oauth/token"), &code))
@@ -322,10 +324,7 @@ async fn verify_via_discovery(rec: &Recorder, iam: &Iam, token: &str) -> anyhow:
 async fn a_rotated_signing_key_signs_new_tokens_and_old_ones_still_verify() -> anyhow::Result<()> {
     let db = Db::sqlite()?;
     let sim = WechatSim::start()?;
-    let mut opts = IamOptions::new(&db);
-    opts.wechat_api_base = sim.base.clone();
-    opts.init_data = Some(iam_e2e::workspace_root().join("tests/e2e/fixtures/init_data.json"));
-    let iam = Iam::start(&opts)?;
+    let iam = Iam::start(&fixture_options(&db, &sim))?;
     let rec = Recorder::default();
     let sign_in = |user| access_token(&rec, &sim, &iam, user);
     let before = sign_in("rotation-1").await?;
@@ -367,11 +366,8 @@ async fn moving_from_sqlite_to_postgres_keeps_every_user_and_token() -> anyhow::
     };
     let sqlite = Db::sqlite()?;
     let sim = WechatSim::start()?;
-    let fixture = iam_e2e::workspace_root().join("tests/e2e/fixtures/init_data.json");
     let options = |db| {
-        let mut o = IamOptions::new(db);
-        o.wechat_api_base = sim.base.clone();
-        o.init_data = Some(fixture.clone());
+        let mut o = fixture_options(db, &sim);
         // One issuer for both, as behind one public URL.
         o.extra_env
             .push(("origin".into(), "http://iam.example.test".into()));

@@ -288,16 +288,8 @@ pub struct LaxJson<T> {
 impl<T: DeserializeOwned> LaxJson<T> {
     /// The body as its wire type; a bad field is a 400 naming it.
     pub fn parse(&self) -> Result<T, Failure> {
-        let value = Value::Object(self.object.clone());
-        serde_path_to_error::deserialize(value).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            Failure(Error::Invalid(if path == "." {
-                inner.to_string()
-            } else {
-                format!("{path}: {inner}")
-            }))
-        })
+        crate::wire::from_json(Value::Object(self.object.clone()))
+            .map_err(|e| Failure(Error::Invalid(e)))
     }
 }
 

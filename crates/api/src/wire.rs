@@ -21,6 +21,20 @@ pub fn time(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+/// A wire value from JSON, for the API's bodies and the seed file alike: a value of the wrong
+/// type is named by its path (`applications[0].expireInHours: invalid type …`).
+pub fn from_json<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, String> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." {
+            inner.to_string()
+        } else {
+            format!("{path}: {inner}")
+        }
+    })
+}
+
 fn text(v: Option<String>) -> String {
     v.unwrap_or_default()
 }

@@ -7,11 +7,9 @@ use iam_domain::seed::{SeedInputs, UserSeed};
 
 /// Reads the file's JSON; a value of the wrong type is named by its path.
 pub fn parse(text: &str) -> Result<SeedInputs, String> {
-    let mut de = serde_json::Deserializer::from_str(text);
-    let file: InitData = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        format!("not valid: {path}: {}", e.into_inner())
-    })?;
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
+    let file: InitData = iam_api::wire::from_json(value).map_err(|e| format!("not valid: {e}"))?;
     Ok(SeedInputs {
         organizations: file
             .organizations
