@@ -6,4 +6,5 @@ mod management;
 mod operate;
 mod readme;
 mod restart;
+mod sessions;
 mod signin;

@@ -377,12 +377,10 @@ async fn moving_from_sqlite_to_postgres_keeps_every_user_and_token() -> anyhow::
     let rec = Recorder::default();
     let sign_in = |iam, user| access_token(&rec, &sim, iam, user);
     let sub = |token: &str| -> anyhow::Result<String> {
-        let payload = token.split('.').nth(1).unwrap_or_default();
-        use base64::Engine;
-        let v: serde_json::Value = serde_json::from_slice(
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload)?,
-        )?;
-        Ok(v["sub"].as_str().unwrap_or_default().to_owned())
+        Ok(iam_e2e::claims(token)?["sub"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned())
     };
     let mut before = Vec::new();
     for user in ["mover-1", "mover-2", "mover-3"] {

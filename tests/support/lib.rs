@@ -588,20 +588,31 @@ impl Recorder {
     }
 }
 
-/// A token signed with the server's own key and recorded as issued, but expired an hour ago:
+/// The claims of a JWT, read without checking its signature: what a test asserts about a token.
+pub fn claims(token: &str) -> Result<serde_json::Value> {
+    use base64::Engine;
+    let payload = token
+        .split('.')
+        .nth(1)
+        .ok_or_else(|| anyhow!("not a JWT: {token}"))?;
+    Ok(serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload)?,
+    )?)
+}
+
+/// A token signed with the server's own key for a live session `sid`, but expired an hour ago:
 /// what a client holding an old token presents.
-pub async fn forge_expired_token(
-    store: &iam_store::Store,
+pub fn forge_expired_token(
     cert: &iam_domain::model::Cert,
     issuer: &str,
     user_id: &str,
+    sid: &str,
 ) -> Result<String> {
-    use iam_domain::ports::{Repository, TokenCodec};
+    use iam_domain::ports::TokenCodec;
     iam_jwt::install_crypto_provider();
     let codec = iam_jwt::JwtCodec::new();
-    let now = chrono::Utc::now();
-    let past = now - chrono::Duration::hours(2);
-    let claims = iam_domain::service::access_claims(
+    let past = chrono::Utc::now() - chrono::Duration::hours(2);
+    let mut claims = iam_domain::service::access_claims(
         DEMO_CLIENT_ID,
         chrono::Duration::hours(1),
         iam_domain::service::Subject {
@@ -615,25 +626,6 @@ pub async fn forge_expired_token(
         issuer,
         past,
     );
-    let token = codec.sign(cert, &claims).map_err(|e| anyhow!("{e}"))?;
-    let id = uuid::Uuid::new_v4().to_string();
-    store
-        .insert_token(&iam_domain::model::TokenRecord {
-            family: id.clone(),
-            id,
-            application: "demo-app".into(),
-            organization: "demo".into(),
-            user_id: user_id.into(),
-            access_token_hash: codec.hash(&token),
-            refresh_token_hash: None,
-            scope: String::new(),
-            token_type: "Bearer".into(),
-            expires_at: now - chrono::Duration::hours(1),
-            refresh_expires_at: None,
-            created_time: past,
-            revoked: false,
-            refresh_used: false,
-        })
-        .await?;
-    Ok(token)
+    claims.sid = sid.to_owned();
+    codec.sign(cert, &claims).map_err(|e| anyhow!("{e}"))
 }

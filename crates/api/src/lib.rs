@@ -1,7 +1,7 @@
 //! The HTTP API. This crate translates HTTP to use cases and back; rules live in the domain.
 //!
 //! Every route is one poem-openapi operation, routed and described at once:
-//! [`oauth`] (the token endpoint), [`users`] (Bearer APIs), [`management`], [`discovery`] and
+//! [`oauth`] (the token endpoint), [`users`] (Bearer APIs), [`sessions`], [`management`], [`discovery`] and
 //! [`health`]. Casdoor's lax inputs are read by the extractors of [`extract`]; errors become
 //! HTTP only in [`errors`]; [`wire`] holds Casdoor's JSON shapes.
 
@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod oauth;
 pub mod observe;
 pub mod ratelimit;
+pub mod sessions;
 pub mod state;
 mod tags;
 pub mod users;
@@ -33,6 +34,7 @@ type Api = (
     oauth::OAuthApi,
     discovery::DiscoveryApi,
     users::UsersApi,
+    sessions::SessionsApi,
     (
         management::OrganizationApi,
         management::ApplicationApi,
@@ -50,6 +52,7 @@ fn service() -> OpenApiService<Api, ()> {
             oauth::OAuthApi,
             discovery::DiscoveryApi,
             users::UsersApi,
+            sessions::SessionsApi,
             (
                 OrganizationApi,
                 ApplicationApi,

@@ -19,6 +19,7 @@ struct Inner {
     signins: IntCounterVec,
     users_created: IntCounter,
     wechat_calls: IntCounterVec,
+    purged: IntCounterVec,
 }
 
 impl Default for Metrics {
@@ -63,12 +64,21 @@ impl Metrics {
             &["api", "errcode"],
         )
         .expect("valid metric");
+        let purged = IntCounterVec::new(
+            Opts::new(
+                "iam_purged_rows_total",
+                "Expired rows deleted by the background purge, by table",
+            ),
+            &["table"],
+        )
+        .expect("valid metric");
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(latency.clone()),
             Box::new(signins.clone()),
             Box::new(users_created.clone()),
             Box::new(wechat_calls.clone()),
+            Box::new(purged.clone()),
         ] {
             registry.register(c).expect("unique metric");
         }
@@ -80,6 +90,7 @@ impl Metrics {
                 signins,
                 users_created,
                 wechat_calls,
+                purged,
             }),
         }
     }
@@ -109,6 +120,10 @@ impl Metrics {
             .wechat_calls
             .with_label_values(&[api, errcode])
             .inc();
+    }
+
+    pub fn purged(&self, table: &str, rows: u64) {
+        self.inner.purged.with_label_values(&[table]).inc_by(rows);
     }
 
     pub fn render(&self) -> String {

@@ -104,11 +104,26 @@ fn token_request(p: &Params<TokenParams>) -> TokenRequest {
         nonce: p.get("nonce").into(),
         refresh_token: p.get("refresh_token").into(),
         provider: p.get("provider").into(),
+        client_ip: String::new(),
+        user_agent: String::new(),
     }
 }
 
-async fn run_token(state: &AppState, req: &Request, tr: TokenRequest) -> TokenResult {
+async fn run_token(state: &AppState, req: &Request, mut tr: TokenRequest) -> TokenResult {
     rate_limited(state, req)?;
+    // What the session records about where it started: the peer's address (the server is not
+    // told which proxies to trust, so a forwarded-for header is not believed) and its agent.
+    tr.client_ip = req
+        .remote_addr()
+        .as_socket_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default();
+    tr.user_agent = req
+        .header(poem::http::header::USER_AGENT)
+        .unwrap_or_default()
+        .chars()
+        .take(256)
+        .collect();
     let t = state.iam.token(&tr, &issuer(req, &state.origin)).await?;
     Ok(OAuthReply::token(&serde_json::to_value(&t).map_err(
         |e| OAuthFailure(OAuthError::server_error(e.to_string())),

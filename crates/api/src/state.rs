@@ -28,6 +28,10 @@ impl iam_domain::ports::Events for Metrics {
     fn user_created(&self) {
         Metrics::user_created(self);
     }
+
+    fn purged(&self, table: &str, rows: u64) {
+        Metrics::purged(self, table, rows);
+    }
 }
 
 /// The issuer of tokens minted for this request: `origin` when configured, else the Host the

@@ -115,6 +115,10 @@ pub struct ApplicationWire {
     /// Refresh-token lifetime; 0 or absent: 720.
     #[oai(validator(minimum(value = "0"), maximum(value = "87600")))]
     pub refresh_expire_in_hours: Option<f64>,
+    /// Sessions one user may hold at once; a sign-in beyond it ends the oldest. 0 or absent:
+    /// unlimited.
+    #[oai(validator(minimum(value = "0"), maximum(value = "10000")))]
+    pub max_sessions_per_user: Option<i64>,
     /// Casdoor's other fields: kept as they were sent and returned with the object.
     #[oai(skip)]
     #[serde(flatten)]
@@ -146,6 +150,7 @@ impl ApplicationWire {
             token_format: text(self.token_format),
             expire_in_hours: self.expire_in_hours,
             refresh_expire_in_hours: self.refresh_expire_in_hours,
+            max_sessions_per_user: self.max_sessions_per_user,
             extra: kept(self.other),
         }
     }
@@ -558,6 +563,7 @@ pub fn application(a: &Application) -> Value {
             "tokenFormat": a.token_format,
             "expireInHours": a.expire_in_hours,
             "refreshExpireInHours": a.refresh_expire_in_hours,
+            "maxSessionsPerUser": a.max_sessions_per_user,
         }),
     )
 }

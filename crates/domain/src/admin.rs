@@ -508,7 +508,18 @@ impl Iam {
                 "name: built-in/admin cannot be deleted".into(),
             ));
         }
-        Ok(self.repo.delete_user(owner, name).await?)
+        let Some(user) = self.repo.get_user(owner, name).await? else {
+            return Ok(false);
+        };
+        // Sessions first: a token must not outlive its user by a moment.
+        let which = crate::model::SessionSelector::User {
+            user_id: user.id.clone(),
+            application: None,
+        };
+        self.end_sessions(&which, "the user was deleted").await?;
+        let deleted = self.repo.delete_user(owner, name).await?;
+        self.user_changed(&user.id);
+        Ok(deleted)
     }
 }
 
@@ -532,6 +543,7 @@ impl Iam {
         );
         user.updated_time = Utc::now();
         self.repo.update_user(&user).await?;
+        self.user_changed(&user.id);
         Ok(())
     }
 

@@ -14,13 +14,21 @@ use crate::model::{Application, Cert, Organization, Provider};
 
 pub struct TtlCache<K, V> {
     ttl: Duration,
+    capacity: usize,
     map: Mutex<HashMap<K, (Instant, Arc<V>)>>,
 }
 
 impl<K: Eq + Hash, V> TtlCache<K, V> {
     pub fn new(ttl: Duration) -> Self {
+        Self::with_capacity(ttl, 10_000)
+    }
+
+    /// At most about `capacity` entries: when full, the expired ones go, and if that frees
+    /// nothing, everything does (a cache miss is only a database read).
+    pub fn with_capacity(ttl: Duration, capacity: usize) -> Self {
         Self {
             ttl,
+            capacity,
             map: Mutex::new(HashMap::new()),
         }
     }
@@ -41,10 +49,35 @@ impl<K: Eq + Hash, V> TtlCache<K, V> {
 
     pub fn put(&self, key: K, value: Arc<V>) {
         let mut map = self.lock();
-        if map.len() > 10_000 {
-            map.clear();
-        }
+        self.make_room(&mut map);
         map.insert(key, (Instant::now(), value));
+    }
+
+    /// Stores `value` unless a live entry is there: what a database read found must not
+    /// overwrite what a newer event (a revocation) put in meanwhile.
+    pub fn put_if_absent(&self, key: K, value: Arc<V>) {
+        let mut map = self.lock();
+        if map.get(&key).is_some_and(|(at, _)| at.elapsed() < self.ttl) {
+            return;
+        }
+        self.make_room(&mut map);
+        map.insert(key, (Instant::now(), value));
+    }
+
+    pub fn remove<Q: Eq + Hash + ?Sized>(&self, key: &Q)
+    where
+        K: Borrow<Q>,
+    {
+        self.lock().remove(key);
+    }
+
+    fn make_room(&self, map: &mut HashMap<K, (Instant, Arc<V>)>) {
+        if map.len() >= self.capacity {
+            map.retain(|_, (at, _)| at.elapsed() < self.ttl);
+            if map.len() >= self.capacity {
+                map.clear();
+            }
+        }
     }
 
     pub fn clear(&self) {

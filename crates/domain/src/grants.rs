@@ -2,7 +2,12 @@
 
 use chrono::Utc;
 
-use crate::model::{Application, Provider, User, WechatIdentity, WechatUserOutcome};
+use chrono::Duration;
+
+use crate::model::{
+    Application, Provider, RefreshOutcome, RefreshToken, SessionSelector, SignInWrite, User,
+    WechatIdentity, WechatUserOutcome,
+};
 use crate::oauth::{OAuthError, OAuthErrorKind, TokenResponse};
 use crate::ports::WechatError;
 use crate::service::Iam;
@@ -26,6 +31,9 @@ pub struct TokenRequest {
     pub nonce: String,
     pub refresh_token: String,
     pub provider: String,
+    /// Who asked, recorded on the session: the client's address and user agent.
+    pub client_ip: String,
+    pub user_agent: String,
 }
 
 /// What RFC 7662 introspection says of a token.
@@ -201,16 +209,44 @@ impl Iam {
             .sealer
             .seal(&identity.appid, &identity.openid, &session.session_key)
             .map_err(|e| OAuthError::server_error(format!("cannot seal the session key: {e}")))?;
-        let (tokens, record) = self
-            .mint_user_tokens(&app, &user, &req.scope, &req.nonce, issuer, None)
+        self.sign_in(
+            &app,
+            user,
+            changed,
+            Some((identity.appid, identity.openid, sealed)),
+            req,
+            issuer,
+        )
+        .await
+    }
+
+    /// The end of every user sign-in: a new session with its tokens, written in one
+    /// transaction with the user's changes and the WeChat session key.
+    async fn sign_in(
+        &self,
+        app: &Application,
+        user: User,
+        changed: bool,
+        wechat_key: Option<(String, String, Vec<u8>)>,
+        req: &TokenRequest,
+        issuer: &str,
+    ) -> Result<TokenResponse, OAuthError> {
+        let (tokens, session, refresh) = self.start_session(app, &user, req, issuer).await?;
+        let user_id = user.id.clone();
+        let ended = self
+            .repo
+            .record_sign_in(&SignInWrite {
+                user: changed.then_some(user),
+                wechat_key,
+                session,
+                refresh,
+                max_sessions: app.max_sessions_per_user,
+            })
             .await?;
-        self.repo
-            .record_sign_in(
-                changed.then_some(&user),
-                (&identity.appid, &identity.openid, &sealed),
-                &record,
-            )
-            .await?;
+        if changed {
+            self.user_changed(&user_id);
+        }
+        self.sessions_ended(&ended);
         Ok(tokens)
     }
 
@@ -345,43 +381,73 @@ impl Iam {
         if req.refresh_token.is_empty() {
             return Err(OAuthError::invalid_request("refresh_token is required"));
         }
-        let invalid = || OAuthError::invalid_grant("refresh_token is invalid");
-        let record = self
+        let now = Utc::now();
+        let next_raw = self.codec.random_token();
+        let next = RefreshToken {
+            hash: self.codec.hash(&next_raw),
+            session_id: String::new(),
+            application: app.name.to_string(),
+            organization: String::new(),
+            user_id: String::new(),
+            scope: String::new(),
+            created_time: now,
+            expires_time: now + Duration::hours(app.refresh_expire_in_hours),
+            used: false,
+        };
+        let session_expires = next
+            .expires_time
+            .max(now + Duration::hours(app.expire_in_hours));
+        let outcome = self
             .repo
-            .get_token_by_refresh_hash(&self.codec.hash(&req.refresh_token))
-            .await?
-            .ok_or_else(invalid)?;
-        if record.application != app.name {
-            return Err(invalid());
-        }
-        if record.revoked {
-            return Err(OAuthError::invalid_grant("refresh_token has been revoked"));
-        }
-        if record.refresh_expires_at.is_none_or(|t| t < Utc::now()) {
-            return Err(OAuthError::invalid_grant("refresh_token has expired"));
-        }
-        if !self.repo.claim_refresh(&record.id).await? {
-            // A rotated refresh token came back: someone holds a copy. End the whole chain.
-            let n = self.repo.revoke_family(&record.family).await?;
-            return Err(OAuthError::invalid_grant(format!(
-                "refresh_token was already used; the {n} tokens of this sign-in are revoked"
-            )));
-        }
+            .rotate_refresh(
+                &self.codec.hash(&req.refresh_token),
+                &app.name,
+                &next,
+                session_expires,
+            )
+            .await?;
+        let (session, next) = match outcome {
+            RefreshOutcome::Rotated(session, next) => (session, next),
+            RefreshOutcome::Unknown => {
+                return Err(OAuthError::invalid_grant("refresh_token is invalid"));
+            }
+            RefreshOutcome::Revoked => {
+                return Err(OAuthError::invalid_grant(
+                    "refresh_token has been revoked: its session has ended",
+                ));
+            }
+            RefreshOutcome::Expired => {
+                return Err(OAuthError::invalid_grant("refresh_token has expired"));
+            }
+            RefreshOutcome::Reused(sid) => {
+                // A rotated refresh token came back: someone holds a copy. The session is over.
+                self.sessions_ended(&[sid]);
+                return Err(OAuthError::invalid_grant(
+                    "refresh_token was already used; its session is revoked",
+                ));
+            }
+        };
         let user = self
             .repo
-            .get_user_by_id(&record.user_id)
+            .get_user_by_id(&session.user_id)
             .await?
             .filter(|u| !u.is_blocked())
             .ok_or_else(|| OAuthError::invalid_grant("the user is forbidden to sign in"))?;
-        self.issue_user_tokens(
-            &app,
-            &user,
-            &record.scope,
-            &req.nonce,
-            issuer,
-            Some(record.family),
-        )
-        .await
+        let tokens = self
+            .user_tokens(
+                &app,
+                &user,
+                &session.id,
+                &next.scope,
+                &req.nonce,
+                issuer,
+                now,
+            )
+            .await?;
+        Ok(TokenResponse {
+            refresh_token: Some(next_raw),
+            ..tokens
+        })
     }
 
     async fn password_grant(
@@ -421,15 +487,14 @@ impl Iam {
         {
             return Err(wrong());
         }
-        let mut u = user.clone();
+        let mut u = user;
         u.last_signin_time = Some(Utc::now());
-        self.repo.update_user(&u).await?;
-        self.issue_user_tokens(&app, &u, &req.scope, &req.nonce, issuer, None)
-            .await
+        self.sign_in(&app, u, true, None, req, issuer).await
     }
 
-    /// RFC 7009: revoking an unknown token is not an error. Revoking a refresh token ends its
-    /// whole chain; an access token alone is revoked otherwise.
+    /// RFC 7009: revoking an unknown token is not an error. A refresh token or a user's access
+    /// token ends its session; an application's access token is refused by its `jti` until it
+    /// expires. Only the application a token was issued to may revoke it.
     pub async fn revoke(
         &self,
         client_id: &str,
@@ -443,15 +508,47 @@ impl Iam {
             return Err(OAuthError::invalid_request("token is required"));
         }
         let hash = self.codec.hash(token);
-        if let Some(r) = self.repo.get_token_by_refresh_hash(&hash).await?
-            && r.application == app.name
-        {
-            self.repo.revoke_family(&r.family).await?;
-        } else if let Some(r) = self.repo.get_token_by_access_hash(&hash).await?
-            && r.application == app.name
-        {
-            self.repo.revoke_token(&r.id).await?;
+        if let Some(r) = self.repo.get_refresh_token(&hash).await? {
+            if r.application == app.name {
+                self.end_sessions(
+                    &SessionSelector::One(r.session_id),
+                    "revoked by the application",
+                )
+                .await?;
+            }
+            return Ok(());
         }
+        let Some(claims) = self.our_claims(token).await? else {
+            return Ok(());
+        };
+        if claims.azp != app.client_id.as_str() || claims.token_type != "access-token" {
+            return Ok(());
+        }
+        if !claims.sid.is_empty() {
+            if self.session_is_active(&claims.sid, &claims.sub).await? {
+                self.end_sessions(
+                    &SessionSelector::One(claims.sid),
+                    "revoked by the application",
+                )
+                .await?;
+            }
+            return Ok(());
+        }
+        if let Some(t) = self.legacy_token(&hash).await?
+            && !t.user_id.is_empty()
+        {
+            // A user's token from before sessions: its chain is a session now.
+            self.repo.revoke_legacy_token(&t.id).await?;
+            self.end_sessions(
+                &SessionSelector::One(t.family),
+                "revoked by the application",
+            )
+            .await?;
+            self.sessions.legacy_forget(&hash);
+            return Ok(());
+        }
+        let expires = chrono::DateTime::from_timestamp(claims.exp, 0).unwrap_or_else(Utc::now);
+        self.end_token(&claims.jti, expires).await?;
         Ok(())
     }
 
@@ -468,16 +565,24 @@ impl Iam {
                 "introspection requires client authentication",
             ));
         }
-        self.authenticate_client(client_id, client_secret, true)
+        let app = self
+            .authenticate_client(client_id, client_secret, true)
             .await?;
         if token.is_empty() {
             return Err(OAuthError::invalid_request("token is required"));
         }
+        // A token is described only to an application of its own organization.
+        let ours = |organization: &str| organization == app.organization.as_str();
         if let Ok((principal, claims)) = self.authenticate_bearer(token, Some(issuer)).await {
-            let username = match &principal {
-                crate::service::Principal::User(u) => u.id_path(),
-                crate::service::Principal::Application(a) => a.name.to_string(),
+            let (username, organization) = match &principal {
+                crate::service::Principal::User(u) => (u.id_path(), u.owner.to_string()),
+                crate::service::Principal::Application(a) => {
+                    (a.name.to_string(), a.organization.to_string())
+                }
             };
+            if !ours(&organization) {
+                return Ok(Introspection::default());
+            }
             return Ok(Introspection {
                 active: true,
                 scope: Some(claims.scope.clone()),
@@ -493,19 +598,18 @@ impl Iam {
                 jti: Some(claims.jti),
             });
         }
-        if let Some(r) = self
-            .repo
-            .get_token_by_refresh_hash(&self.codec.hash(token))
-            .await?
-            && !r.revoked
-            && !r.refresh_used
-            && r.refresh_expires_at.is_some_and(|t| t > Utc::now())
+        let now = Utc::now();
+        if let Some(r) = self.repo.get_refresh_token(&self.codec.hash(token)).await?
+            && !r.used
+            && r.expires_time > now
+            && ours(&r.organization)
+            && self.session_is_active(&r.session_id, &r.user_id).await?
         {
             return Ok(Introspection {
                 active: true,
                 scope: Some(r.scope),
                 token_type: Some("refresh_token".into()),
-                exp: r.refresh_expires_at.map(|t| t.timestamp()),
+                exp: Some(r.expires_time.timestamp()),
                 sub: Some(r.user_id),
                 ..Introspection::default()
             });

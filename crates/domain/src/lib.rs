@@ -16,6 +16,7 @@ pub mod ports;
 pub mod secret;
 pub mod seed;
 pub mod service;
+pub mod sessions;
 pub mod users;
 pub mod values;
 

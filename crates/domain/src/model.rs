@@ -57,6 +57,9 @@ pub struct Application {
     pub token_format: String,
     pub expire_in_hours: i64,
     pub refresh_expire_in_hours: i64,
+    /// Sessions one user may hold in this application at once; 0 = unlimited. A sign-in beyond
+    /// it revokes the user's oldest session of the application.
+    pub max_sessions_per_user: u32,
     pub created_time: DateTime<Utc>,
     /// Casdoor's fields this server has no column for, kept as they were sent.
     pub extra: Extra,
@@ -194,7 +197,123 @@ pub enum WechatUserOutcome {
     NotFound,
 }
 
-/// A token issued to a user or an application. Raw tokens are never stored, only SHA-256 hashes.
+/// One sign-in of a user (mini program, password) and the refresh chain that follows it (SPEC §9).
+/// Its id is the `sid` claim of every access and ID token issued in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub id: String,
+    pub organization: String,
+    pub application: String,
+    pub user_id: String,
+    /// The user's name, for Casdoor's session shape.
+    pub user_name: String,
+    pub created_time: DateTime<Utc>,
+    /// The sign-in or the latest refresh.
+    pub last_active_time: DateTime<Utc>,
+    /// When the last token issued in it expires; past it the session is over.
+    pub expires_time: DateTime<Utc>,
+    pub client_ip: String,
+    pub user_agent: String,
+    pub revoked_time: Option<DateTime<Utc>>,
+    pub revoked_reason: String,
+}
+
+impl Session {
+    pub fn is_active(&self, now: DateTime<Utc>) -> bool {
+        self.revoked_time.is_none() && self.expires_time > now
+    }
+}
+
+/// An opaque refresh token, stored by its SHA-256 hash. Each is used once: refreshing marks it
+/// used and issues the next one in the same session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshToken {
+    pub hash: String,
+    pub session_id: String,
+    pub application: String,
+    pub organization: String,
+    pub user_id: String,
+    pub scope: String,
+    pub created_time: DateTime<Utc>,
+    pub expires_time: DateTime<Utc>,
+    pub used: bool,
+}
+
+/// Everything a successful sign-in writes, in one transaction.
+#[derive(Debug, Clone)]
+pub struct SignInWrite {
+    /// The user's changed profile and sign-in time, when something changed.
+    pub user: Option<User>,
+    /// (appid, openid, sealed session key) of a mini program sign-in.
+    pub wechat_key: Option<(String, String, Vec<u8>)>,
+    pub session: Session,
+    pub refresh: RefreshToken,
+    /// The application's `maxSessionsPerUser` (0 = unlimited): beyond it the user's oldest
+    /// sessions of the application are revoked.
+    pub max_sessions: u32,
+}
+
+/// What presenting a refresh token ended with, decided inside one transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshOutcome {
+    /// The token was good: it is now used, `next` is stored in the session, which is returned.
+    Rotated(Session, RefreshToken),
+    /// No such token for this application.
+    Unknown,
+    /// Its session was revoked.
+    Revoked,
+    /// It or its session expired.
+    Expired,
+    /// It had been used before: someone holds a copy. Its session is now revoked.
+    Reused(String),
+}
+
+/// Which sessions to list.
+#[derive(Debug, Clone, Default)]
+pub struct SessionQuery {
+    pub organization: Option<String>,
+    pub user_id: Option<String>,
+    pub application: Option<String>,
+    /// From this row on, at most `limit` rows (0 = no limit).
+    pub offset: u64,
+    pub limit: u64,
+}
+
+/// Which sessions to revoke.
+#[derive(Debug, Clone)]
+pub enum SessionSelector {
+    One(String),
+    /// Every active session of a user, or of a user in one application.
+    User {
+        user_id: String,
+        application: Option<String>,
+    },
+}
+
+/// A revocation other nodes must learn of: a session, or a session-less token by its `jti`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Revocation {
+    Session(String),
+    Jti(String, DateTime<Utc>),
+}
+
+/// How many rows one purge pass deleted, per table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PurgeReport {
+    pub sessions: u64,
+    pub refresh_tokens: u64,
+    pub revocations: u64,
+    pub legacy_tokens: u64,
+}
+
+impl PurgeReport {
+    pub fn total(&self) -> u64 {
+        self.sessions + self.refresh_tokens + self.revocations + self.legacy_tokens
+    }
+}
+
+/// An access token stored by a server from before sessions (its JWT has no `sid`). Accepted
+/// until it expires unless revoked; nothing new is written in this shape.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenRecord {
     pub id: String,

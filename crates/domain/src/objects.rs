@@ -89,6 +89,7 @@ pub struct ApplicationInput {
     pub token_format: String,
     pub expire_in_hours: Option<f64>,
     pub refresh_expire_in_hours: Option<f64>,
+    pub max_sessions_per_user: Option<i64>,
     pub extra: Extra,
 }
 
@@ -165,6 +166,15 @@ impl Application {
                 i.refresh_expire_in_hours,
                 Application::DEFAULT_REFRESH_EXPIRE_IN_HOURS,
             )?,
+            max_sessions_per_user: match i.max_sessions_per_user.unwrap_or(0) {
+                n @ 0..=10_000 => n as u32,
+                _ => {
+                    return Err(InvalidValue::new(
+                        "maxSessionsPerUser",
+                        "must be 0 (unlimited) to 10000",
+                    ));
+                }
+            },
             created_time: now,
             extra: i.extra,
         })

@@ -5,8 +5,9 @@ use async_trait::async_trait;
 use thiserror::Error;
 
 use crate::model::{
-    Application, Cert, Organization, Provider, SeedBundle, SeedReport, TokenRecord, User,
-    WechatIdentity, WechatUserOutcome,
+    Application, Cert, Organization, Provider, PurgeReport, RefreshOutcome, RefreshToken,
+    Revocation, SeedBundle, SeedReport, Session, SessionQuery, SessionSelector, SignInWrite,
+    TokenRecord, User, WechatIdentity, WechatUserOutcome,
 };
 use crate::values::{AppId, WechatCode};
 use crate::{Secret, StoreError};
@@ -88,24 +89,68 @@ pub trait Repository: Send + Sync + 'static {
     ) -> StoreResult<()>;
     async fn get_wechat_session(&self, appid: &str, openid: &str) -> StoreResult<Option<Vec<u8>>>;
 
-    /// Everything a successful sign-in writes, in one transaction: the user's updated profile
-    /// and sign-in time (when given), the sealed session key, and the issued token.
-    async fn record_sign_in(
-        &self,
-        user: Option<&User>,
-        session: (&str, &str, &[u8]),
-        token: &TokenRecord,
-    ) -> StoreResult<()>;
+    /// Everything a successful sign-in writes, in one transaction: the user's changed profile
+    /// and sign-in time, the sealed WeChat session key, the session and its first refresh token,
+    /// and (with a session limit) the revocation of the user's oldest sessions of the
+    /// application beyond it, whose ids are returned.
+    async fn record_sign_in(&self, write: &SignInWrite) -> StoreResult<Vec<String>>;
 
-    async fn insert_token(&self, token: &TokenRecord) -> StoreResult<()>;
-    async fn get_token_by_access_hash(&self, hash: &str) -> StoreResult<Option<TokenRecord>>;
-    async fn get_token_by_refresh_hash(&self, hash: &str) -> StoreResult<Option<TokenRecord>>;
-    /// Marks the refresh token of `id` used, only if it was not already: `false` means someone else
-    /// used it first (a replay).
-    async fn claim_refresh(&self, id: &str) -> StoreResult<bool>;
-    async fn revoke_token(&self, id: &str) -> StoreResult<()>;
-    /// Revokes every token of a refresh chain; returns how many were revoked.
-    async fn revoke_family(&self, family: &str) -> StoreResult<u64>;
+    /// Presents the refresh token stored under `hash` for `application`, in one transaction that
+    /// holds its session: a good token is marked used and `next` (whose session, application,
+    /// organization, user and scope the store fills in) is stored in the same session, whose
+    /// last activity and expiry move on; a used one revokes the session (reuse). Two concurrent
+    /// calls with one token end with the session revoked.
+    async fn rotate_refresh(
+        &self,
+        hash: &str,
+        application: &str,
+        next: &RefreshToken,
+        session_expires: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<RefreshOutcome>;
+    async fn get_refresh_token(&self, hash: &str) -> StoreResult<Option<RefreshToken>>;
+
+    async fn get_session(&self, id: &str) -> StoreResult<Option<Session>>;
+    /// Active sessions (not revoked, not expired at `now`), newest first, and how many match.
+    async fn list_sessions(
+        &self,
+        query: &SessionQuery,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<(Vec<Session>, u64)>;
+    /// Revokes the active sessions `which` names, recording each for the other nodes; returns
+    /// the ids it revoked (none when they were already revoked).
+    async fn revoke_sessions(
+        &self,
+        which: &SessionSelector,
+        reason: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<Vec<String>>;
+    /// Refuses a session-less access token by its `jti` until `expires`.
+    async fn revoke_jti(
+        &self,
+        jti: &str,
+        expires: chrono::DateTime<chrono::Utc>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<()>;
+    /// Revocations recorded at or after `since` whose entries have not expired at `now`.
+    async fn revocations_since(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<Vec<Revocation>>;
+    /// One bounded pass of the purge: at most `batch` rows per table of expired sessions (with
+    /// their refresh tokens), expired refresh tokens, revocations nobody needs any more, and
+    /// expired access tokens from before sessions. Idempotent; several nodes may run it.
+    async fn purge(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        batch: u32,
+    ) -> StoreResult<PurgeReport>;
+    /// Row counts of the session tables (sessions, refresh tokens, revocations, legacy tokens).
+    async fn session_table_counts(&self) -> StoreResult<[u64; 4]>;
+
+    /// An access token stored by a server from before sessions, by its hash.
+    async fn get_legacy_token(&self, access_hash: &str) -> StoreResult<Option<TokenRecord>>;
+    async fn revoke_legacy_token(&self, id: &str) -> StoreResult<()>;
 
     /// Loads seed objects in dependency order in one transaction: either all of it is applied or
     /// none. With `new_only`, existing objects are kept as they are; otherwise they are replaced.
@@ -241,6 +286,9 @@ pub struct Claims {
     pub scope: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub nonce: String,
+    /// The session of a user token (SPEC §9); absent on application tokens.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub sid: String,
     #[serde(default)]
     pub owner: String,
     #[serde(default)]
@@ -310,4 +358,6 @@ pub trait PasswordHasher: Send + Sync + 'static {
 pub trait Events: Send + Sync + 'static {
     fn signin(&self, result: &str);
     fn user_created(&self);
+    /// Rows a purge pass deleted from `table`.
+    fn purged(&self, table: &str, rows: u64);
 }

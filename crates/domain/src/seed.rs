@@ -42,6 +42,7 @@ pub fn built_in_application(
         token_format: "JWT".into(),
         expire_in_hours: Application::DEFAULT_EXPIRE_IN_HOURS,
         refresh_expire_in_hours: Application::DEFAULT_REFRESH_EXPIRE_IN_HOURS,
+        max_sessions_per_user: 0,
         created_time: now,
         extra: Default::default(),
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 
 use crate::model::{
-    ADMIN_OWNER, Application, BUILT_IN_CERT, BUILT_IN_ORG, Provider, TokenRecord, User,
+    ADMIN_OWNER, Application, BUILT_IN_CERT, BUILT_IN_ORG, Provider, RefreshToken, Session, User,
 };
 use crate::oauth::{OAuthError, TokenResponse};
 use crate::ports::{
@@ -33,6 +33,7 @@ pub struct Iam {
     pub(crate) passwords: Arc<dyn PasswordHasher>,
     pub(crate) events: Arc<dyn Events>,
     pub(crate) cache: Arc<crate::cache::ConfigCache>,
+    pub(crate) sessions: Arc<crate::sessions::SessionState>,
 }
 
 /// Who is calling, once authenticated.
@@ -95,6 +96,7 @@ pub fn access_claims(
         token_type: "access-token".into(),
         scope: scope.to_owned(),
         nonce: String::new(),
+        sid: String::new(),
         owner: subject.owner.to_owned(),
         name: subject.name.to_owned(),
         display_name: subject.display_name.to_owned(),
@@ -147,6 +149,7 @@ impl Iam {
             passwords: p.passwords,
             events: p.events,
             cache: Default::default(),
+            sessions: Default::default(),
         }
     }
 
@@ -252,7 +255,7 @@ impl Iam {
         Ok(None)
     }
 
-    async fn application_by_client_id(
+    pub(crate) async fn application_by_client_id(
         &self,
         client_id: &str,
     ) -> Result<Option<Arc<Application>>, crate::StoreError> {
@@ -311,36 +314,80 @@ impl Iam {
         )
     }
 
-    /// Signs an access token (and an ID token when the scope asks for `openid`), makes an opaque
-    /// refresh token and records the hashes. `family` continues a refresh chain.
-    pub(crate) async fn issue_user_tokens(
+    /// Starts a session for a user who just signed in: signs an access token (and an ID token
+    /// when the scope asks for `openid`) carrying its `sid`, and makes the session and its
+    /// first opaque refresh token — not yet stored: the sign-in stores them with everything
+    /// else it writes, in one transaction.
+    pub(crate) async fn start_session(
         &self,
         app: &Application,
         user: &User,
-        scope: &str,
-        nonce: &str,
+        request: &crate::grants::TokenRequest,
         issuer: &str,
-        family: Option<String>,
-    ) -> Result<TokenResponse, OAuthError> {
-        let (tokens, record) = self
-            .mint_user_tokens(app, user, scope, nonce, issuer, family)
+    ) -> Result<(TokenResponse, Session, RefreshToken), OAuthError> {
+        let now = Utc::now();
+        let refresh_raw = self.codec.random_token();
+        let refresh_expires = now + Duration::hours(app.refresh_expire_in_hours);
+        let access_expires = now + Duration::hours(app.expire_in_hours);
+        let session = Session {
+            id: uuid::Uuid::new_v4().to_string(),
+            organization: user.owner.to_string(),
+            application: app.name.to_string(),
+            user_id: user.id.clone(),
+            user_name: user.name.to_string(),
+            created_time: now,
+            last_active_time: now,
+            expires_time: refresh_expires.max(access_expires),
+            client_ip: request.client_ip.clone(),
+            user_agent: request.user_agent.chars().take(500).collect(),
+            revoked_time: None,
+            revoked_reason: String::new(),
+        };
+        let refresh = RefreshToken {
+            hash: self.codec.hash(&refresh_raw),
+            session_id: session.id.clone(),
+            application: app.name.to_string(),
+            organization: user.owner.to_string(),
+            user_id: user.id.clone(),
+            scope: request.scope.clone(),
+            created_time: now,
+            expires_time: refresh_expires,
+            used: false,
+        };
+        let tokens = self
+            .user_tokens(
+                app,
+                user,
+                &session.id,
+                &request.scope,
+                &request.nonce,
+                issuer,
+                now,
+            )
             .await?;
-        self.repo.insert_token(&record).await?;
-        Ok(tokens)
+        Ok((
+            TokenResponse {
+                refresh_token: Some(refresh_raw),
+                ..tokens
+            },
+            session,
+            refresh,
+        ))
     }
 
-    /// The tokens and the record to store for them, not yet stored.
-    pub(crate) async fn mint_user_tokens(
+    /// The JWTs of a user in session `sid`: the access token and, for scope `openid`, the ID
+    /// token. Nothing is stored.
+    pub(crate) async fn user_tokens(
         &self,
         app: &Application,
         user: &User,
+        sid: &str,
         scope: &str,
         nonce: &str,
         issuer: &str,
-        family: Option<String>,
-    ) -> Result<(TokenResponse, TokenRecord), OAuthError> {
+        now: DateTime<Utc>,
+    ) -> Result<TokenResponse, OAuthError> {
         let cert = self.signing_cert(app).await?;
-        let now = Utc::now();
         let subject = Subject {
             sub: &user.id,
             owner: &user.owner,
@@ -348,7 +395,8 @@ impl Iam {
             display_name: &user.display_name,
             avatar: &user.avatar,
         };
-        let claims = Self::access_claims(app, subject, scope, issuer, now);
+        let mut claims = Self::access_claims(app, subject, scope, issuer, now);
+        claims.sid = sid.to_owned();
         let sign_err = |e: crate::ports::TokenError| {
             OAuthError::server_error(format!("cannot sign the token: {e}"))
         };
@@ -367,38 +415,18 @@ impl Iam {
         } else {
             None
         };
-        let refresh = self.codec.random_token();
-        let id = uuid::Uuid::new_v4().to_string();
-        let record = TokenRecord {
-            family: family.unwrap_or_else(|| id.clone()),
-            id,
-            application: app.name.to_string(),
-            organization: user.owner.to_string(),
-            user_id: user.id.clone(),
-            access_token_hash: self.codec.hash(&access),
-            refresh_token_hash: Some(self.codec.hash(&refresh)),
-            scope: scope.to_owned(),
+        Ok(TokenResponse {
+            access_token: access,
+            id_token,
+            refresh_token: None,
             token_type: "Bearer".into(),
-            expires_at: DateTime::from_timestamp(claims.exp, 0).unwrap_or(now),
-            refresh_expires_at: Some(now + Duration::hours(app.refresh_expire_in_hours)),
-            created_time: now,
-            revoked: false,
-            refresh_used: false,
-        };
-        Ok((
-            TokenResponse {
-                access_token: access,
-                id_token,
-                refresh_token: Some(refresh),
-                token_type: "Bearer".into(),
-                expires_in: app.expire_in_hours * 3600,
-                scope: scope.to_owned(),
-            },
-            record,
-        ))
+            expires_in: app.expire_in_hours * 3600,
+            scope: scope.to_owned(),
+        })
     }
 
-    /// An application's own token (client credentials): no user, no refresh token.
+    /// An application's own token (client credentials): no user, no session, no refresh
+    /// token, nothing stored. Revoking it records its `jti`.
     pub(crate) async fn issue_app_token(
         &self,
         app: &Application,
@@ -419,25 +447,6 @@ impl Iam {
             .codec
             .sign(&cert, &claims)
             .map_err(|e| OAuthError::server_error(format!("cannot sign the token: {e}")))?;
-        let id = uuid::Uuid::new_v4().to_string();
-        self.repo
-            .insert_token(&TokenRecord {
-                family: id.clone(),
-                id,
-                application: app.name.to_string(),
-                organization: app.organization.to_string(),
-                user_id: String::new(),
-                access_token_hash: self.codec.hash(&access),
-                refresh_token_hash: None,
-                scope: scope.to_owned(),
-                token_type: "Bearer".into(),
-                expires_at: DateTime::from_timestamp(claims.exp, 0).unwrap_or(now),
-                refresh_expires_at: None,
-                created_time: now,
-                revoked: false,
-                refresh_used: false,
-            })
-            .await?;
         Ok(TokenResponse {
             access_token: access,
             id_token: None,

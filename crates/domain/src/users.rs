@@ -1,7 +1,5 @@
 //! Bearer authentication and the user APIs (SPEC §5).
 
-use std::sync::Arc;
-
 use chrono::Utc;
 
 use crate::Error;
@@ -11,8 +9,11 @@ use crate::service::{Iam, Principal};
 use crate::values::{DisplayName, optional_url, split_id};
 
 impl Iam {
-    /// Checks a Bearer token: signature, `exp`, `iss`, that it is an access token we issued and
-    /// did not revoke, and that its user still exists and may sign in.
+    /// Checks a Bearer token: signature, `exp`, `iss`, that it is an access token of one of our
+    /// applications, and then, without storing access tokens (SPEC §9): a user's token must name
+    /// an active session of its subject, whose user may still sign in; an application's token
+    /// must not have been revoked by its `jti`. On the hot path everything comes from what this
+    /// node already knows; the database is read only on a miss.
     pub async fn authenticate_bearer(
         &self,
         token: &str,
@@ -34,31 +35,63 @@ impl Iam {
         if claims.token_type != "access-token" {
             return Err(unauthorized("not an access token"));
         }
-        let record = self
-            .repo
-            .get_token_by_access_hash(&self.codec.hash(token))
-            .await?
-            .ok_or_else(|| unauthorized("the access token is unknown"))?;
-        if record.revoked {
-            return Err(unauthorized("the access token has been revoked"));
+        let audience_ok = match &claims.aud {
+            serde_json::Value::Array(a) => a.iter().any(|v| v.as_str() == Some(&claims.azp)),
+            serde_json::Value::String(a) => *a == claims.azp,
+            _ => false,
+        };
+        let app = match audience_ok {
+            true => self.application_by_client_id(&claims.azp).await?,
+            false => None,
         }
-        if record.user_id.is_empty() {
-            let app = self
-                .repo
-                .get_application(&record.application)
+        .ok_or_else(|| unauthorized("the access token is not for an application of this server"))?;
+        if claims.sid.is_empty() {
+            // An application's own token, or a user's from before sessions.
+            if claims.sub == app.client_id.as_str() && claims.owner == crate::model::ADMIN_OWNER {
+                let legacy_revoked = self
+                    .legacy_token(&self.codec.hash(token))
+                    .await?
+                    .is_some_and(|t| t.revoked);
+                if legacy_revoked || self.jti_revoked(&claims.jti) {
+                    return Err(unauthorized("the access token has been revoked"));
+                }
+                return Ok((Principal::Application(app), claims));
+            }
+            let record = self
+                .legacy_token(&self.codec.hash(token))
                 .await?
-                .ok_or_else(|| unauthorized("the application of this token no longer exists"))?;
-            return Ok((Principal::Application(Arc::new(app)), claims));
+                .filter(|t| t.user_id == claims.sub)
+                .ok_or_else(|| unauthorized("the access token is unknown"))?;
+            if record.revoked || !self.session_is_active(&record.family, &claims.sub).await? {
+                return Err(unauthorized("the access token has been revoked"));
+            }
+        } else if !self.session_is_active(&claims.sid, &claims.sub).await? {
+            return Err(unauthorized(
+                "the access token's session has ended: sign in again",
+            ));
         }
         let user = self
-            .repo
-            .get_user_by_id(&record.user_id)
+            .user_by_id(&claims.sub)
             .await?
             .ok_or_else(|| unauthorized("the user of this token no longer exists"))?;
         if user.is_blocked() {
             return Err(unauthorized("the user is forbidden to sign in"));
         }
-        Ok((Principal::User(user), claims))
+        Ok((Principal::User((*user).clone()), claims))
+    }
+
+    /// The claims of a token this server signed (expired or not yet: `None`), for revocation.
+    pub(crate) async fn our_claims(
+        &self,
+        token: &str,
+    ) -> Result<Option<Claims>, crate::StoreError> {
+        let Some(kid) = self.codec.kid(token) else {
+            return Ok(None);
+        };
+        let Some(cert) = self.cert(&kid).await? else {
+            return Ok(None);
+        };
+        Ok(self.codec.verify(&cert, token, None).ok())
     }
 
     /// Client credentials presented on an `/api` call (HTTP Basic or query parameters).
@@ -149,6 +182,15 @@ impl Iam {
         }
         user.updated_time = Utc::now();
         self.repo.update_user(&user).await?;
+        self.user_changed(&user.id);
+        if user.is_blocked() && !before.is_blocked() {
+            // Forbidden or deleted: every token of theirs stops working now.
+            let which = crate::model::SessionSelector::User {
+                user_id: user.id.clone(),
+                application: None,
+            };
+            self.end_sessions(&which, "the user was forbidden").await?;
+        }
         Ok(true)
     }
 

@@ -222,6 +222,7 @@ mod tests {
             token_type: "access-token".into(),
             scope: String::new(),
             nonce: String::new(),
+            sid: "s1".into(),
             owner: "demo".into(),
             name: "alice".into(),
             display_name: String::new(),

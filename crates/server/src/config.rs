@@ -58,6 +58,8 @@ pub struct Config {
     pub db_pool_size: u32,
     /// Serves `POST /bench/sign` for the load tool's ceiling measurement.
     pub bench_endpoints: bool,
+    /// How often the background purge deletes expired sessions, refresh tokens and revocations.
+    pub purge_interval_seconds: u64,
     /// The file this came from, for messages.
     pub source: String,
     /// Things worth telling the operator once logging is up (an unknown key, and its nearest
@@ -83,6 +85,7 @@ impl Default for Config {
             session_key_file: PathBuf::from("data/session-key.secret"),
             db_pool_size: 16,
             bench_endpoints: false,
+            purge_interval_seconds: 60,
             source: "(defaults)".into(),
             warnings: Vec::new(),
         }
@@ -106,6 +109,7 @@ const KEYS: &[&str] = &[
     "sessionKeyFile",
     "dbPoolSize",
     "benchEndpoints",
+    "purgeIntervalSeconds",
 ];
 
 /// Keys of Casdoor's own app.conf that this server does not use: a Casdoor file works here, so
@@ -453,6 +457,20 @@ impl Config {
         }
         raw.parsed("dbPoolSize", &mut c.db_pool_size, "a whole number")?;
         raw.boolean("benchEndpoints", &mut c.bench_endpoints)?;
+        raw.parsed(
+            "purgeIntervalSeconds",
+            &mut c.purge_interval_seconds,
+            "a whole number of seconds",
+        )?;
+        if c.purge_interval_seconds == 0
+            && let Some((_, origin)) = raw.get("purgeIntervalSeconds")
+        {
+            return Err(raw.err(
+                "purgeIntervalSeconds",
+                origin,
+                "must be greater than 0".into(),
+            ));
+        }
         if c.db_pool_size == 0 {
             c.db_pool_size = 1;
         }

@@ -8,6 +8,7 @@ mod conn;
 mod repo;
 mod rows;
 mod schema;
+mod sessions;
 
 use std::sync::Arc;
 

@@ -1,13 +1,14 @@
 //! `Repository` for [`Store`].
 
 use async_trait::async_trait;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use iam_domain::StoreError;
 use iam_domain::model::{
-    ADMIN_OWNER, Application, Cert, Organization, Provider, SeedBundle, SeedReport, TokenRecord,
-    User, WechatIdentity, WechatUserOutcome,
+    ADMIN_OWNER, Application, Cert, Organization, Provider, PurgeReport, RefreshOutcome,
+    RefreshToken, Revocation, SeedBundle, SeedReport, Session, SessionQuery, SessionSelector,
+    SignInWrite, TokenRecord, User, WechatIdentity, WechatUserOutcome,
 };
 use iam_domain::ports::{NewUser, Repository, StoreResult};
 
@@ -15,6 +16,7 @@ use crate::Store;
 use crate::conn::{AnyConnection, DbError, write_tx};
 use crate::rows::*;
 use crate::schema::*;
+use crate::sessions as sess;
 
 fn convert<R, T>(rows: Vec<R>) -> Result<Vec<T>, DbError>
 where
@@ -135,7 +137,7 @@ fn find_or_create(
 
 /// An upsert without ON CONFLICT (diesel's multi-backend has none): update, and insert when
 /// nothing was there.
-fn upsert_session(
+pub(crate) fn upsert_wechat_key(
     c: &mut AnyConnection,
     appid: &str,
     openid: &str,
@@ -162,7 +164,7 @@ fn upsert_session(
 }
 
 /// Runs a write again when a concurrent insert won a race (the losing transaction rolled back).
-fn retry_unique<T>(mut f: impl FnMut() -> Result<T, DbError>) -> Result<T, DbError> {
+pub(crate) fn retry_unique<T>(mut f: impl FnMut() -> Result<T, DbError>) -> Result<T, DbError> {
     let mut attempt = 0;
     loop {
         match f() {
@@ -734,39 +736,127 @@ impl Repository for Store {
     ) -> StoreResult<()> {
         let (appid, openid, sealed) = (appid.to_owned(), openid.to_owned(), sealed_key.to_vec());
         self.run(move |c| {
-            retry_unique(|| write_tx(c, |c| upsert_session(c, &appid, &openid, &sealed)))
+            retry_unique(|| write_tx(c, |c| upsert_wechat_key(c, &appid, &openid, &sealed)))
         })
         .await
     }
 
-    async fn record_sign_in(
+    async fn record_sign_in(&self, write: &SignInWrite) -> StoreResult<Vec<String>> {
+        let write = write.clone();
+        self.run(move |c| retry_unique(|| write_tx(c, |c| sess::record_sign_in(c, &write))))
+            .await
+    }
+
+    async fn rotate_refresh(
         &self,
-        user: Option<&User>,
-        session: (&str, &str, &[u8]),
-        token: &TokenRecord,
-    ) -> StoreResult<()> {
-        let user = user.map(UserRow::from);
-        let (appid, openid, sealed) = (
-            session.0.to_owned(),
-            session.1.to_owned(),
-            session.2.to_vec(),
-        );
-        let token = TokenRow::from(token);
+        hash: &str,
+        application: &str,
+        next: &RefreshToken,
+        session_expires: DateTime<Utc>,
+    ) -> StoreResult<RefreshOutcome> {
+        let (hash, application, next) = (hash.to_owned(), application.to_owned(), next.clone());
         self.run(move |c| {
-            retry_unique(|| {
-                write_tx(c, |c| {
-                    if let Some(u) = &user {
-                        diesel::update(users::table.find(u.id.clone()))
-                            .set(u)
-                            .execute(c)?;
-                    }
-                    upsert_session(c, &appid, &openid, &sealed)?;
-                    diesel::insert_into(tokens::table)
-                        .values(&token)
-                        .execute(c)?;
-                    Ok(())
-                })
+            write_tx(c, |c| {
+                sess::rotate_refresh(c, &hash, &application, &next, session_expires)
             })
+        })
+        .await
+    }
+
+    async fn get_refresh_token(&self, hash: &str) -> StoreResult<Option<RefreshToken>> {
+        let hash = hash.to_owned();
+        self.run(move |c| {
+            let row = refresh_tokens::table
+                .find(hash)
+                .select(RefreshRow::as_select())
+                .first(c)
+                .optional()?;
+            convert_opt(row)
+        })
+        .await
+    }
+
+    async fn get_session(&self, id: &str) -> StoreResult<Option<Session>> {
+        let id = id.to_owned();
+        self.run(move |c| {
+            let row = sessions::table
+                .find(id)
+                .select(SessionRow::as_select())
+                .first(c)
+                .optional()?;
+            convert_opt(row)
+        })
+        .await
+    }
+
+    async fn list_sessions(
+        &self,
+        query: &SessionQuery,
+        now: DateTime<Utc>,
+    ) -> StoreResult<(Vec<Session>, u64)> {
+        let query = query.clone();
+        self.run(move |c| sess::list_sessions(c, &query, now)).await
+    }
+
+    async fn revoke_sessions(
+        &self,
+        which: &SessionSelector,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<String>> {
+        let (which, reason) = (which.clone(), reason.to_owned());
+        self.run(move |c| write_tx(c, |c| sess::revoke_sessions(c, &which, &reason, now)))
+            .await
+    }
+
+    async fn revoke_jti(
+        &self,
+        jti: &str,
+        expires: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let jti = jti.to_owned();
+        self.run(move |c| write_tx(c, |c| sess::revoke_jti(c, &jti, expires, now)))
+            .await
+    }
+
+    async fn revocations_since(
+        &self,
+        since: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Revocation>> {
+        self.run(move |c| sess::revocations_since(c, since, now))
+            .await
+    }
+
+    async fn purge(&self, now: DateTime<Utc>, batch: u32) -> StoreResult<PurgeReport> {
+        self.run(move |c| sess::purge(c, now, batch)).await
+    }
+
+    async fn session_table_counts(&self) -> StoreResult<[u64; 4]> {
+        self.run(sess::table_counts).await
+    }
+
+    async fn get_legacy_token(&self, access_hash: &str) -> StoreResult<Option<TokenRecord>> {
+        let hash = access_hash.to_owned();
+        self.run(move |c| {
+            let row = tokens::table
+                .filter(tokens::access_token_hash.eq(hash))
+                .select(TokenRow::as_select())
+                .first(c)
+                .optional()?;
+            convert_opt(row)
+        })
+        .await
+    }
+
+    async fn revoke_legacy_token(&self, id: &str) -> StoreResult<()> {
+        let id = id.to_owned();
+        self.run(move |c| {
+            diesel::update(tokens::table.find(id))
+                .set(tokens::revoked.eq(true))
+                .execute(c)?;
+            Ok(())
         })
         .await
     }
@@ -779,79 +869,6 @@ impl Repository for Store {
                 .select(wechat_sessions::sealed_key)
                 .first(c)
                 .optional()?)
-        })
-        .await
-    }
-
-    async fn insert_token(&self, token: &TokenRecord) -> StoreResult<()> {
-        let row = TokenRow::from(token);
-        self.run(move |c| {
-            diesel::insert_into(tokens::table).values(&row).execute(c)?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn get_token_by_access_hash(&self, hash: &str) -> StoreResult<Option<TokenRecord>> {
-        let hash = hash.to_owned();
-        self.run(move |c| {
-            let row = tokens::table
-                .filter(tokens::access_token_hash.eq(hash))
-                .select(TokenRow::as_select())
-                .first(c)
-                .optional()?;
-            convert_opt(row)
-        })
-        .await
-    }
-
-    async fn get_token_by_refresh_hash(&self, hash: &str) -> StoreResult<Option<TokenRecord>> {
-        let hash = hash.to_owned();
-        self.run(move |c| {
-            let row = tokens::table
-                .filter(tokens::refresh_token_hash.eq(hash))
-                .select(TokenRow::as_select())
-                .first(c)
-                .optional()?;
-            convert_opt(row)
-        })
-        .await
-    }
-
-    async fn claim_refresh(&self, id: &str) -> StoreResult<bool> {
-        let id = id.to_owned();
-        self.run(move |c| {
-            let n = diesel::update(
-                tokens::table
-                    .find(id)
-                    .filter(tokens::refresh_used.eq(false))
-                    .filter(tokens::revoked.eq(false)),
-            )
-            .set(tokens::refresh_used.eq(true))
-            .execute(c)?;
-            Ok(n == 1)
-        })
-        .await
-    }
-
-    async fn revoke_token(&self, id: &str) -> StoreResult<()> {
-        let id = id.to_owned();
-        self.run(move |c| {
-            diesel::update(tokens::table.find(id))
-                .set(tokens::revoked.eq(true))
-                .execute(c)?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn revoke_family(&self, family: &str) -> StoreResult<u64> {
-        let family = family.to_owned();
-        self.run(move |c| {
-            let n = diesel::update(tokens::table.filter(tokens::family.eq(family)))
-                .set(tokens::revoked.eq(true))
-                .execute(c)?;
-            Ok(n as u64)
         })
         .await
     }

@@ -4,7 +4,8 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use diesel::prelude::*;
 use iam_domain::model::{
-    Application, Cert, Organization, Profile, Provider, TokenRecord, User, WechatIdentity,
+    Application, Cert, Organization, Profile, Provider, RefreshToken, Session, TokenRecord, User,
+    WechatIdentity,
 };
 use iam_domain::values::{ClientId, CryptoAlgorithm, DisplayName, ObjectName};
 use iam_domain::{Secret, StoreError};
@@ -192,6 +193,7 @@ pub struct ApplicationRow {
     pub token_format: String,
     pub expire_in_hours: i64,
     pub refresh_expire_in_hours: i64,
+    pub max_sessions_per_user: i32,
     pub created_time: String,
     pub extra: String,
 }
@@ -213,6 +215,7 @@ impl TryFrom<&Application> for ApplicationRow {
             token_format: a.token_format.clone(),
             expire_in_hours: a.expire_in_hours,
             refresh_expire_in_hours: a.refresh_expire_in_hours,
+            max_sessions_per_user: a.max_sessions_per_user as i32,
             created_time: ts(&a.created_time),
             extra: serde_json::Value::Object(a.extra.clone()).to_string(),
         })
@@ -243,6 +246,7 @@ impl TryFrom<ApplicationRow> for Application {
             token_format: r.token_format,
             expire_in_hours: r.expire_in_hours,
             refresh_expire_in_hours: r.refresh_expire_in_hours,
+            max_sessions_per_user: r.max_sessions_per_user.max(0) as u32,
         })
     }
 }
@@ -462,4 +466,116 @@ impl TryFrom<TokenRow> for TokenRecord {
             refresh_used: r.refresh_used,
         })
     }
+}
+
+#[derive(Queryable, Selectable, Insertable, Debug, Clone)]
+#[diesel(table_name = sessions)]
+pub struct SessionRow {
+    pub id: String,
+    pub organization: String,
+    pub application: String,
+    pub user_id: String,
+    pub user_name: String,
+    pub created_time: String,
+    pub last_active_time: String,
+    pub expires_time: String,
+    pub client_ip: String,
+    pub user_agent: String,
+    pub revoked_time: Option<String>,
+    pub revoked_reason: String,
+}
+
+impl From<&Session> for SessionRow {
+    fn from(s: &Session) -> Self {
+        Self {
+            id: s.id.clone(),
+            organization: s.organization.clone(),
+            application: s.application.clone(),
+            user_id: s.user_id.clone(),
+            user_name: s.user_name.clone(),
+            created_time: ts(&s.created_time),
+            last_active_time: ts(&s.last_active_time),
+            expires_time: ts(&s.expires_time),
+            client_ip: s.client_ip.clone(),
+            user_agent: s.user_agent.clone(),
+            revoked_time: s.revoked_time.as_ref().map(ts),
+            revoked_reason: s.revoked_reason.clone(),
+        }
+    }
+}
+
+impl TryFrom<SessionRow> for Session {
+    type Error = StoreError;
+    fn try_from(r: SessionRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            created_time: parse_ts("session", &r.created_time)?,
+            last_active_time: parse_ts("session", &r.last_active_time)?,
+            expires_time: parse_ts("session", &r.expires_time)?,
+            revoked_time: parse_opt_ts("session", r.revoked_time.as_deref())?,
+            id: r.id,
+            organization: r.organization,
+            application: r.application,
+            user_id: r.user_id,
+            user_name: r.user_name,
+            client_ip: r.client_ip,
+            user_agent: r.user_agent,
+            revoked_reason: r.revoked_reason,
+        })
+    }
+}
+
+#[derive(Queryable, Selectable, Insertable, Debug, Clone)]
+#[diesel(table_name = refresh_tokens)]
+pub struct RefreshRow {
+    pub hash: String,
+    pub session_id: String,
+    pub application: String,
+    pub organization: String,
+    pub user_id: String,
+    pub scope: String,
+    pub created_time: String,
+    pub expires_time: String,
+    pub used: bool,
+}
+
+impl From<&RefreshToken> for RefreshRow {
+    fn from(t: &RefreshToken) -> Self {
+        Self {
+            hash: t.hash.clone(),
+            session_id: t.session_id.clone(),
+            application: t.application.clone(),
+            organization: t.organization.clone(),
+            user_id: t.user_id.clone(),
+            scope: t.scope.clone(),
+            created_time: ts(&t.created_time),
+            expires_time: ts(&t.expires_time),
+            used: t.used,
+        }
+    }
+}
+
+impl TryFrom<RefreshRow> for RefreshToken {
+    type Error = StoreError;
+    fn try_from(r: RefreshRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            created_time: parse_ts("refresh token", &r.created_time)?,
+            expires_time: parse_ts("refresh token", &r.expires_time)?,
+            hash: r.hash,
+            session_id: r.session_id,
+            application: r.application,
+            organization: r.organization,
+            user_id: r.user_id,
+            scope: r.scope,
+            used: r.used,
+        })
+    }
+}
+
+#[derive(Insertable, Debug, Clone)]
+#[diesel(table_name = revocations)]
+pub struct NewRevocationRow {
+    pub kind: String,
+    pub subject: String,
+    pub expires_time: String,
+    pub created_time: String,
 }

@@ -57,6 +57,7 @@ diesel::table! {
         token_format -> Text,
         expire_in_hours -> BigInt,
         refresh_expire_in_hours -> BigInt,
+        max_sessions_per_user -> Integer,
         created_time -> Text,
         extra -> Text,
     }
@@ -134,6 +135,47 @@ diesel::table! {
         created_time -> Text,
         revoked -> Bool,
         refresh_used -> Bool,
+    }
+}
+
+diesel::table! {
+    sessions (id) {
+        id -> Text,
+        organization -> Text,
+        application -> Text,
+        user_id -> Text,
+        user_name -> Text,
+        created_time -> Text,
+        last_active_time -> Text,
+        expires_time -> Text,
+        client_ip -> Text,
+        user_agent -> Text,
+        revoked_time -> Nullable<Text>,
+        revoked_reason -> Text,
+    }
+}
+
+diesel::table! {
+    refresh_tokens (hash) {
+        hash -> Text,
+        session_id -> Text,
+        application -> Text,
+        organization -> Text,
+        user_id -> Text,
+        scope -> Text,
+        created_time -> Text,
+        expires_time -> Text,
+        used -> Bool,
+    }
+}
+
+diesel::table! {
+    revocations (seq) {
+        seq -> BigInt,
+        kind -> Text,
+        subject -> Text,
+        expires_time -> Text,
+        created_time -> Text,
     }
 }
 

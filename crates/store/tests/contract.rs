@@ -168,6 +168,7 @@ fn app(name: &str, org: &str, client_id: &str, providers: &[&str]) -> Applicatio
         token_format: "JWT".into(),
         expire_in_hours: 168,
         refresh_expire_in_hours: 720,
+        max_sessions_per_user: 0,
         created_time: Utc::now(),
         extra: Default::default(),
     }
@@ -446,59 +447,364 @@ contract!(session_keys_are_replaced, |s: Store| async move {
     );
 });
 
-contract!(refresh_tokens_rotate_once, |s: Store| async move {
-    let now = Utc::now();
-    let t = TokenRecord {
-        id: "t1".into(),
-        application: "a1".into(),
+/// A sign-in of `user` in `app` at `at`, its refresh token `hash` living `hours`.
+fn sign_in(
+    sid: &str,
+    user: &str,
+    app: &str,
+    hash: &str,
+    at: chrono::DateTime<Utc>,
+    hours: i64,
+) -> SignInWrite {
+    let expires = at + chrono::Duration::hours(hours);
+    SignInWrite {
+        user: None,
+        wechat_key: None,
+        session: Session {
+            id: sid.into(),
+            organization: "demo".into(),
+            application: app.into(),
+            user_id: user.into(),
+            user_name: format!("name-{user}"),
+            created_time: at,
+            last_active_time: at,
+            expires_time: expires,
+            client_ip: "127.0.0.1".into(),
+            user_agent: "test".into(),
+            revoked_time: None,
+            revoked_reason: String::new(),
+        },
+        refresh: refresh(hash, sid, app, user, at, expires),
+        max_sessions: 0,
+    }
+}
+
+fn refresh(
+    hash: &str,
+    sid: &str,
+    app: &str,
+    user: &str,
+    at: chrono::DateTime<Utc>,
+    expires: chrono::DateTime<Utc>,
+) -> RefreshToken {
+    RefreshToken {
+        hash: hash.into(),
+        session_id: sid.into(),
+        application: app.into(),
         organization: "demo".into(),
-        user_id: "u1".into(),
-        access_token_hash: "ah1".into(),
-        refresh_token_hash: Some("rh1".into()),
-        family: "f1".into(),
+        user_id: user.into(),
         scope: "openid".into(),
-        token_type: "Bearer".into(),
-        expires_at: now,
-        refresh_expires_at: Some(now),
-        created_time: now,
-        revoked: false,
-        refresh_used: false,
-    };
-    s.insert_token(&t).await.unwrap();
-    s.insert_token(&TokenRecord {
-        id: "t2".into(),
-        access_token_hash: "ah2".into(),
-        refresh_token_hash: None,
-        ..t.clone()
-    })
-    .await
-    .unwrap();
-    assert!(matches!(
-        s.insert_token(&t).await,
-        Err(StoreError::Conflict(_))
-    ));
-    assert_eq!(
-        s.get_token_by_refresh_hash("rh1")
+        created_time: at,
+        expires_time: expires,
+        used: false,
+    }
+}
+
+contract!(
+    refresh_tokens_rotate_once_within_their_session,
+    |s: Store| async move {
+        let now = Utc::now();
+        let later = now + chrono::Duration::hours(48);
+        assert!(
+            s.record_sign_in(&sign_in("s1", "u1", "a1", "rh1", now, 24))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let stored = s.get_session("s1").await.unwrap().unwrap();
+        assert_eq!(stored.user_name, "name-u1");
+        assert_eq!(stored.client_ip, "127.0.0.1");
+        assert!(stored.is_active(now));
+        // The same session id again is a conflict, and writes nothing.
+        assert!(matches!(
+            s.record_sign_in(&sign_in("s1", "u1", "a1", "other", now, 24))
+                .await,
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(s.get_refresh_token("other").await.unwrap().is_none());
+
+        // Another application cannot present the token.
+        let next = refresh("rh2", "", "", "", now, later);
+        assert_eq!(
+            s.rotate_refresh("rh1", "a2", &next, later).await.unwrap(),
+            RefreshOutcome::Unknown
+        );
+        let RefreshOutcome::Rotated(session, token) =
+            s.rotate_refresh("rh1", "a1", &next, later).await.unwrap()
+        else {
+            panic!("the first presentation rotates");
+        };
+        assert_eq!(session.id, "s1");
+        assert_eq!(
+            session.expires_time.timestamp(),
+            later.timestamp(),
+            "the session lives on"
+        );
+        assert_eq!(
+            (token.session_id.as_str(), token.user_id.as_str()),
+            ("s1", "u1")
+        );
+        assert!(s.get_refresh_token("rh1").await.unwrap().unwrap().used);
+
+        // Presenting the used token again is reuse: the session ends, and its newest token with it.
+        let again = refresh("rh3", "", "", "", now, later);
+        assert_eq!(
+            s.rotate_refresh("rh1", "a1", &again, later).await.unwrap(),
+            RefreshOutcome::Reused("s1".into())
+        );
+        assert!(
+            s.get_refresh_token("rh3").await.unwrap().is_none(),
+            "nothing was issued"
+        );
+        let stored = s.get_session("s1").await.unwrap().unwrap();
+        assert!(!stored.is_active(now));
+        assert_eq!(stored.revoked_reason, "refresh token reused");
+        assert_eq!(
+            s.rotate_refresh("rh2", "a1", &again, later).await.unwrap(),
+            RefreshOutcome::Revoked
+        );
+        assert_eq!(
+            s.rotate_refresh("nope", "a1", &again, later).await.unwrap(),
+            RefreshOutcome::Unknown
+        );
+
+        // An expired refresh token does not rotate.
+        let past = now - chrono::Duration::hours(2);
+        s.record_sign_in(&sign_in("s2", "u1", "a1", "old", past, 1))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.rotate_refresh("old", "a1", &again, later).await.unwrap(),
+            RefreshOutcome::Expired
+        );
+    }
+);
+
+contract!(
+    concurrent_refreshes_end_the_session,
+    |s: Store| async move {
+        let now = Utc::now();
+        let later = now + chrono::Duration::hours(1);
+        for round in 0..10 {
+            let sid = format!("race-{round}");
+            let first = format!("rt-{round}");
+            s.record_sign_in(&sign_in(&sid, "u1", "a1", &first, now, 1))
+                .await
+                .unwrap();
+            let tasks: Vec<_> = (0..2)
+                .map(|i| {
+                    let (s, first) = (s.clone(), first.clone());
+                    let next = refresh(&format!("rt-{round}-{i}"), "", "", "", now, later);
+                    tokio::spawn(async move { s.rotate_refresh(&first, "a1", &next, later).await })
+                })
+                .collect();
+            let mut rotated = 0;
+            for t in tasks {
+                match t.await.unwrap().unwrap() {
+                    RefreshOutcome::Rotated(..) => rotated += 1,
+                    RefreshOutcome::Reused(_) => {}
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            assert_eq!(rotated, 1, "one presentation wins");
+            assert!(
+                !s.get_session(&sid).await.unwrap().unwrap().is_active(now),
+                "round {round}: the winner's chain is dead too"
+            );
+        }
+    }
+);
+
+contract!(
+    sessions_are_listed_limited_and_revoked,
+    |s: Store| async move {
+        let now = Utc::now();
+        let t = |m: i64| now + chrono::Duration::milliseconds(m);
+        for (i, sid) in ["a", "b", "c"].iter().enumerate() {
+            let mut w = sign_in(sid, "u1", "app", &format!("h-{sid}"), t(i as i64), 1);
+            w.max_sessions = 2;
+            let ended = s.record_sign_in(&w).await.unwrap();
+            if *sid == "c" {
+                assert_eq!(ended, vec!["a".to_owned()], "the oldest ends");
+            } else {
+                assert!(ended.is_empty());
+            }
+        }
+        // Other applications and users are not counted against the limit.
+        let mut w = sign_in("d", "u1", "other-app", "h-d", t(3), 1);
+        w.max_sessions = 1;
+        assert!(s.record_sign_in(&w).await.unwrap().is_empty());
+        s.record_sign_in(&sign_in("e", "u2", "app", "h-e", t(4), 1))
+            .await
+            .unwrap();
+
+        let q = |user: Option<&str>, app: Option<&str>| SessionQuery {
+            user_id: user.map(str::to_owned),
+            application: app.map(str::to_owned),
+            organization: Some("demo".into()),
+            ..Default::default()
+        };
+        let (all, total) = s.list_sessions(&q(None, None), t(10)).await.unwrap();
+        assert_eq!(total, 4);
+        let ids: Vec<_> = all.iter().map(|x| x.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["e", "d", "c", "b"],
+            "newest first; the ended one is not listed"
+        );
+        let (page, total) = s
+            .list_sessions(
+                &SessionQuery {
+                    offset: 1,
+                    limit: 2,
+                    ..q(None, None)
+                },
+                t(10),
+            )
+            .await
+            .unwrap();
+        assert_eq!((page.len(), total), (2, 4));
+        assert_eq!(page[0].id, "d");
+        assert_eq!(
+            s.list_sessions(&q(Some("u1"), Some("app")), t(10))
+                .await
+                .unwrap()
+                .1,
+            2
+        );
+        assert_eq!(
+            s.list_sessions(
+                &SessionQuery {
+                    organization: Some("elsewhere".into()),
+                    ..Default::default()
+                },
+                t(10)
+            )
             .await
             .unwrap()
-            .unwrap()
-            .id,
-        "t1"
-    );
-    assert!(s.claim_refresh("t1").await.unwrap());
-    assert!(
-        !s.claim_refresh("t1").await.unwrap(),
-        "a refresh token is used once"
-    );
-    assert_eq!(s.revoke_family("f1").await.unwrap(), 2);
-    assert!(
-        s.get_token_by_access_hash("ah2")
+            .1,
+            0
+        );
+
+        let before = s
+            .revocations_since(chrono::DateTime::UNIX_EPOCH, now)
+            .await
+            .unwrap();
+        assert_eq!(before, vec![Revocation::Session("a".into())]);
+        let cursor = Utc::now();
+        let which = SessionSelector::User {
+            user_id: "u1".into(),
+            application: None,
+        };
+        let mut ended = s
+            .revoke_sessions(&which, "signed out everywhere", Utc::now())
+            .await
+            .unwrap();
+        ended.sort();
+        assert_eq!(ended, ["b", "c", "d"]);
+        assert!(
+            s.revoke_sessions(&which, "again", Utc::now())
+                .await
+                .unwrap()
+                .is_empty(),
+            "revoking twice changes nothing"
+        );
+        assert!(
+            s.revoke_sessions(&SessionSelector::One("e".into()), "x", Utc::now())
+                .await
+                .unwrap()
+                == ["e"]
+        );
+        assert!(
+            s.revoke_sessions(&SessionSelector::One("e".into()), "x", Utc::now())
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            s.get_session("b").await.unwrap().unwrap().revoked_reason,
+            "signed out everywhere"
+        );
+        let seen = s.revocations_since(cursor, Utc::now()).await.unwrap();
+        assert_eq!(seen.len(), 4, "{seen:?}");
+        assert!(seen.contains(&Revocation::Session("e".into())));
+
+        // A session-less token is refused by its jti until it expires; recorded once.
+        let exp = Utc::now() + chrono::Duration::minutes(5);
+        s.revoke_jti("jti-1", exp, Utc::now()).await.unwrap();
+        s.revoke_jti("jti-1", exp, Utc::now()).await.unwrap();
+        let jtis: Vec<_> = s
+            .revocations_since(cursor, Utc::now())
             .await
             .unwrap()
-            .unwrap()
-            .revoked
-    );
-});
+            .into_iter()
+            .filter(|r| matches!(r, Revocation::Jti(..)))
+            .collect();
+        assert_eq!(jtis.len(), 1);
+        assert!(
+            matches!(&jtis[0], Revocation::Jti(j, e) if j == "jti-1" && e.timestamp() == exp.timestamp())
+        );
+    }
+);
+
+contract!(
+    purge_deletes_what_expired_and_nothing_else,
+    |s: Store| async move {
+        let now = Utc::now();
+        let past = now - chrono::Duration::hours(3);
+        for i in 0..7 {
+            s.record_sign_in(&sign_in(
+                &format!("old-{i}"),
+                "u1",
+                "a1",
+                &format!("old-{i}"),
+                past,
+                1,
+            ))
+            .await
+            .unwrap();
+        }
+        s.record_sign_in(&sign_in("live", "u1", "a1", "live", now, 1))
+            .await
+            .unwrap();
+        s.revoke_jti("gone", past, past).await.unwrap();
+        s.revoke_jti("kept", now + chrono::Duration::hours(1), now)
+            .await
+            .unwrap();
+        assert_eq!(s.session_table_counts().await.unwrap(), [8, 8, 2, 0]);
+
+        // Bounded passes: at most `batch` rows per table each.
+        let r = s.purge(now, 5).await.unwrap();
+        assert_eq!((r.sessions, r.refresh_tokens, r.revocations), (5, 5, 1));
+        let r = s.purge(now, 5).await.unwrap();
+        assert_eq!((r.sessions, r.refresh_tokens, r.revocations), (2, 2, 0));
+        assert_eq!(
+            s.purge(now, 5).await.unwrap().total(),
+            0,
+            "nothing left to purge"
+        );
+        assert_eq!(s.session_table_counts().await.unwrap(), [1, 1, 1, 0]);
+        assert!(s.get_session("live").await.unwrap().unwrap().is_active(now));
+        assert!(s.get_refresh_token("live").await.unwrap().is_some());
+
+        // Two purges at once (two nodes) delete each row once, without error.
+        for i in 0..20 {
+            s.record_sign_in(&sign_in(
+                &format!("p-{i}"),
+                "u1",
+                "a1",
+                &format!("p-{i}"),
+                past,
+                1,
+            ))
+            .await
+            .unwrap();
+        }
+        let (a, b) = tokio::join!(s.purge(now, 50), s.purge(now, 50));
+        assert_eq!(a.unwrap().sessions + b.unwrap().sessions, 20);
+        assert_eq!(s.session_table_counts().await.unwrap(), [1, 1, 1, 0]);
+    }
+);
 
 fn cert(name: &str) -> Cert {
     Cert {
