@@ -8,3 +8,4 @@ mod readme;
 mod restart;
 mod sessions;
 mod signin;
+mod upgrade;

@@ -9,6 +9,8 @@ use serde_json::{Value, json};
 
 use crate::signin::{APPID, CLIENT_ID, Ctx};
 
+/// What WeChat's mini program runtime sends, roughly.
+const USER_AGENT: &str = "Mozilla/5.0 (iPhone) MicroMessenger/8.0.50 miniProgram";
 const OTHER_CLIENT_ID: &str = "other000000000000000";
 
 fn field(v: &Value, key: &str) -> String {
@@ -30,7 +32,23 @@ async fn password_token(c: &Ctx, username: &str, password: &str) -> anyhow::Resu
 
 /// A mini program sign-in: (access token, refresh token, sid, user's `owner/name`).
 async fn sign_in(c: &mut Ctx, user: &str) -> anyhow::Result<(String, String, String, String)> {
-    let a = c.sign_in_with(user, &[]).await?;
+    let (code, _) = c.sim.login(APPID, user).await?;
+    c.people.push((APPID.into(), user.into()));
+    let form = [
+        ("tag", "wechat_miniprogram"),
+        ("client_id", CLIENT_ID),
+        ("code", code.as_str()),
+    ];
+    let a = c
+        .rec
+        .send(
+            c.rec
+                .http
+                .post(c.iam.url("/oauth/token"))
+                .header("user-agent", USER_AGENT)
+                .form(&form),
+        )
+        .await?;
     anyhow::ensure!(a.status == 200, "sign-in: {}", a.text);
     let t = a.json();
     let access = field(&t, "access_token");
@@ -46,6 +64,18 @@ async fn sign_in(c: &mut Ctx, user: &str) -> anyhow::Result<(String, String, Str
 
 async fn post(c: &Ctx, path: &str, bearer: &str) -> anyhow::Result<Answer> {
     c.post_json(path, bearer, json!({})).await
+}
+
+async fn introspect(c: &Ctx, token: &str, client: &str, secret: &str) -> anyhow::Result<Answer> {
+    c.rec
+        .send(
+            c.rec
+                .http
+                .post(c.iam.url("/api/login/oauth/introspect"))
+                .basic_auth(client, Some(secret))
+                .form(&[("token", token)]),
+        )
+        .await
 }
 
 fn refresh_form(r: &str) -> Vec<(&'static str, String)> {
@@ -103,7 +133,8 @@ async fn sessions_flow(db: Db) -> anyhow::Result<()> {
     assert_eq!(field(&list[1], "sid"), sid1);
     assert_eq!(field(&list[0], "application"), "demo-app");
     assert_eq!(field(&list[0], "clientIp"), "127.0.0.1");
-    for key in ["createdTime", "lastActiveTime", "expiresTime", "userAgent"] {
+    assert_eq!(field(&list[0], "userAgent"), USER_AGENT);
+    for key in ["createdTime", "lastActiveTime", "expiresTime"] {
         assert!(!field(&list[0], key).is_empty(), "{key}: {}", a.text);
     }
     assert!(
@@ -178,22 +209,9 @@ async fn sessions_flow(db: Db) -> anyhow::Result<()> {
     assert_eq!(a.status, 403, "{}", a.text);
     assert_eq!(c.get("/api/get-account", &olga).await?.status, 200);
     // Introspection describes a token only to an application of its organization.
-    let introspect = |token: String, client: &'static str, secret: &'static str| {
-        let rec = c.rec.clone();
-        let url = c.iam.url("/api/login/oauth/introspect");
-        async move {
-            rec.send(
-                rec.http
-                    .post(url)
-                    .basic_auth(client, Some(secret))
-                    .form(&[("token", token.as_str())]),
-            )
-            .await
-        }
-    };
-    let a = introspect(olga.clone(), CLIENT_ID, "demo-app-secret").await?;
+    let a = introspect(&c, &olga, CLIENT_ID, "demo-app-secret").await?;
     assert_eq!(a.json(), json!({"active": false}), "{}", a.text);
-    let a = introspect(olga.clone(), OTHER_CLIENT_ID, "other-secret").await?;
+    let a = introspect(&c, &olga, OTHER_CLIENT_ID, "other-secret").await?;
     assert_eq!(a.json()["active"], true, "{}", a.text);
 
     // Casdoor's sso-logout: this session only, then every session.
@@ -337,7 +355,7 @@ async fn sessions_flow(db: Db) -> anyhow::Result<()> {
             .await?;
         assert_eq!(a.status, 200, "{}", a.text);
         assert_eq!(c.get("/api/get-account", token).await?.status, 401);
-        let a = introspect(token.clone(), CLIENT_ID, "demo-app-secret").await?;
+        let a = introspect(&c, token, CLIENT_ID, "demo-app-secret").await?;
         assert_eq!(a.json(), json!({"active": false}));
     }
     assert_eq!(c.token(&refresh_form(&r3)).await?.status, 400);
@@ -484,8 +502,11 @@ async fn two_nodes_on_postgres_share_revocations() -> anyhow::Result<()> {
     let Some(db) = Db::postgres()? else {
         return Ok(());
     };
-    let mut c = Ctx::start(db, &[]).await?;
+    // Nodes behind one name share the issuer their tokens carry.
+    const ORIGIN: &str = "https://iam.example.test";
+    let mut c = Ctx::start(db, &[("origin", ORIGIN)]).await?;
     let mut opts = IamOptions::new(&c.db);
+    opts.extra_env.push(("origin".into(), ORIGIN.into()));
     opts.wechat_api_base = c.sim.base.clone();
     opts.init_data = Some(workspace_root().join("tests/e2e/fixtures/init_data.json"));
     let b: Iam = Iam::start(&opts)?;
@@ -540,7 +561,16 @@ async fn two_nodes_on_postgres_share_revocations() -> anyhow::Result<()> {
         ])
         .await?;
     let app_token = field(&ans.json(), "access_token");
-    assert_eq!(status_of(&c, &b.base, &app_token).await?, 200);
+    let probe = c
+        .rec
+        .send(
+            c.rec
+                .http
+                .get(b.url("/api/get-users?owner=demo"))
+                .bearer_auth(&app_token),
+        )
+        .await?;
+    assert_eq!(probe.status, 200, "{}", probe.text);
     let ans = c
         .rec
         .send(

@@ -640,11 +640,12 @@ async fn token_lifecycle(db: Db) -> anyhow::Result<()> {
         .ok_or_else(|| anyhow::anyhow!("cert"))?;
     let fresh = c.sign_in("ivy").await?;
     let me = c.account(&fresh).await?;
-    let expired = iam_e2e::forge_expired_token(
+    let expired = iam_e2e::sign_user_token(
         &cert,
         &c.iam.base,
         me["data"]["id"].as_str().unwrap_or_default(),
-        &iam_e2e::claims(&fresh)?["sid"].as_str().unwrap_or_default(),
+        iam_e2e::claims(&fresh)?["sid"].as_str().unwrap_or_default(),
+        chrono::Utc::now() - chrono::Duration::hours(2),
     )?;
     let a = c.get("/api/get-account", &expired).await?;
     assert_eq!(a.status, 401, "{}", a.text);

@@ -45,7 +45,7 @@ user_token=$(curl -sf -X POST "$iam/oauth/token" -d "tag=wechat_miniprogram&clie
 user_name=$(curl -sf "$iam/api/get-account" -H "Authorization: Bearer $user_token" | json '["name"]')
 
 echo "== Casdoor Python SDK 1.43.3"
-"$work/venv/bin/python" "$root/tests/sdk/casdoor_py.py" "$iam" "$user_token" "$user_name"
+"$work/venv/bin/python" "$root/tests/sdk/casdoor_py.py" "$iam" "$user_token" "$user_name" "$sim"
 echo "== Casdoor Node SDK 1.24.0"
 NODE_PATH="$work/node_modules" node "$root/tests/sdk/casdoor_node.js" "$iam" "$user_token" "$user_name"
 

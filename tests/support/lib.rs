@@ -600,18 +600,19 @@ pub fn claims(token: &str) -> Result<serde_json::Value> {
     )?)
 }
 
-/// A token signed with the server's own key for a live session `sid`, but expired an hour ago:
-/// what a client holding an old token presents.
-pub fn forge_expired_token(
+/// A demo-app user's access token signed with the server's own key, issued at `issued` and
+/// living an hour, in session `sid` (none when empty: what servers from before sessions
+/// issued).
+pub fn sign_user_token(
     cert: &iam_domain::model::Cert,
     issuer: &str,
     user_id: &str,
     sid: &str,
+    issued: chrono::DateTime<chrono::Utc>,
 ) -> Result<String> {
     use iam_domain::ports::TokenCodec;
     iam_jwt::install_crypto_provider();
     let codec = iam_jwt::JwtCodec::new();
-    let past = chrono::Utc::now() - chrono::Duration::hours(2);
     let mut claims = iam_domain::service::access_claims(
         DEMO_CLIENT_ID,
         chrono::Duration::hours(1),
@@ -624,8 +625,14 @@ pub fn forge_expired_token(
         },
         "",
         issuer,
-        past,
+        issued,
     );
     claims.sid = sid.to_owned();
     codec.sign(cert, &claims).map_err(|e| anyhow!("{e}"))
+}
+
+/// The hash under which the server stores a token.
+pub fn token_hash(token: &str) -> String {
+    use iam_domain::ports::TokenCodec;
+    iam_jwt::JwtCodec::new().hash(token)
 }

@@ -377,6 +377,7 @@ impl Iam {
 
     /// The JWTs of a user in session `sid`: the access token and, for scope `openid`, the ID
     /// token. Nothing is stored.
+    #[allow(clippy::too_many_arguments)] // each is one claim's source; a struct would only rename them
     pub(crate) async fn user_tokens(
         &self,
         app: &Application,
