@@ -655,9 +655,9 @@ async fn purge_run(cli: &Cli) -> Result<()> {
         print(&o);
         stack.print_sizes().await;
     }
+    tokio::time::sleep(Duration::from_secs(8)).await;
     stop.store(true, Ordering::Relaxed);
     ager.await??;
-    tokio::time::sleep(Duration::from_secs(8)).await;
     println!("  after {done} sign-ins and 8 s of quiet:");
     stack.print_sizes().await;
     let metrics = reqwest::get(stack.target.url("/metrics"))

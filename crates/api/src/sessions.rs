@@ -143,8 +143,12 @@ impl SessionsApi {
         state: Data<&Arc<AppState>>,
         caller: Caller,
         #[oai(validator(max_length = 100))] owner: Query<Option<String>>,
-        #[oai(validator(max_length = 20))] p: Query<Option<String>>,
-        #[oai(name = "pageSize", validator(max_length = 20))] page_size: Query<Option<String>>,
+        #[oai(validator(max_length = 20, pattern = r"^[1-9][0-9]*$"))] p: Query<Option<String>>,
+        #[oai(
+            name = "pageSize",
+            validator(max_length = 4, pattern = r"^[1-9][0-9]*$")
+        )]
+        page_size: Query<Option<String>>,
     ) -> Answer {
         let (groups, total) = state
             .iam
@@ -211,7 +215,10 @@ impl SessionsApi {
         state: Data<&Arc<AppState>>,
         caller: Caller,
         /// `owner/name`.
-        #[oai(validator(max_length = 201))]
+        #[oai(validator(
+            max_length = 201,
+            pattern = r"^[^/\s\x00-\x1f\x7f]{1,100}/[^/\s\x00-\x1f\x7f]{1,100}$"
+        ))]
         id: Query<String>,
     ) -> Answer {
         let sessions = state.iam.user_sessions(&caller.principal, &id.0).await?;
@@ -234,7 +241,9 @@ impl SessionsApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
-        #[oai(validator(max_length = 200))] sid: Query<String>,
+        /// The session id (the `sid` claim of its tokens).
+        #[oai(validator(max_length = 100, pattern = r"^[\x21-\x7e]{1,100}$"))]
+        sid: Query<String>,
     ) -> Answer {
         let changed = state.iam.revoke_session(&caller.principal, &sid.0).await?;
         Ok(Reply::affected(changed))
@@ -251,7 +260,11 @@ impl SessionsApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
-        #[oai(validator(max_length = 201))] id: Query<String>,
+        #[oai(validator(
+            max_length = 201,
+            pattern = r"^[^/\s\x00-\x1f\x7f]{1,100}/[^/\s\x00-\x1f\x7f]{1,100}$"
+        ))]
+        id: Query<String>,
     ) -> Answer {
         let n = state
             .iam
@@ -270,7 +283,9 @@ impl SessionsApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: BearerCaller,
-        #[oai(name = "logoutAll", validator(max_length = 10))] logout_all: Query<Option<String>>,
+        #[oai(name = "logoutAll", validator(pattern = r"^(true|false|1|0)?$"))] logout_all: Query<
+            Option<String>,
+        >,
     ) -> Answer {
         let all = match logout_all.0.as_deref().map(str::trim).unwrap_or_default() {
             "" | "false" | "0" => false,
@@ -302,8 +317,12 @@ impl SessionsApi {
         state: Data<&Arc<AppState>>,
         caller: Caller,
         #[oai(validator(max_length = 100))] owner: Query<Option<String>>,
-        #[oai(validator(max_length = 20))] p: Query<Option<String>>,
-        #[oai(name = "pageSize", validator(max_length = 20))] page_size: Query<Option<String>>,
+        #[oai(validator(max_length = 20, pattern = r"^[1-9][0-9]*$"))] p: Query<Option<String>>,
+        #[oai(
+            name = "pageSize",
+            validator(max_length = 4, pattern = r"^[1-9][0-9]*$")
+        )]
+        page_size: Query<Option<String>>,
     ) -> Answer {
         let (sessions, total) = state
             .iam

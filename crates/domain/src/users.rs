@@ -261,8 +261,8 @@ impl Iam {
     pub async fn account(&self, caller: &Principal) -> Result<(User, Option<Organization>), Error> {
         match caller {
             Principal::User(u) => {
-                let org = self.repo.get_organization(&u.owner).await?;
-                Ok((u.clone(), org))
+                let org = self.organization(&u.owner).await?;
+                Ok((u.clone(), org.map(|o| (*o).clone())))
             }
             Principal::Application(_) => Err(Error::Invalid(
                 "an application token has no account; sign a user in".into(),

@@ -113,7 +113,9 @@ pub async fn serve(config: Config) -> Result<()> {
     // prints are never printed and then lost to a failed start.
     let sealer = session_key_sealer(&config).await?;
     let store = open_store(&config).await?;
-    store.spawn_checkpointer(Duration::from_millis(200), iam_store::WAL_RESET_BYTES);
+    // Once a second: a page written many times within the second is copied into the database
+    // once (every 200 ms cost 3% of a sign-in's CPU in the profile, for nothing).
+    store.spawn_checkpointer(Duration::from_secs(1), iam_store::WAL_RESET_BYTES);
     let addr = format!("{}:{}", config.http_addr, config.http_port);
     let acceptor = TcpListener::bind(addr.clone())
         .into_acceptor()
