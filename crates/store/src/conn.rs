@@ -91,15 +91,12 @@ impl Manager {
                 // WAL lets readers run beside the one writer; the busy timeout makes writers queue
                 // instead of failing; foreign keys are off by default in SQLite. No commit runs
                 // a checkpoint itself (wal_autocheckpoint = 0): the store's checkpointer does,
-                // in the background, and a reset log is cut back to journal_size_limit. The
-                // database file is read through a shared memory map rather than a pread per page
-                // into each connection's own cache (a tenth of a sign-in's CPU went to those
-                // reads and writes).
+                // in the background, and a reset log is cut back to journal_size_limit. (A
+                // memory-mapped database was tried: more CPU per sign-in, and a larger log.)
                 c.batch_execute(
                     "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
                      PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; \
-                     PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864; \
-                     PRAGMA mmap_size = 1073741824;",
+                     PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;",
                 )
                 .map_err(diesel::r2d2::Error::QueryError)?;
                 Ok(AnyConnection::Sqlite(c))
