@@ -460,7 +460,8 @@ fn start(cli: &Cli, db: Db, extra: &[(&str, &str)]) -> Result<Stack> {
     })
 }
 
-async fn warm_returning(stack: &Stack, users: usize) -> Result<()> {
+/// Signs each of `users` returning users in once; their access tokens, in order.
+async fn warm_returning(stack: &Stack, users: usize) -> Result<Vec<String>> {
     let client = reqwest::Client::new();
     let mut tasks = Vec::new();
     for chunk in (0..users)
@@ -474,6 +475,7 @@ async fn warm_returning(stack: &Stack, users: usize) -> Result<()> {
             stack.target.url("/oauth/token"),
         );
         tasks.push(tokio::spawn(async move {
+            let mut tokens = Vec::with_capacity(chunk.len());
             for i in chunk {
                 let v: serde_json::Value = client
                     .post(format!("{sim}/sim/login"))
@@ -492,51 +494,21 @@ async fn warm_returning(stack: &Stack, users: usize) -> Result<()> {
                     ])
                     .send()
                     .await?;
+                let status = r.status();
+                let body: serde_json::Value = r.json().await.unwrap_or_default();
+                let token = body["access_token"].as_str().unwrap_or_default();
                 anyhow::ensure!(
-                    r.status() == 200,
-                    "warm-up sign-in failed: {}",
-                    r.text().await?
+                    status == 200 && !token.is_empty(),
+                    "warm-up sign-in failed: {status} {body}"
                 );
+                tokens.push(token.to_owned());
             }
-            Ok::<(), anyhow::Error>(())
+            Ok::<_, anyhow::Error>(tokens)
         }));
     }
+    let mut tokens = Vec::with_capacity(users);
     for t in tasks {
-        t.await??;
-    }
-    Ok(())
-}
-
-/// Access tokens of `n` returning users, one sign-in each.
-async fn user_tokens(stack: &Stack, n: usize) -> Result<Vec<String>> {
-    let client = reqwest::Client::new();
-    let mut tokens = Vec::with_capacity(n);
-    for i in 0..n {
-        let v: serde_json::Value = client
-            .post(format!("{}/sim/login", stack.target.sim))
-            .json(&json!({"appid": APPID, "user": format!("returning-{i}")}))
-            .send()
-            .await?
-            .json()
-            .await?;
-        let code = v["code"].as_str().unwrap_or_default().to_owned();
-        let t: serde_json::Value = client
-            .post(stack.target.url("/oauth/token"))
-            .form(&[
-                ("tag", "wechat_miniprogram"),
-                ("client_id", CLIENT_ID),
-                ("code", code.as_str()),
-            ])
-            .send()
-            .await?
-            .json()
-            .await?;
-        tokens.push(
-            t["access_token"]
-                .as_str()
-                .context("a sign-in gave no access token")?
-                .to_owned(),
-        );
+        tokens.extend(t.await??);
     }
     Ok(tokens)
 }
@@ -582,7 +554,7 @@ async fn token_and_bearer(
         )
         .await?;
         print(&h);
-        let tokens = user_tokens(stack, cli.concurrency.clamp(1, 256)).await?;
+        let tokens = warm_returning(stack, cli.concurrency.clamp(1, 256)).await?;
         let o = run_scenario(
             &format!("Bearer GET /api/get-account, {label}"),
             &stack.target,
@@ -751,7 +723,6 @@ async fn main() -> Result<()> {
     }
     if want("client-credentials") || want("bearer") {
         let stack = start(&cli, Db::sqlite()?, &[])?;
-        warm_returning(&stack, cli.concurrency.clamp(1, 256)).await?;
         token_and_bearer(&cli, &stack, "SQLite", bare_rate, &want).await?;
     }
     if want("first") {
