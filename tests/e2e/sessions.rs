@@ -411,6 +411,11 @@ async fn sessions_flow(db: Db) -> anyhow::Result<()> {
     assert_eq!(a.json()["data"], "Affected", "{}", a.text);
     assert_eq!(c.get("/api/get-account", &m2).await?.status, 401);
     assert_eq!(c.get("/api/get-account", &m3).await?.status, 401);
+    let (d1, dr, _, del_id) = sign_in(&mut c, "deleted").await?;
+    let a = post(&c, &format!("/api/delete-user?id={del_id}"), &demo_admin).await?;
+    assert_eq!(a.json()["data"], "Affected", "{}", a.text);
+    assert_eq!(c.get("/api/get-account", &d1).await?.status, 401);
+    assert_eq!(c.token(&refresh_form(&dr)).await?.status, 400);
 
     c.assert_no_session_key_leaked().await?;
     Ok(())
@@ -442,9 +447,10 @@ async fn race_refreshes(c: &mut Ctx, a: &str, b: &str, rounds: usize) -> anyhow:
                 _ => anyhow::bail!("round {round}: {} {}", ans.status, ans.text),
             }
         }
-        assert!(
-            winners.len() <= 1,
-            "round {round}: one refresh token, two winners"
+        assert_eq!(
+            winners.len(),
+            1,
+            "round {round}: exactly one of two presentations of a good token wins"
         );
         for w in winners {
             let access = field(&w, "access_token");

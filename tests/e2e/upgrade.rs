@@ -198,6 +198,18 @@ async fn upgrade(db: Db) -> anyhow::Result<()> {
     let a = refresh("r-revoked").await?;
     assert_eq!(a.status, 400, "{}", a.text);
 
+    // Such a token names no session to sign out of alone: a clear 400, nothing ended.
+    let a = rec
+        .send(
+            rec.http
+                .post(iam.url("/api/sso-logout?logoutAll=false"))
+                .bearer_auth(&legacy_access),
+        )
+        .await?;
+    assert_eq!(a.status, 400, "{}", a.text);
+    assert!(a.msg().contains("logoutAll=true"), "{}", a.text);
+    assert_eq!(get_account(legacy_access.clone()).await?, 200);
+
     // Revoking a pre-upgrade access token ends its chain.
     let a = rec
         .send(

@@ -113,6 +113,14 @@ impl Reply {
             Value::Null,
         )
     }
+
+    /// A write that ended `n` things: `Affected` when any, and `data2` = how many.
+    pub fn affected_count(n: usize) -> Self {
+        Self::ok(
+            json!(if n > 0 { "Affected" } else { "Unaffected" }),
+            json!(n),
+        )
+    }
 }
 
 /// A token-endpoint success: never cached (RFC 6749 §5.1).

@@ -121,9 +121,7 @@ async fn run_token(state: &AppState, req: &Request, mut tr: TokenRequest) -> Tok
     tr.user_agent = req
         .header(poem::http::header::USER_AGENT)
         .unwrap_or_default()
-        .chars()
-        .take(256)
-        .collect();
+        .to_owned();
     let t = state.iam.token(&tr, &issuer(req, &state.origin)).await?;
     Ok(OAuthReply::token(&serde_json::to_value(&t).map_err(
         |e| OAuthFailure(OAuthError::server_error(e.to_string())),

@@ -270,10 +270,7 @@ impl SessionsApi {
             .iam
             .revoke_user_sessions(&caller.principal, &id.0)
             .await?;
-        Ok(Reply::ok(
-            json!(if n > 0 { "Affected" } else { "Unaffected" }),
-            json!(n),
-        ))
+        Ok(Reply::affected_count(n))
     }
 
     /// Casdoor's sign-out: ends the session of the Bearer token, or with `logoutAll=true`
@@ -302,10 +299,7 @@ impl SessionsApi {
             .map(|c| c.sid.as_str())
             .unwrap_or_default();
         let n = state.iam.sso_logout(&caller.principal, sid, all).await?;
-        Ok(Reply::ok(
-            json!(if n > 0 { "Affected" } else { "Unaffected" }),
-            json!(n),
-        ))
+        Ok(Reply::affected_count(n))
     }
 
     /// Casdoor's token list, drawn from the active sessions of the organizations you

@@ -512,10 +512,7 @@ impl Iam {
             return Ok(false);
         };
         // Sessions first: a token must not outlive its user by a moment.
-        let which = crate::model::SessionSelector::User {
-            user_id: user.id.clone(),
-            application: None,
-        };
+        let which = crate::model::SessionSelector::all_of(&user.id);
         self.end_sessions(&which, "the user was deleted").await?;
         let deleted = self.repo.delete_user(owner, name).await?;
         self.user_changed(&user.id);

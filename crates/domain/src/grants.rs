@@ -2,11 +2,9 @@
 
 use chrono::Utc;
 
-use chrono::Duration;
-
 use crate::model::{
-    Application, Provider, RefreshOutcome, RefreshToken, SessionSelector, SignInWrite, User,
-    WechatIdentity, WechatUserOutcome,
+    Application, Provider, RefreshOutcome, SessionSelector, SignInWrite, User, WechatIdentity,
+    WechatUserOutcome,
 };
 use crate::oauth::{OAuthError, OAuthErrorKind, TokenResponse};
 use crate::ports::WechatError;
@@ -382,21 +380,7 @@ impl Iam {
             return Err(OAuthError::invalid_request("refresh_token is required"));
         }
         let now = Utc::now();
-        let next_raw = self.codec.random_token();
-        let next = RefreshToken {
-            hash: self.codec.hash(&next_raw),
-            session_id: String::new(),
-            application: app.name.to_string(),
-            organization: String::new(),
-            user_id: String::new(),
-            scope: String::new(),
-            created_time: now,
-            expires_time: now + Duration::hours(app.refresh_expire_in_hours),
-            used: false,
-        };
-        let session_expires = next
-            .expires_time
-            .max(now + Duration::hours(app.expire_in_hours));
+        let (next_raw, next, session_expires) = self.new_refresh(&app, now);
         let outcome = self
             .repo
             .rotate_refresh(

@@ -292,6 +292,16 @@ pub enum SessionSelector {
     },
 }
 
+impl SessionSelector {
+    /// Every active session of the user, in every application.
+    pub fn all_of(user_id: &str) -> Self {
+        Self::User {
+            user_id: user_id.to_owned(),
+            application: None,
+        }
+    }
+}
+
 /// A revocation other nodes must learn of: a session, or a session-less token by its `jti`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Revocation {

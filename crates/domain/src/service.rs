@@ -326,9 +326,7 @@ impl Iam {
         issuer: &str,
     ) -> Result<(TokenResponse, Session, RefreshToken), OAuthError> {
         let now = Utc::now();
-        let refresh_raw = self.codec.random_token();
-        let refresh_expires = now + Duration::hours(app.refresh_expire_in_hours);
-        let access_expires = now + Duration::hours(app.expire_in_hours);
+        let (refresh_raw, refresh, session_expires) = self.new_refresh(app, now);
         let session = Session {
             id: uuid::Uuid::new_v4().to_string(),
             organization: user.owner.to_string(),
@@ -337,22 +335,18 @@ impl Iam {
             user_name: user.name.to_string(),
             created_time: now,
             last_active_time: now,
-            expires_time: refresh_expires.max(access_expires),
+            expires_time: session_expires,
             client_ip: request.client_ip.clone(),
             user_agent: request.user_agent.chars().take(500).collect(),
             revoked_time: None,
             revoked_reason: String::new(),
         };
         let refresh = RefreshToken {
-            hash: self.codec.hash(&refresh_raw),
             session_id: session.id.clone(),
-            application: app.name.to_string(),
             organization: user.owner.to_string(),
             user_id: user.id.clone(),
             scope: request.scope.clone(),
-            created_time: now,
-            expires_time: refresh_expires,
-            used: false,
+            ..refresh
         };
         let tokens = self
             .user_tokens(
@@ -373,6 +367,31 @@ impl Iam {
             session,
             refresh,
         ))
+    }
+
+    /// A new opaque refresh token of `app` issued at `now`, its stored form (whose session,
+    /// organization, user and scope the caller fills in), and when a session holding it ends:
+    /// with the refresh token, or with the access token if that lives longer.
+    pub(crate) fn new_refresh(
+        &self,
+        app: &Application,
+        now: DateTime<Utc>,
+    ) -> (String, RefreshToken, DateTime<Utc>) {
+        let raw = self.codec.random_token();
+        let expires = now + Duration::hours(app.refresh_expire_in_hours);
+        let token = RefreshToken {
+            hash: self.codec.hash(&raw),
+            session_id: String::new(),
+            application: app.name.to_string(),
+            organization: String::new(),
+            user_id: String::new(),
+            scope: String::new(),
+            created_time: now,
+            expires_time: expires,
+            used: false,
+        };
+        let session_ends = expires.max(now + Duration::hours(app.expire_in_hours));
+        (raw, token, session_ends)
     }
 
     /// The JWTs of a user in session `sid`: the access token and, for scope `openid`, the ID

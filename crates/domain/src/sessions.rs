@@ -378,11 +378,10 @@ impl Iam {
             Principal::User(u) if u.id == user.id => "signed out everywhere",
             _ => "revoked by an administrator",
         };
-        let which = SessionSelector::User {
-            user_id: user.id,
-            application: None,
-        };
-        Ok(self.end_sessions(&which, reason).await?.len())
+        Ok(self
+            .end_sessions(&SessionSelector::all_of(&user.id), reason)
+            .await?
+            .len())
     }
 
     /// Casdoor's `POST /api/sso-logout`: ends the caller's session, or (`logout_all`) all of
@@ -398,11 +397,14 @@ impl Iam {
                 "an application token has no session to sign out of; send a user's token",
             ));
         };
-        let which = if logout_all || sid.is_empty() {
-            SessionSelector::User {
-                user_id: user.id.clone(),
-                application: None,
-            }
+        let which = if logout_all {
+            SessionSelector::all_of(&user.id)
+        } else if sid.is_empty() {
+            // A token from before sessions names none: ending all of them would surprise.
+            return Err(Error::invalid(
+                "logoutAll: this token was issued before sessions and names none; send \
+                 logoutAll=true to sign out everywhere",
+            ));
         } else {
             SessionSelector::One(sid.to_owned())
         };

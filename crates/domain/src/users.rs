@@ -185,10 +185,7 @@ impl Iam {
         self.user_changed(&user.id);
         if user.is_blocked() && !before.is_blocked() {
             // Forbidden or deleted: every token of theirs stops working now.
-            let which = crate::model::SessionSelector::User {
-                user_id: user.id.clone(),
-                application: None,
-            };
+            let which = crate::model::SessionSelector::all_of(&user.id);
             self.end_sessions(&which, "the user was forbidden").await?;
         }
         Ok(true)
