@@ -86,11 +86,14 @@ pub async fn phone_code(sim: Data<&Arc<Sim>>, body: Body) -> Response {
     if b.phone.is_empty() || !b.phone.bytes().all(|c| c.is_ascii_digit()) {
         return bad_request("phone must be digits");
     }
-    let _ = b.user;
+    if b.user.is_empty() {
+        return bad_request("user is required");
+    }
     let code = random_phone_code();
     sim.phone_codes.insert(
         code.clone(),
         crate::state::PhoneCode {
+            user: b.user,
             appid: b.appid,
             phone: b.phone,
             country_code: b.country_code.unwrap_or_else(|| "86".into()),
@@ -99,6 +102,42 @@ pub async fn phone_code(sim: Data<&Arc<Sim>>, body: Body) -> Response {
         },
     );
     Json(json!({"code": code})).into_response()
+}
+
+#[derive(Deserialize)]
+struct EncryptBody {
+    appid: String,
+    user: String,
+    /// Any JSON object: WeChat's watermark is added to it.
+    data: serde_json::Value,
+}
+
+/// `POST /sim/encrypted-data {"appid","user","data"}` → `{"encryptedData","iv"}`: what the
+/// phone hands the mini program (the phone button's legacy fields, WeRun, share info): `data`
+/// with WeChat's watermark, AES-128-CBC under the user's current session key, random iv.
+#[handler]
+pub async fn encrypted_data(sim: Data<&Arc<Sim>>, body: Body) -> Response {
+    let b: EncryptBody = match parse(body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    if let Err(r) = known_app(&sim, &b.appid) {
+        return r;
+    }
+    let serde_json::Value::Object(mut data) = b.data else {
+        return bad_request("data must be a JSON object");
+    };
+    let Some(key) = sim.session_key(&b.appid, &b.user) else {
+        return bad_request("the user has no session key yet: POST /sim/login first");
+    };
+    data.insert(
+        "watermark".into(),
+        json!({"timestamp": sim.now(), "appid": b.appid}),
+    );
+    match crate::state::encrypt(&key, serde_json::Value::Object(data).to_string().as_bytes()) {
+        Ok((encrypted, iv)) => Json(json!({"encryptedData": encrypted, "iv": iv})).into_response(),
+        Err(e) => bad_request(e),
+    }
 }
 
 #[derive(Deserialize)]

@@ -36,6 +36,8 @@ pub struct Code {
 #[derive(Debug)]
 pub struct PhoneCode {
     pub appid: String,
+    /// The user who pressed the button: the code is refused for anyone else's openid.
+    pub user: String,
     pub phone: String,
     pub country_code: String,
     pub minted_at: i64,
@@ -225,6 +227,19 @@ impl Sim {
         code
     }
 
+    /// WeChat's `resetusersessionkey`: a fresh key for the user, at once.
+    pub fn reset_session_key(&self, appid: &str, user: &str) -> String {
+        let key = random_session_key();
+        self.session_keys.insert(
+            (appid.to_owned(), user.to_owned()),
+            SessionKey {
+                key: key.clone(),
+                rotated_at: self.now(),
+            },
+        );
+        key
+    }
+
     pub fn session_key(&self, appid: &str, user: &str) -> Option<String> {
         self.session_keys
             .get(&(appid.to_owned(), user.to_owned()))
@@ -322,6 +337,22 @@ impl Sim {
     }
 }
 
+/// AES-128-CBC with PKCS#7 under a base64 session key and a random iv, as WeChat seals
+/// `encryptedData`; both come back base64.
+pub fn encrypt(session_key: &str, plain: &[u8]) -> Result<(String, String), String> {
+    use aes::cipher::{BlockEncryptMut, KeyIvInit, block_padding::Pkcs7};
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let key = b64
+        .decode(session_key)
+        .map_err(|e| format!("session key is not base64: {e}"))?;
+    let mut iv = [0u8; 16];
+    rand::rng().fill_bytes(&mut iv);
+    let enc = cbc::Encryptor::<aes::Aes128>::new_from_slices(&key, &iv)
+        .map_err(|e| format!("session key: {e}"))?;
+    let ct = enc.encrypt_padded_vec_mut::<Pkcs7>(plain);
+    Ok((b64.encode(ct), b64.encode(iv)))
+}
+
 /// A login code: 32 characters of `[0-9A-Za-z]` starting with `0`.
 pub fn random_code() -> String {
     let mut rng = rand::rng();
@@ -373,6 +404,7 @@ pub fn errmsg(errcode: i64) -> &'static str {
         47001 => "data format error",
         87008 => "invalid sig_method",
         87009 => "invalid signature",
+        40003 => "invalid openid",
         _ => "unknown error",
     }
 }

@@ -266,7 +266,10 @@ pub async fn getuserphonenumber(sim: Data<&Arc<Sim>>, Query(q): Params, raw: Bod
     let Some(code) = v.get("code").and_then(|c| c.as_str()) else {
         return wx_error(&sim, API, 40029, JSON);
     };
+    let openid = v.get("openid").and_then(|o| o.as_str()).unwrap_or_default();
     let now = sim.now();
+    // A phone code belongs to the user who pressed the button: with anyone else's openid, or
+    // none, it is refused (and spent, as WeChat spends a code on its first use).
     let (phone, country) = {
         let Some(mut c) = sim.phone_codes.get_mut(code) else {
             return wx_error(&sim, API, 40029, JSON);
@@ -275,6 +278,9 @@ pub async fn getuserphonenumber(sim: Data<&Arc<Sim>>, Query(q): Params, raw: Bod
             return wx_error(&sim, API, 40029, JSON);
         }
         c.used = true;
+        if openid != sim.openid(&appid, &c.user) {
+            return wx_error(&sim, API, 40029, JSON);
+        }
         (c.phone.clone(), c.country_code.clone())
     };
     let full = if country == "86" {
@@ -299,7 +305,36 @@ pub async fn getuserphonenumber(sim: Data<&Arc<Sim>>, Query(q): Params, raw: Bod
     )
 }
 
-/// `GET /wxa/checksession`: signature = hex(HMAC-SHA256(key = session_key text, msg = "")).
+/// The checks `checksession` and `resetusersessionkey` share: the access token, `sig_method`,
+/// and `signature` = hex(HMAC-SHA256(key = the user's current session key text, msg = "")).
+/// Returns (appid, openid, user).
+fn check_signature(
+    sim: &Sim,
+    q: &HashMap<String, String>,
+) -> Result<(String, String, String), i64> {
+    let appid = check_token(sim, q)?;
+    if q.get("sig_method").map(String::as_str) != Some("hmac_sha256") {
+        return Err(87008);
+    }
+    let openid = param(q, "openid").unwrap_or_default().to_owned();
+    let signature = param(q, "signature").unwrap_or_default();
+    let user = sim
+        .openid_users
+        .get(&(appid.clone(), openid.clone()))
+        .map(|u| u.clone());
+    let key = user.as_ref().and_then(|u| sim.session_key(&appid, u));
+    match (user, key, hex::decode(signature)) {
+        (Some(u), Some(k), Ok(sig))
+            if hmac::verify(&hmac::Key::new(hmac::HMAC_SHA256, k.as_bytes()), b"", &sig)
+                .is_ok() =>
+        {
+            Ok((appid, openid, u))
+        }
+        _ => Err(87009),
+    }
+}
+
+/// `GET /wxa/checksession`: is the signed key the user's current one?
 #[handler]
 pub async fn checksession(sim: Data<&Arc<Sim>>, Query(q): Params) -> Response {
     const API: &str = "checksession";
@@ -307,30 +342,33 @@ pub async fn checksession(sim: Data<&Arc<Sim>>, Query(q): Params) -> Response {
     if let Some(r) = fault(&sim, API, JSON).await {
         return r;
     }
-    let appid = match check_token(&sim, &q) {
-        Ok(a) => a,
-        Err(e) => return wx_error(&sim, API, e, JSON),
-    };
-    if q.get("sig_method").map(String::as_str) != Some("hmac_sha256") {
-        return wx_error(&sim, API, 87008, JSON);
-    }
-    let openid = param(&q, "openid").unwrap_or_default();
-    let signature = param(&q, "signature").unwrap_or_default();
-    let key = sim
-        .openid_users
-        .get(&(appid.clone(), openid.to_owned()))
-        .and_then(|user| sim.session_key(&appid, &user));
-    let valid = match (key, hex::decode(signature)) {
-        (Some(k), Ok(sig)) => {
-            hmac::verify(&hmac::Key::new(hmac::HMAC_SHA256, k.as_bytes()), b"", &sig).is_ok()
-        }
-        _ => false,
-    };
-    if !valid {
-        return wx_error(&sim, API, 87009, JSON);
+    if let Err(e) = check_signature(&sim, &q) {
+        return wx_error(&sim, API, e, JSON);
     }
     sim.count_errcode(API, 0);
     respond(JSON, r#"{"errcode":0,"errmsg":"ok"}"#.into())
+}
+
+/// `GET /wxa/resetusersessionkey`: signed with the current key, answers a new one; the old
+/// key stops working at once.
+#[handler]
+pub async fn resetusersessionkey(sim: Data<&Arc<Sim>>, Query(q): Params) -> Response {
+    const API: &str = "resetusersessionkey";
+    sim.count_call(API);
+    if let Some(r) = fault(&sim, API, JSON).await {
+        return r;
+    }
+    let (appid, openid, user) = match check_signature(&sim, &q) {
+        Ok(v) => v,
+        Err(e) => return wx_error(&sim, API, e, JSON),
+    };
+    let key = sim.reset_session_key(&appid, &user);
+    sim.count_errcode(API, 0);
+    respond(
+        JSON,
+        serde_json::json!({"errcode": 0, "errmsg": "ok", "openid": openid, "session_key": key})
+            .to_string(),
+    )
 }
 
 #[cfg(test)]

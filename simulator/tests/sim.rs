@@ -366,14 +366,158 @@ async fn get_token(c: &Client) -> Value {
     json_of(r).await
 }
 
+/// getuserphonenumber for erin, who pressed the button in these tests.
 async fn phone(c: &Client, token: &str, code: &str) -> Value {
+    let openid = login(c, DEFAULT_APPID, "erin").await["openid"].clone();
+    phone_as(c, token, &json!({"code": code, "openid": openid})).await
+}
+
+async fn phone_as(c: &Client, token: &str, body: &Value) -> Value {
     let r = c
         .post("/wxa/business/getuserphonenumber")
         .query("access_token", &token)
-        .body_json(&json!({"code": code}))
+        .body_json(body)
         .send()
         .await;
     json_of(r).await
+}
+
+#[tokio::test]
+async fn a_phone_code_belongs_to_the_user_who_pressed_the_button() {
+    let (c, _) = client();
+    let token = get_token(&c).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mint = || async {
+        json_of(
+            c.post("/sim/phone-code")
+                .body_json(&json!({"appid": DEFAULT_APPID, "user": "erin", "phone": "13800138000"}))
+                .send()
+                .await,
+        )
+        .await["code"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let mallory = login(&c, DEFAULT_APPID, "mallory").await["openid"].clone();
+    let code = mint().await;
+    let v = phone_as(&c, &token, &json!({"code": code, "openid": mallory})).await;
+    assert_eq!(errcode(&v), 40029, "another user's openid: {v}");
+    assert_eq!(
+        errcode(&phone(&c, &token, &code).await),
+        40029,
+        "and the code is spent"
+    );
+    let code = mint().await;
+    let v = phone_as(&c, &token, &json!({"code": code})).await;
+    assert_eq!(errcode(&v), 40029, "no openid: {v}");
+    let code = mint().await;
+    assert_eq!(errcode(&phone(&c, &token, &code).await), 0, "erin's own");
+}
+
+/// AES-128-CBC + PKCS#7 with the base64 session key, as a mini program server opens it.
+fn open_sealed(key: &str, data: &str, iv: &str) -> Option<Value> {
+    use aes::cipher::{BlockDecryptMut, KeyIvInit, block_padding::Pkcs7};
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let dec = cbc::Decryptor::<aes::Aes128>::new_from_slices(
+        &b64.decode(key).ok()?,
+        &b64.decode(iv).ok()?,
+    )
+    .ok()?;
+    let plain = dec
+        .decrypt_padded_vec_mut::<Pkcs7>(&b64.decode(data).ok()?)
+        .ok()?;
+    serde_json::from_slice(&plain).ok()
+}
+
+#[tokio::test]
+async fn encrypted_data_is_sealed_under_the_current_key_until_it_is_reset() {
+    let (c, sim) = client();
+    let openid = login(&c, DEFAULT_APPID, "erin").await["openid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let key = sim.session_key(DEFAULT_APPID, "erin").unwrap();
+    let sealed = json_of(
+        c.post("/sim/encrypted-data")
+            .body_json(&json!({"appid": DEFAULT_APPID, "user": "erin", "data": {"stepInfoList": [{"step": 100}]}}))
+            .send()
+            .await,
+    )
+    .await;
+    let (data, iv) = (
+        sealed["encryptedData"].as_str().unwrap(),
+        sealed["iv"].as_str().unwrap(),
+    );
+    let v = open_sealed(&key, data, iv).expect("opens with the current key");
+    assert_eq!(v["stepInfoList"][0]["step"], 100);
+    assert_eq!(v["watermark"]["appid"], DEFAULT_APPID);
+    assert!(v["watermark"]["timestamp"].as_i64().unwrap() > 0);
+
+    let token = get_token(&c).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let sign = |k: &str| {
+        hex::encode(hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, k.as_bytes()), b"").as_ref())
+    };
+    let call = |api: &'static str, sig: String| {
+        let (c, token, openid) = (&c, token.clone(), openid.clone());
+        async move {
+            json_of(
+                c.get(api)
+                    .query("access_token", &token)
+                    .query("openid", &openid)
+                    .query("signature", &sig)
+                    .query("sig_method", &"hmac_sha256")
+                    .send()
+                    .await,
+            )
+            .await
+        }
+    };
+    assert_eq!(errcode(&call("/wxa/checksession", sign(&key)).await), 0);
+    let reset = call("/wxa/resetusersessionkey", sign(&key)).await;
+    assert_eq!(errcode(&reset), 0, "{reset}");
+    assert_eq!(reset["openid"], openid.as_str());
+    let new_key = reset["session_key"].as_str().unwrap().to_owned();
+    assert_ne!(new_key, key);
+    assert_eq!(
+        errcode(&call("/wxa/checksession", sign(&key)).await),
+        87009,
+        "the old key is dead at once"
+    );
+    assert_eq!(errcode(&call("/wxa/checksession", sign(&new_key)).await), 0);
+    assert_eq!(
+        errcode(&call("/wxa/resetusersessionkey", sign(&key)).await),
+        87009,
+        "a reset must be signed with the current key"
+    );
+    let sealed = json_of(
+        c.post("/sim/encrypted-data")
+            .body_json(&json!({"appid": DEFAULT_APPID, "user": "erin", "data": {"a": 1}}))
+            .send()
+            .await,
+    )
+    .await;
+    let (data, iv) = (
+        sealed["encryptedData"].as_str().unwrap(),
+        sealed["iv"].as_str().unwrap(),
+    );
+    assert!(open_sealed(&new_key, data, iv).is_some());
+    assert!(
+        open_sealed(&key, data, iv).is_none(),
+        "the old key does not open new data"
+    );
+    let r = c
+        .post("/sim/encrypted-data")
+        .body_json(&json!({"appid": DEFAULT_APPID, "user": "erin", "data": [1]}))
+        .send()
+        .await;
+    r.assert_status(poem::http::StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@ mod drills;
 mod https;
 mod management;
 mod operate;
+mod phone;
 mod readme;
 mod restart;
 mod sessions;

@@ -135,7 +135,7 @@ impl Ctx {
     }
 }
 
-fn expect_oauth_error(a: &Answer, status: u16, error: &str, description_contains: &str) {
+pub fn expect_oauth_error(a: &Answer, status: u16, error: &str, description_contains: &str) {
     assert_eq!(a.status, status, "{}", a.text);
     let v = a.json();
     assert_eq!(v["error"], error, "{}", a.text);

@@ -18,6 +18,7 @@ pub mod sessions;
 pub mod state;
 mod tags;
 pub mod users;
+pub mod wechat;
 pub mod wire;
 
 use std::sync::Arc;
@@ -35,6 +36,7 @@ type Api = (
     discovery::DiscoveryApi,
     users::UsersApi,
     sessions::SessionsApi,
+    wechat::MiniProgramApi,
     (
         management::OrganizationApi,
         management::ApplicationApi,
@@ -53,6 +55,7 @@ fn service() -> OpenApiService<Api, ()> {
             discovery::DiscoveryApi,
             users::UsersApi,
             sessions::SessionsApi,
+            wechat::MiniProgramApi,
             (
                 OrganizationApi,
                 ApplicationApi,

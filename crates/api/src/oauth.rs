@@ -44,6 +44,16 @@ pub struct TokenParams {
     pub refresh_token: Option<String>,
     /// Picks one of several mini program providers of the application by name.
     pub provider: Option<String>,
+    /// Mini program: the `getPhoneNumber` button's code; the server asks WeChat for the
+    /// number (with this sign-in's openid) and stores it on the user.
+    #[oai(validator(max_length = 128, pattern = r"^[!-~]*$"))]
+    pub phone_code: Option<String>,
+    /// Mini program, legacy: `wx.getUserInfo`'s rawData; with a matching `signature`
+    /// (`sha1(rawData + session_key)`), its nickName and avatarUrl fill the profile.
+    #[oai(rename = "rawData", validator(max_length = 4096))]
+    pub raw_data: Option<String>,
+    #[oai(validator(max_length = 64))]
+    pub signature: Option<String>,
 }
 
 #[derive(Object)]
@@ -104,6 +114,9 @@ fn token_request(p: &Params<TokenParams>) -> TokenRequest {
         nonce: p.get("nonce").into(),
         refresh_token: p.get("refresh_token").into(),
         provider: p.get("provider").into(),
+        phone_code: p.get("phone_code").into(),
+        raw_data: p.get("rawData").into(),
+        signature: p.get("signature").into(),
         client_ip: String::new(),
         user_agent: String::new(),
     }

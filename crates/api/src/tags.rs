@@ -8,6 +8,8 @@ pub enum Tag {
     OAuth,
     /// Bearer APIs of signed-in users.
     Users,
+    /// Phone numbers, WeChat's legacy data and linked WeChat identities.
+    Wechat,
     /// Sessions: listing sign-ins and signing out, one session or everywhere.
     Sessions,
     /// The management API of global administrators.

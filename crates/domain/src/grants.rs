@@ -4,9 +4,10 @@ use chrono::Utc;
 
 use crate::model::{
     Application, Provider, RefreshOutcome, SessionSelector, SignInWrite, User, WechatIdentity,
-    WechatUserOutcome,
+    WechatSignIn, WechatUserOutcome,
 };
 use crate::oauth::{OAuthError, OAuthErrorKind, TokenResponse};
+use crate::phone::{PhoneCode, PhoneFailure};
 use crate::ports::WechatError;
 use crate::service::Iam;
 use crate::values::{AppId, AvatarUrl, DisplayName, ObjectName, WechatCode, is_mini_program_type};
@@ -29,6 +30,11 @@ pub struct TokenRequest {
     pub nonce: String,
     pub refresh_token: String,
     pub provider: String,
+    /// The `getPhoneNumber` button's code (SPEC §8.1).
+    pub phone_code: String,
+    /// The legacy `wx.getUserInfo` profile and its signature (SPEC §8.2).
+    pub raw_data: String,
+    pub signature: String,
     /// Who asked, recorded on the session: the client's address and user agent.
     pub client_ip: String,
     pub user_agent: String,
@@ -62,6 +68,24 @@ pub struct Introspection {
     pub jti: Option<String>,
 }
 
+/// Who a sign-in found, and what must be written back.
+struct FoundUser {
+    user: User,
+    /// The user's profile, phone or sign-in time changed.
+    changed: bool,
+    /// WeChat sent a unionid the stored identity lacks.
+    backfill_unionid: bool,
+}
+
+/// What a sign-in writes besides the session, in the same transaction.
+#[derive(Default)]
+struct SignInExtras {
+    wechat_key: Option<(String, String, Vec<u8>)>,
+    identity_unionid: Option<(String, String, String)>,
+    /// A verified phone came with it: a uniqueness conflict is the phone's.
+    phone_given: bool,
+}
+
 fn bad_input(e: crate::values::InvalidValue) -> OAuthError {
     OAuthError::invalid_request(e.to_string())
 }
@@ -71,7 +95,13 @@ struct SignInInput {
     code: WechatCode,
     display_name: Option<DisplayName>,
     avatar: Option<AvatarUrl>,
+    phone_code: Option<PhoneCode>,
+    /// rawData and its signature, checked against the session key of this very exchange.
+    raw_data: Option<(String, String)>,
 }
+
+/// The most rawData a mini program sends (a nickname, an avatar URL and a few short fields).
+const MAX_RAW_DATA: usize = 4096;
 
 impl SignInInput {
     fn parse(req: &TokenRequest) -> Result<Self, OAuthError> {
@@ -79,7 +109,31 @@ impl SignInInput {
             return Err(OAuthError::invalid_request("code is required"));
         }
         let optional = |s: &str| (!s.is_empty()).then_some(s.to_owned());
+        let raw_data = match (req.raw_data.as_str(), req.signature.as_str()) {
+            ("", "") => None,
+            ("", _) => {
+                return Err(OAuthError::invalid_request(
+                    "rawData: is required with signature",
+                ));
+            }
+            (_, "") => {
+                return Err(OAuthError::invalid_request(
+                    "signature: is required with rawData",
+                ));
+            }
+            (raw, _) if raw.len() > MAX_RAW_DATA => {
+                return Err(OAuthError::invalid_request(format!(
+                    "rawData: is longer than {MAX_RAW_DATA} bytes"
+                )));
+            }
+            (raw, sig) => Some((raw.to_owned(), sig.to_owned())),
+        };
         Ok(Self {
+            phone_code: optional(&req.phone_code)
+                .map(|c| PhoneCode::parse("phone_code", &c))
+                .transpose()
+                .map_err(bad_input)?,
+            raw_data,
             code: WechatCode::parse(&req.code).map_err(bad_input)?,
             display_name: optional(&req.username)
                 .map(|u| DisplayName::parse("username", &u))
@@ -93,7 +147,22 @@ impl SignInInput {
     }
 }
 
-fn wechat_failure(e: WechatError) -> OAuthError {
+/// A refused phone code (SPEC §8.1): the user must press the button again.
+fn phone_failure(e: WechatError) -> OAuthError {
+    match &e {
+        WechatError::InvalidCode(f)
+        | WechatError::CodeUsed(f)
+        | WechatError::Blocked(f)
+        | WechatError::MissingCode(f)
+        | WechatError::Other(f) => OAuthError::invalid_grant(format!(
+            "get wechat phone number error: {} {}",
+            f.errcode, f.errmsg
+        )),
+        _ => wechat_failure(e),
+    }
+}
+
+pub(crate) fn wechat_failure(e: WechatError) -> OAuthError {
     match &e {
         WechatError::InvalidCode(f)
         | WechatError::CodeUsed(f)
@@ -141,7 +210,7 @@ impl Iam {
 
     /// Picks the mini program provider: the one `wanted` names, else the first WeChat-type item
     /// in the application's order. Items that do not resolve are skipped.
-    async fn mini_program_provider(
+    pub(crate) async fn mini_program_provider(
         &self,
         app: &Application,
         wanted: &str,
@@ -192,30 +261,99 @@ impl Iam {
             .authenticate_client(&req.client_id, &req.client_secret, false)
             .await?;
         let provider = self.mini_program_provider(&app, &req.provider).await?;
-        let input = SignInInput::parse(req)?;
+        let mut input = SignInInput::parse(req)?;
         let (appid, session) = self.exchange_code(&provider, &input.code).await?;
-        let identity = WechatIdentity {
-            appid: appid.to_string(),
-            openid: session.openid.clone(),
-            unionid: session.unionid.clone().unwrap_or_default(),
-            organization: app.organization.to_string(),
-            user_id: String::new(),
-            created_time: Utc::now(),
+        if let Some((raw, signature)) = input.raw_data.take() {
+            self.take_raw_data(&mut input, &raw, &signature, &session.session_key)?;
+        }
+        // After code2Session (WeChat checks the phone code against this openid), before any
+        // write: a refused phone code leaves nothing behind.
+        let phone = match &input.phone_code {
+            Some(code) => Some(
+                self.verified_phone(&appid, &provider, code, &session.openid)
+                    .await
+                    .map_err(|e| match e {
+                        PhoneFailure::Wechat(e) => phone_failure(e),
+                        PhoneFailure::Invalid(v) => bad_input(v),
+                    })?,
+            ),
+            None => None,
         };
-        let (user, changed) = self.find_or_create_user(&app, &identity, &input).await?;
+        let sign_in = WechatSignIn {
+            identity: WechatIdentity {
+                appid: appid.to_string(),
+                openid: session.openid.clone(),
+                unionid: session.unionid.clone().unwrap_or_default(),
+                organization: app.organization.to_string(),
+                user_id: String::new(),
+                created_time: Utc::now(),
+                last_signin_time: None,
+            },
+            phone,
+        };
+        let found = self.find_or_create_user(&app, &sign_in, &input).await?;
+        let identity = sign_in.identity;
         let sealed = self
             .sealer
             .seal(&identity.appid, &identity.openid, &session.session_key)
             .map_err(|e| OAuthError::server_error(format!("cannot seal the session key: {e}")))?;
+        let backfill = found.backfill_unionid.then(|| {
+            (
+                identity.appid.clone(),
+                identity.openid.clone(),
+                identity.unionid.clone(),
+            )
+        });
         self.sign_in(
             &app,
-            user,
-            changed,
-            Some((identity.appid, identity.openid, sealed)),
+            found.user,
+            found.changed,
+            SignInExtras {
+                wechat_key: Some((identity.appid, identity.openid, sealed)),
+                identity_unionid: backfill,
+                phone_given: sign_in.phone.is_some(),
+            },
             req,
             issuer,
         )
         .await
+    }
+
+    /// The legacy rawData of `wx.getUserInfo`: believed only when its signature is
+    /// `sha1(rawData + session_key)` with the key of this very exchange; then its nickname and
+    /// avatar fill what the request did not send.
+    fn take_raw_data(
+        &self,
+        input: &mut SignInInput,
+        raw: &str,
+        signature: &str,
+        session_key: &crate::Secret,
+    ) -> Result<(), OAuthError> {
+        if !self.wechat.raw_data_signed(raw, session_key, signature) {
+            return Err(OAuthError::invalid_request(
+                "rawData signature does not match",
+            ));
+        }
+        let v: serde_json::Value = serde_json::from_str(raw)
+            .map_err(|_| OAuthError::invalid_request("rawData: is not a JSON object"))?;
+        let text = |k: &str| {
+            v.get(k)
+                .and_then(|x| x.as_str())
+                .filter(|x| !x.is_empty())
+                .map(str::to_owned)
+        };
+        if input.display_name.is_none()
+            && let Some(n) = text("nickName")
+        {
+            input.display_name =
+                Some(DisplayName::parse("rawData.nickName", &n).map_err(bad_input)?);
+        }
+        if input.avatar.is_none()
+            && let Some(a) = text("avatarUrl")
+        {
+            input.avatar = Some(AvatarUrl::parse("rawData.avatarUrl", &a).map_err(bad_input)?);
+        }
+        Ok(())
     }
 
     /// The end of every user sign-in: a new session with its tokens, written in one
@@ -225,7 +363,7 @@ impl Iam {
         app: &Application,
         user: User,
         changed: bool,
-        wechat_key: Option<(String, String, Vec<u8>)>,
+        extras: SignInExtras,
         req: &TokenRequest,
         issuer: &str,
     ) -> Result<TokenResponse, OAuthError> {
@@ -235,12 +373,20 @@ impl Iam {
             .repo
             .record_sign_in(&SignInWrite {
                 user: changed.then_some(user),
-                wechat_key,
+                wechat_key: extras.wechat_key,
+                identity_unionid: extras.identity_unionid,
                 session,
                 refresh,
                 max_sessions: app.max_sessions_per_user,
             })
-            .await?;
+            .await
+            .map_err(|e| match e {
+                // Another user took the phone between our read and this write.
+                crate::StoreError::Conflict(_) if extras.phone_given => {
+                    OAuthError::invalid_grant(crate::users::PHONE_TAKEN)
+                }
+                other => other.into(),
+            })?;
         if changed {
             self.user_changed(&user_id);
         }
@@ -249,7 +395,7 @@ impl Iam {
     }
 
     /// code2Session with the provider's APPID and APPSECRET. A session must name someone.
-    async fn exchange_code(
+    pub(crate) async fn exchange_code(
         &self,
         provider: &Provider,
         code: &WechatCode,
@@ -272,52 +418,74 @@ impl Iam {
         Ok((appid, session))
     }
 
-    /// The user of a WeChat identity (SPEC §4 step 6), in one store call. A new user is built
-    /// only when none was found; the second value says whether the user must be written back (profile, sign-in time).
+    /// The user of a WeChat sign-in (SPEC §4 step 6, §8.1), in one store call. A new user is
+    /// built only when none was found.
     async fn find_or_create_user(
         &self,
         app: &Application,
-        identity: &WechatIdentity,
+        sign_in: &WechatSignIn,
         input: &SignInInput,
-    ) -> Result<(User, bool), OAuthError> {
+    ) -> Result<FoundUser, OAuthError> {
         let new_user = if app.enable_sign_up {
-            Some(self.new_wechat_user(app, identity, input).await?)
+            Some(self.new_wechat_user(app, sign_in, input).await?)
         } else {
             None
         };
         let outcome = self
             .repo
-            .find_or_create_wechat_user(identity, new_user)
+            .find_or_create_wechat_user(sign_in, new_user)
             .await?;
         let now = Utc::now();
-        match outcome {
+        let identity = &sign_in.identity;
+        let (mut u, stored_unionid) = match outcome {
             WechatUserOutcome::Created(u) => {
                 self.events.user_created();
-                Ok((u, false))
+                return Ok(FoundUser {
+                    user: u,
+                    changed: false,
+                    backfill_unionid: false,
+                });
             }
-            WechatUserOutcome::Found(mut u) | WechatUserOutcome::Linked(mut u) => {
-                if u.is_blocked() {
-                    return Err(OAuthError::invalid_grant(
-                        "the user is forbidden to sign in",
-                    ));
-                }
-                if let Some(d) = &input.display_name {
-                    u.display_name = d.clone();
-                }
-                if let Some(a) = &input.avatar {
-                    u.avatar = a.to_string();
-                }
-                if u.wechat_union_id.is_empty() && !identity.unionid.is_empty() {
-                    u.wechat_union_id = identity.unionid.clone();
-                }
-                u.last_signin_time = Some(now);
-                u.updated_time = now;
-                Ok((u, true))
+            WechatUserOutcome::Found {
+                user,
+                stored_unionid,
+            } => (user, Some(stored_unionid)),
+            WechatUserOutcome::Linked(user) => (user, None),
+            WechatUserOutcome::NotFound => {
+                return Err(OAuthError::invalid_grant(
+                    "the application does not allow to sign up new account",
+                ));
             }
-            WechatUserOutcome::NotFound => Err(OAuthError::invalid_grant(
-                "the application does not allow to sign up new account",
-            )),
+            WechatUserOutcome::PhoneConflict => {
+                return Err(OAuthError::invalid_grant(crate::users::PHONE_TAKEN));
+            }
+        };
+        if u.is_blocked() {
+            return Err(OAuthError::invalid_grant(
+                "the user is forbidden to sign in",
+            ));
         }
+        if let Some(d) = &input.display_name {
+            u.display_name = d.clone();
+        }
+        if let Some(a) = &input.avatar {
+            u.avatar = a.to_string();
+        }
+        if u.wechat_union_id.is_empty() && !identity.unionid.is_empty() {
+            u.wechat_union_id = identity.unionid.clone();
+        }
+        // WeChat just verified this number for this person: it replaces the one they had.
+        if let Some(p) = &sign_in.phone {
+            u.set_phone(p);
+        }
+        u.last_signin_time = Some(now);
+        u.updated_time = now;
+        Ok(FoundUser {
+            user: u,
+            changed: true,
+            backfill_unionid: stored_unionid.is_some_and(|s| s.is_empty())
+                && !identity.unionid.is_empty(),
+        })
     }
 
     /// How a first sign-in makes its user: built by the store only when no user was found,
@@ -325,9 +493,11 @@ impl Iam {
     async fn new_wechat_user(
         &self,
         app: &Application,
-        identity: &WechatIdentity,
+        sign_in: &WechatSignIn,
         input: &SignInInput,
     ) -> Result<crate::ports::NewUser, OAuthError> {
+        let identity = &sign_in.identity;
+        let phone = sign_in.phone.clone();
         let avatar = match &input.avatar {
             Some(a) => a.to_string(),
             None => self
@@ -346,7 +516,7 @@ impl Iam {
         let (openid, unionid) = (identity.openid.clone(), identity.unionid.clone());
         Ok(std::sync::Arc::new(move || {
             let now = Utc::now();
-            User {
+            let mut user = User {
                 id: uuid::Uuid::new_v4().to_string(),
                 owner: owner.clone(),
                 name: name.clone(),
@@ -356,6 +526,7 @@ impl Iam {
                 email: String::new(),
                 phone: String::new(),
                 country_code: String::new(),
+                phone_e164: String::new(),
                 is_admin: false,
                 is_forbidden: false,
                 is_deleted: false,
@@ -368,7 +539,11 @@ impl Iam {
                 created_time: now,
                 updated_time: now,
                 last_signin_time: Some(now),
+            };
+            if let Some(p) = &phone {
+                user.set_phone(p);
             }
+            user
         }))
     }
 
@@ -473,7 +648,8 @@ impl Iam {
         }
         let mut u = user;
         u.last_signin_time = Some(Utc::now());
-        self.sign_in(&app, u, true, None, req, issuer).await
+        self.sign_in(&app, u, true, SignInExtras::default(), req, issuer)
+            .await
     }
 
     /// RFC 7009: revoking an unknown token is not an error. A refresh token or a user's access

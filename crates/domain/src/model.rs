@@ -128,8 +128,13 @@ pub struct User {
     pub display_name: DisplayName,
     pub avatar: String,
     pub email: String,
+    /// Casdoor's `phone`: the national number.
     pub phone: String,
+    /// Casdoor's `countryCode`: the ISO region (`CN`).
     pub country_code: String,
+    /// The phone's E.164 form (`+8618017448610`), unique among the users of an organization;
+    /// empty when the user has no phone, or one stored before it could be parsed.
+    pub phone_e164: String,
     pub is_admin: bool,
     pub is_forbidden: bool,
     pub is_deleted: bool,
@@ -157,6 +162,31 @@ impl User {
     pub fn is_blocked(&self) -> bool {
         self.is_forbidden || self.is_deleted
     }
+
+    /// Sets the phone in all three forms.
+    pub fn set_phone(&mut self, phone: &crate::values::Phone) {
+        self.phone = phone.national().to_owned();
+        self.country_code = phone.region().to_owned();
+        self.phone_e164 = phone.e164().to_owned();
+    }
+
+    /// Brings `phone`, `countryCode` and the E.164 form in line after `phone` or `countryCode`
+    /// was set from outside: an empty phone clears the E.164 form; any other must parse.
+    pub fn normalize_phone(&mut self) -> Result<(), crate::values::InvalidValue> {
+        if self.phone.trim().is_empty() {
+            self.phone.clear();
+            self.phone_e164.clear();
+            return Ok(());
+        }
+        let p = crate::values::Phone::parse("phone", &self.phone, &self.country_code)?;
+        self.set_phone(&p);
+        Ok(())
+    }
+
+    /// Whether the user already holds this phone.
+    pub fn has_phone(&self, phone: &crate::values::Phone) -> bool {
+        self.phone_e164 == phone.e164()
+    }
 }
 
 impl Cert {
@@ -182,19 +212,59 @@ pub struct WechatIdentity {
     pub organization: String,
     pub user_id: String,
     pub created_time: DateTime<Utc>,
+    /// The last exchange of a code of this identity (sign-in or bind); filled when listing a
+    /// user's identities, `None` elsewhere.
+    pub last_signin_time: Option<DateTime<Utc>>,
+}
+
+/// Who a mini program sign-in is (SPEC §4 step 6 and §8.1): its WeChat identity, and the phone
+/// WeChat verified for it in this sign-in, if the user pressed the button.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WechatSignIn {
+    pub identity: WechatIdentity,
+    pub phone: Option<crate::values::Phone>,
 }
 
 /// What an atomic "find or create the user of this WeChat identity" ended with.
 #[derive(Debug, Clone, PartialEq, Eq)]
+// Returned once per sign-in and matched at once: boxing buys nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum WechatUserOutcome {
-    /// The identity was known.
-    Found(User),
-    /// The identity was new, but a user of the organization held its unionid; it is now linked.
+    /// The identity was known; `stored_unionid` is what the identity holds (empty when WeChat
+    /// had not sent one before: the sign-in backfills it).
+    Found { user: User, stored_unionid: String },
+    /// The identity was new, but a user of the organization held its unionid or the verified
+    /// phone; the identity is now linked to them.
     Linked(User),
     /// A new user was created for the identity.
     Created(User),
     /// No user, and creating one was not allowed.
     NotFound,
+    /// The verified phone belongs to another user of the organization than the identity's;
+    /// nothing was written.
+    PhoneConflict,
+}
+
+/// What binding a WeChat identity to a user ended with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BindOutcome {
+    /// The identity is now the user's.
+    Bound,
+    /// It already was.
+    AlreadyBound,
+    /// It belongs to another user; nothing was written.
+    OtherUser,
+}
+
+/// What unbinding a WeChat identity ended with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnbindOutcome {
+    /// The identity (this openid) and its session key are gone.
+    Unbound(String),
+    /// The user holds no identity of that mini program.
+    NotBound,
+    /// It is the user's last way in (no password, no other identity); nothing was written.
+    LastWayIn,
 }
 
 /// One sign-in of a user (mini program, password) and the refresh chain that follows it (SPEC §9).
@@ -246,6 +316,8 @@ pub struct SignInWrite {
     pub user: Option<User>,
     /// (appid, openid, sealed session key) of a mini program sign-in.
     pub wechat_key: Option<(String, String, Vec<u8>)>,
+    /// (appid, openid, unionid): a unionid WeChat sent that the stored identity lacked.
+    pub identity_unionid: Option<(String, String, String)>,
     pub session: Session,
     pub refresh: RefreshToken,
     /// The application's `maxSessionsPerUser` (0 = unlimited): beyond it the user's oldest

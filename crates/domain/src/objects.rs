@@ -345,7 +345,7 @@ impl User {
                 .to_string(),
             None => uuid::Uuid::new_v4().to_string(),
         };
-        Ok(Self {
+        let mut user = Self {
             id,
             owner: name("owner", &i.owner)?,
             name: name("name", &i.name)?,
@@ -355,6 +355,7 @@ impl User {
             email: short_text("email", &i.email, 254)?,
             phone: short_text("phone", &i.phone, 32)?,
             country_code: short_text("countryCode", &i.country_code, 8)?,
+            phone_e164: String::new(),
             is_admin: i.is_admin,
             is_forbidden: i.is_forbidden,
             is_deleted: false,
@@ -379,7 +380,9 @@ impl User {
             created_time: now,
             updated_time: now,
             last_signin_time: None,
-        })
+        };
+        user.normalize_phone()?;
+        Ok(user)
     }
 }
 

@@ -9,6 +9,7 @@ use crate::model::{
     Revocation, SeedBundle, SeedReport, Session, SessionQuery, SessionSelector, SignInWrite,
     TokenRecord, User, WechatIdentity, WechatUserOutcome,
 };
+use crate::model::{BindOutcome, UnbindOutcome, WechatSignIn};
 use crate::values::{AppId, WechatCode};
 use crate::{Secret, StoreError};
 
@@ -56,6 +57,8 @@ pub trait Repository: Send + Sync + 'static {
 
     async fn get_user(&self, owner: &str, name: &str) -> StoreResult<Option<User>>;
     async fn get_user_by_id(&self, id: &str) -> StoreResult<Option<User>>;
+    /// The user of `owner` whose phone's E.164 form is `e164`.
+    async fn get_user_by_phone(&self, owner: &str, e164: &str) -> StoreResult<Option<User>>;
     async fn list_users(&self, owner: Option<&str>) -> StoreResult<Vec<User>>;
     async fn count_users(&self, owner: &str) -> StoreResult<i64>;
     /// `Conflict` when (owner, name) or id is taken; `MissingReference` for an unknown organization.
@@ -70,16 +73,35 @@ pub trait Repository: Send + Sync + 'static {
         appid: &str,
         openid: &str,
     ) -> StoreResult<Option<WechatIdentity>>;
-    /// Atomically: the user of `identity`; else, when it carries a unionid, the user of its
-    /// organization holding that unionid (linking the identity to them); else, when `new_user` is
-    /// given, the user it builds, created together with the identity (it is called only then).
-    /// Concurrent calls for one identity, on one process or several sharing a database, end
-    /// with exactly one user.
+    /// Atomically (SPEC §4 step 6, §8.1): the user of the identity; else, when it carries a
+    /// unionid, the user of its organization holding that unionid; else, when a verified phone
+    /// came with the sign-in, the user of the organization holding that phone (the identity is
+    /// linked to either); else, when `new_user` is given, the user it builds, created together
+    /// with the identity (it is called only then). A phone held by another user than the one
+    /// the identity belongs to (or is being linked to) is `PhoneConflict`, and nothing is
+    /// written. Concurrent calls, for one identity or for two identities with one phone, on one
+    /// process or several sharing a database, end with exactly one user.
     async fn find_or_create_wechat_user(
         &self,
-        identity: &WechatIdentity,
+        sign_in: &WechatSignIn,
         new_user: Option<NewUser>,
     ) -> StoreResult<WechatUserOutcome>;
+    /// A user's WeChat identities, oldest first, each with its last sign-in.
+    async fn list_user_identities(&self, user_id: &str) -> StoreResult<Vec<WechatIdentity>>;
+    /// Links `identity` (its `user_id` names the user) and stores its sealed session key, in one
+    /// transaction; an identity that is another user's is left alone.
+    async fn bind_wechat_identity(
+        &self,
+        identity: &WechatIdentity,
+        sealed_key: &[u8],
+    ) -> StoreResult<BindOutcome>;
+    /// Removes the user's identity of `appid` and its session key, unless it is their last
+    /// way in (no password and no other identity), decided under the user's row lock.
+    async fn unbind_wechat_identity(
+        &self,
+        user_id: &str,
+        appid: &str,
+    ) -> StoreResult<UnbindOutcome>;
     /// Replaces the stored (already encrypted) session key of (appid, openid).
     async fn save_wechat_session(
         &self,
@@ -256,7 +278,31 @@ pub struct WechatSession {
     pub session_key: Secret,
 }
 
-/// The WeChat server API, as far as sign-in needs it.
+/// What `getuserphonenumber` says: the number without and with its calling code, and the
+/// calling code (always text, whether WeChat sent "86" or 86).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhoneInfo {
+    pub phone_number: String,
+    pub pure_phone_number: String,
+    pub country_code: String,
+}
+
+/// Why WeChat's legacy encrypted data could not be opened.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum DecryptError {
+    /// `encryptedData` is not base64, or not whole AES blocks.
+    #[error("encryptedData: {0}")]
+    Data(String),
+    /// `iv` is not base64 of 16 bytes.
+    #[error("iv: {0}")]
+    Iv(String),
+    /// The padding is wrong: the data was sealed under another session key.
+    #[error("the data was not encrypted with this session key")]
+    WrongKey,
+}
+
+/// The WeChat server API, as far as sign-in, phone numbers and session keys need it, and
+/// WeChat's formats for data the mini program hands over (legacy encrypted data, rawData).
 #[async_trait]
 pub trait WechatApi: Send + Sync + 'static {
     async fn code_to_session(
@@ -265,6 +311,37 @@ pub trait WechatApi: Send + Sync + 'static {
         secret: &Secret,
         code: &WechatCode,
     ) -> Result<WechatSession, WechatError>;
+
+    /// `getuserphonenumber` with the app's access token; `openid` makes WeChat refuse a phone
+    /// code issued to someone else.
+    async fn phone_number(
+        &self,
+        appid: &AppId,
+        secret: &Secret,
+        phone_code: &str,
+        openid: &str,
+    ) -> Result<PhoneInfo, WechatError>;
+
+    /// `checksession`: is `session_key` still the user's current one?
+    async fn check_session(
+        &self,
+        appid: &AppId,
+        secret: &Secret,
+        openid: &str,
+        session_key: &Secret,
+    ) -> Result<bool, WechatError>;
+
+    /// Opens legacy `encryptedData` (AES-128-CBC, PKCS#7) with the session key; the plaintext
+    /// bytes, not yet parsed.
+    fn decrypt(
+        &self,
+        session_key: &Secret,
+        encrypted_data: &str,
+        iv: &str,
+    ) -> Result<Vec<u8>, DecryptError>;
+
+    /// Whether `signature` is `sha1(raw_data + session_key)`, compared in constant time.
+    fn raw_data_signed(&self, raw_data: &str, session_key: &Secret, signature: &str) -> bool;
 }
 
 /// Claims of our JWTs (SPEC §5). The same struct serves access and ID tokens; fields that do not

@@ -61,6 +61,7 @@ pub fn built_in_admin(id: String, password_hash: Secret, now: DateTime<Utc>) -> 
         email: String::new(),
         phone: String::new(),
         country_code: String::new(),
+        phone_e164: String::new(),
         is_admin: true,
         is_forbidden: false,
         is_deleted: false,
@@ -288,6 +289,7 @@ impl crate::service::Iam {
                     organization: user.owner.to_string(),
                     user_id: user.id.clone(),
                     created_time: now,
+                    last_signin_time: None,
                 });
             }
             b.users.push(user);

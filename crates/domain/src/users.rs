@@ -8,6 +8,9 @@ use crate::ports::Claims;
 use crate::service::{Iam, Principal};
 use crate::values::{DisplayName, optional_url, split_id};
 
+/// SPEC §8: a phone belongs to one user of an organization.
+pub const PHONE_TAKEN: &str = "the phone number is bound to another account";
+
 impl Iam {
     /// Checks a Bearer token: signature, `exp`, `iss`, that it is an access token of one of our
     /// applications, and then, without storing access tokens (SPEC §9): a user's token must name
@@ -177,11 +180,18 @@ impl Iam {
                 "isAdmin, isForbidden, isDeleted: you cannot forbid, delete or demote yourself",
             ));
         }
+        if user.phone != before.phone || user.country_code != before.country_code {
+            user.normalize_phone()?;
+        }
         if user == before {
             return Ok(false);
         }
         user.updated_time = Utc::now();
-        self.repo.update_user(&user).await?;
+        self.repo.update_user(&user).await.map_err(|e| match e {
+            // The only unique rule a changed user can break: the phone is someone else's.
+            crate::StoreError::Conflict(_) => Error::Conflict(PHONE_TAKEN.into()),
+            other => other.into(),
+        })?;
         self.user_changed(&user.id);
         if user.is_blocked() && !before.is_blocked() {
             // Forbidden or deleted: every token of theirs stops working now.

@@ -411,3 +411,137 @@ mod tests {
         assert!(!is_mini_program_type("wechat"));
     }
 }
+
+/// A phone number checked by libphonenumber's rules (the `phonenumber` crate), in the three forms
+/// the server keeps: Casdoor's `phone` (the national number) and `countryCode` (the ISO region,
+/// `CN`), and E.164 (`+8618017448610`), which is unique among the users of an organization.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Phone {
+    national: String,
+    region: String,
+    e164: String,
+}
+
+impl Phone {
+    /// The region assumed for a national number sent without one: mini programs are Chinese.
+    pub const DEFAULT_REGION: &'static str = "CN";
+
+    /// `number` is a national number or an international one (`+…`); `region` is an ISO region
+    /// (`CN`), a calling code (`86`, `+86`, as WeChat sends it) or empty (`CN`).
+    pub fn parse(field: &'static str, number: &str, region: &str) -> Result<Self, InvalidValue> {
+        use phonenumber::country;
+        let number = number.trim();
+        let region = region.trim();
+        if number.is_empty() {
+            return Err(InvalidValue::new(field, "is required"));
+        }
+        if number.chars().count() > 32 || region.chars().count() > 8 {
+            return Err(InvalidValue::new(field, "is too long for a phone number"));
+        }
+        let bad = |why: String| InvalidValue::new(field, why);
+        let code = region.trim_start_matches('+');
+        let parsed = if !code.is_empty() && code.bytes().all(|b| b.is_ascii_digit()) {
+            let digits = number.trim_start_matches('+');
+            let full = if number.starts_with('+') {
+                format!("+{digits}")
+            } else {
+                format!("+{code}{digits}")
+            };
+            phonenumber::parse(None, full)
+        } else if number.starts_with('+') {
+            phonenumber::parse(None, number)
+        } else {
+            let r = if region.is_empty() {
+                Self::DEFAULT_REGION
+            } else {
+                region
+            };
+            let id: country::Id = r
+                .to_ascii_uppercase()
+                .parse()
+                .map_err(|_| bad(format!("{r:?} is not a country code")))?;
+            phonenumber::parse(Some(id), number)
+        }
+        .map_err(|e| bad(format!("{number:?} is not a phone number: {e}")))?;
+        if !phonenumber::is_valid(&parsed) {
+            return Err(bad(format!("{number:?} is not a valid phone number")));
+        }
+        let region = parsed
+            .country()
+            .id()
+            .map(|id| id.as_ref().to_owned())
+            .unwrap_or_default();
+        let e164 = parsed.format().mode(phonenumber::Mode::E164).to_string();
+        Ok(Self {
+            national: parsed.national().to_string(),
+            region,
+            e164,
+        })
+    }
+
+    /// Casdoor's `phone`: the national number, digits only.
+    pub fn national(&self) -> &str {
+        &self.national
+    }
+
+    /// Casdoor's `countryCode`: the ISO region.
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
+    pub fn e164(&self) -> &str {
+        &self.e164
+    }
+
+    /// The last four digits, for messages and records that must not hold the whole number.
+    pub fn masked(&self) -> String {
+        let tail: String = self
+            .e164
+            .chars()
+            .rev()
+            .take(4)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        format!("***{tail}")
+    }
+}
+
+#[cfg(test)]
+mod phone_tests {
+    use super::Phone;
+
+    #[test]
+    fn wechat_forms_become_casdoor_and_e164() {
+        // What getuserphonenumber gives: purePhoneNumber and a calling code.
+        let p = Phone::parse("phone", "18017448610", "86").unwrap();
+        assert_eq!(
+            (p.national(), p.region(), p.e164()),
+            ("18017448610", "CN", "+8618017448610")
+        );
+        // What Casdoor stores: a national number and an ISO region; and the default region.
+        assert_eq!(Phone::parse("phone", "18017448610", "CN").unwrap(), p);
+        assert_eq!(Phone::parse("phone", "18017448610", "").unwrap(), p);
+        assert_eq!(Phone::parse("phone", "+86 180-1744-8610", "").unwrap(), p);
+        let us = Phone::parse("phone", "2015550123", "1").unwrap();
+        assert_eq!((us.region(), us.e164()), ("US", "+12015550123"));
+        let gb = Phone::parse("phone", "07400 123456", "GB").unwrap();
+        assert_eq!((gb.national(), gb.e164()), ("7400123456", "+447400123456"));
+        assert_eq!(p.masked(), "***8610");
+    }
+
+    #[test]
+    fn what_is_not_a_phone_number_is_refused_by_name() {
+        for (n, r) in [
+            ("", "CN"),
+            ("12345", "CN"),
+            ("not a number", "CN"),
+            ("18017448610", "ZZ"),
+            ("1801744861099999999999", "86"),
+        ] {
+            let e = Phone::parse("phone", n, r).unwrap_err();
+            assert_eq!(e.field, "phone", "{n:?} {r:?}");
+        }
+    }
+}

@@ -273,6 +273,8 @@ fn describe(what: &str) -> String {
     let w = what.to_ascii_lowercase();
     let known = [
         ("users_owner_name", "user owner/name"),
+        ("users_owner_phone_e164", "user phone"),
+        ("users.owner, users.phone_e164", "user phone"),
         ("users.owner, users.name", "user owner/name"),
         ("users_pkey", "user id"),
         ("users.id", "user id"),

@@ -5,6 +5,7 @@
 //! the async runtime's worker threads never wait on the database.
 
 mod conn;
+mod identities;
 mod repo;
 mod rows;
 mod schema;
@@ -47,9 +48,17 @@ impl Store {
     }
 
     /// Applies the pending embedded migrations of this dialect; returns how many ran.
+    /// Then gives phones stored before E.164 was kept their E.164 form (SPEC §8.1).
     pub async fn migrate(&self) -> Result<usize, StoreError> {
-        self.run(|c| conn::run_migrations(c).map_err(DbError::from))
-            .await
+        self.run(|c| {
+            let ran = conn::run_migrations(c).map_err(DbError::from)?;
+            let filled = identities::backfill_phones(c)?;
+            if filled > 0 {
+                tracing::info!(users = filled, "phones given their E.164 form");
+            }
+            Ok(ran)
+        })
+        .await
     }
 
     /// The size of the SQLite write-ahead log, in bytes (0 when there is none).

@@ -10,10 +10,12 @@ use iam_domain::model::{
     RefreshToken, Revocation, SeedBundle, SeedReport, Session, SessionQuery, SessionSelector,
     SignInWrite, TokenRecord, User, WechatIdentity, WechatUserOutcome,
 };
+use iam_domain::model::{BindOutcome, UnbindOutcome, WechatSignIn};
 use iam_domain::ports::{NewUser, Repository, StoreResult};
 
 use crate::Store;
 use crate::conn::{AnyConnection, DbError, write_tx};
+use crate::identities as ids;
 use crate::rows::*;
 use crate::schema::*;
 use crate::sessions as sess;
@@ -33,106 +35,6 @@ where
 {
     row.map(|r| T::try_from(r).map_err(DbError::from))
         .transpose()
-}
-
-fn user_by_identity(
-    c: &mut AnyConnection,
-    appid: &str,
-    openid: &str,
-) -> Result<Option<User>, DbError> {
-    let row = users::table
-        .inner_join(wechat_identities::table)
-        .filter(wechat_identities::appid.eq(appid))
-        .filter(wechat_identities::openid.eq(openid))
-        .select(UserRow::as_select())
-        .first::<UserRow>(c)
-        .optional()?;
-    convert_opt(row)
-}
-
-/// The user of `organization` holding `unionid` through any of their identities (or, for users
-/// made elsewhere, in their properties). The oldest wins, so the answer is stable.
-fn user_by_unionid(
-    c: &mut AnyConnection,
-    organization: &str,
-    unionid: &str,
-) -> Result<Option<User>, DbError> {
-    let via_identity = users::table
-        .inner_join(wechat_identities::table)
-        .filter(wechat_identities::organization.eq(organization))
-        .filter(wechat_identities::unionid.eq(unionid))
-        .order(users::created_time.asc())
-        .select(UserRow::as_select())
-        .first::<UserRow>(c)
-        .optional()?;
-    let row = match via_identity {
-        Some(r) => Some(r),
-        None => users::table
-            .filter(users::owner.eq(organization))
-            .filter(users::wechat_union_id.eq(unionid))
-            .order(users::created_time.asc())
-            .select(UserRow::as_select())
-            .first::<UserRow>(c)
-            .optional()?,
-    };
-    convert_opt(row)
-}
-
-fn insert_identity(
-    c: &mut AnyConnection,
-    identity: &WechatIdentity,
-    user_id: &str,
-) -> Result<(), DbError> {
-    let mut row = IdentityRow::from(identity);
-    row.user_id = user_id.to_owned();
-    diesel::insert_into(wechat_identities::table)
-        .values(&row)
-        .execute(c)?;
-    Ok(())
-}
-
-/// The find-or-create loop. Each write is one transaction that starts by writing; a uniqueness
-/// violation means another caller won the race, so we read again and find their row.
-fn find_or_create(
-    c: &mut AnyConnection,
-    identity: &WechatIdentity,
-    new_user: Option<NewUser>,
-) -> Result<WechatUserOutcome, DbError> {
-    let mut built: Option<User> = None;
-    for _ in 0..8 {
-        if let Some(user) = user_by_identity(c, &identity.appid, &identity.openid)? {
-            return Ok(WechatUserOutcome::Found(user));
-        }
-        if !identity.unionid.is_empty()
-            && let Some(user) = user_by_unionid(c, &identity.organization, &identity.unionid)?
-        {
-            match write_tx(c, |c| insert_identity(c, identity, &user.id)) {
-                Ok(()) => return Ok(WechatUserOutcome::Linked(user)),
-                Err(e) if e.is_unique_violation() => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        let Some(make) = &new_user else {
-            return Ok(WechatUserOutcome::NotFound);
-        };
-        let new_user: &User = built.get_or_insert_with(|| make());
-        let created = write_tx(c, |c| {
-            diesel::insert_into(users::table)
-                .values(&UserRow::from(new_user))
-                .execute(c)?;
-            insert_identity(c, identity, &new_user.id)
-        });
-        match created {
-            Ok(()) => return Ok(WechatUserOutcome::Created(new_user.clone())),
-            Err(e) if e.is_unique_violation() => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(StoreError::Conflict(format!(
-        "user for wechat identity {} (a user with that name exists without the identity)",
-        identity.openid
-    ))
-    .into())
 }
 
 /// An upsert without ON CONFLICT (diesel's multi-backend has none): update, and insert when
@@ -328,7 +230,7 @@ fn apply_seed(
             > 0;
         if !existed {
             report.created += 1;
-            insert_identity(c, identity, &identity.user_id)?;
+            crate::identities::insert_identity(c, identity, &identity.user_id)?;
         } else {
             report.kept += 1;
         }
@@ -616,6 +518,12 @@ impl Repository for Store {
         .await
     }
 
+    async fn get_user_by_phone(&self, owner: &str, e164: &str) -> StoreResult<Option<User>> {
+        let (owner, e164) = (owner.to_owned(), e164.to_owned());
+        self.run(move |c| ids::user_by_phone(c, &owner, &e164))
+            .await
+    }
+
     async fn get_user_by_id(&self, id: &str) -> StoreResult<Option<User>> {
         let id = id.to_owned();
         self.run(move |c| {
@@ -720,12 +628,36 @@ impl Repository for Store {
 
     async fn find_or_create_wechat_user(
         &self,
-        identity: &WechatIdentity,
+        sign_in: &WechatSignIn,
         new_user: Option<NewUser>,
     ) -> StoreResult<WechatUserOutcome> {
-        let identity = identity.clone();
-        self.run(move |c| find_or_create(c, &identity, new_user))
+        let sign_in = sign_in.clone();
+        self.run(move |c| ids::find_or_create(c, &sign_in, new_user))
             .await
+    }
+
+    async fn list_user_identities(&self, user_id: &str) -> StoreResult<Vec<WechatIdentity>> {
+        let user_id = user_id.to_owned();
+        self.run(move |c| ids::list_user_identities(c, &user_id))
+            .await
+    }
+
+    async fn bind_wechat_identity(
+        &self,
+        identity: &WechatIdentity,
+        sealed_key: &[u8],
+    ) -> StoreResult<BindOutcome> {
+        let (identity, sealed) = (identity.clone(), sealed_key.to_vec());
+        self.run(move |c| ids::bind(c, &identity, &sealed)).await
+    }
+
+    async fn unbind_wechat_identity(
+        &self,
+        user_id: &str,
+        appid: &str,
+    ) -> StoreResult<UnbindOutcome> {
+        let (user_id, appid) = (user_id.to_owned(), appid.to_owned());
+        self.run(move |c| ids::unbind(c, &user_id, &appid)).await
     }
 
     async fn save_wechat_session(

@@ -263,6 +263,8 @@ pub struct UserRow {
     pub email: String,
     pub phone: String,
     pub country_code: String,
+    /// NULL when the user has no parsed phone: NULLs never collide in the unique index.
+    pub phone_e164: Option<String>,
     pub is_admin: bool,
     pub is_forbidden: bool,
     pub is_deleted: bool,
@@ -300,6 +302,7 @@ impl From<&User> for UserRow {
             email: u.email.clone(),
             phone: u.phone.clone(),
             country_code: u.country_code.clone(),
+            phone_e164: (!u.phone_e164.is_empty()).then(|| u.phone_e164.clone()),
             is_admin: u.is_admin,
             is_forbidden: u.is_forbidden,
             is_deleted: u.is_deleted,
@@ -343,6 +346,7 @@ impl TryFrom<UserRow> for User {
             email: r.email,
             phone: r.phone,
             country_code: r.country_code,
+            phone_e164: r.phone_e164.unwrap_or_default(),
             is_admin: r.is_admin,
             is_forbidden: r.is_forbidden,
             is_deleted: r.is_deleted,
@@ -402,6 +406,7 @@ impl TryFrom<IdentityRow> for WechatIdentity {
             unionid: r.unionid,
             organization: r.organization,
             user_id: r.user_id,
+            last_signin_time: None,
         })
     }
 }

@@ -74,6 +74,7 @@ diesel::table! {
         email -> Text,
         phone -> Text,
         country_code -> Text,
+        phone_e164 -> Nullable<Text>,
         is_admin -> Bool,
         is_forbidden -> Bool,
         is_deleted -> Bool,

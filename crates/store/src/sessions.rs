@@ -91,6 +91,15 @@ pub fn record_sign_in(c: &mut AnyConnection, w: &SignInWrite) -> Result<Vec<Stri
     if let Some((appid, openid, sealed)) = &w.wechat_key {
         upsert_wechat_key(c, appid, openid, sealed)?;
     }
+    if let Some((appid, openid, unionid)) = &w.identity_unionid {
+        diesel::update(
+            wechat_identities::table
+                .find((appid, openid))
+                .filter(wechat_identities::unionid.eq("")),
+        )
+        .set(wechat_identities::unionid.eq(unionid))
+        .execute(c)?;
+    }
     diesel::insert_into(sessions::table)
         .values(SessionRow::from(&w.session))
         .execute(c)?;

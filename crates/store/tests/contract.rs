@@ -186,6 +186,7 @@ fn user(owner: &str, name: &str) -> User {
         email: String::new(),
         phone: String::new(),
         country_code: String::new(),
+        phone_e164: String::new(),
         is_admin: false,
         is_forbidden: false,
         is_deleted: false,
@@ -209,6 +210,15 @@ fn identity(appid: &str, openid: &str, unionid: &str, org: &str) -> WechatIdenti
         organization: org.into(),
         user_id: String::new(),
         created_time: Utc::now(),
+        last_signin_time: None,
+    }
+}
+
+/// A mini program sign-in of `ident`, with the phone WeChat verified for it, if any.
+fn signin(ident: &WechatIdentity, phone: Option<&str>) -> WechatSignIn {
+    WechatSignIn {
+        identity: ident.clone(),
+        phone: phone.map(|p| iam_domain::values::Phone::parse("phone", p, "86").unwrap()),
     }
 }
 
@@ -367,7 +377,7 @@ contract!(
             tasks.push(tokio::spawn(async move {
                 // Every caller proposes its own new user (own UUID); only one may win.
                 let proposal = wechat_user("demo", &ident);
-                s.find_or_create_wechat_user(&ident, Some(offer(proposal)))
+                s.find_or_create_wechat_user(&signin(&ident, None), Some(offer(proposal)))
                     .await
             }));
         }
@@ -379,8 +389,8 @@ contract!(
                     created += 1;
                     ids.insert(u.id);
                 }
-                WechatUserOutcome::Found(u) => {
-                    ids.insert(u.id);
+                WechatUserOutcome::Found { user, .. } => {
+                    ids.insert(user.id);
                 }
                 other => panic!("unexpected {other:?}"),
             }
@@ -395,7 +405,10 @@ contract!(unionid_links_a_second_mini_program, |s: Store| async move {
     s.insert_organization(&org("demo")).await.unwrap();
     let first = identity("wxaaaaaaaaaaaaaaaa", "oAAAA", "oUNION", "demo");
     let created = s
-        .find_or_create_wechat_user(&first, Some(offer(wechat_user("demo", &first))))
+        .find_or_create_wechat_user(
+            &signin(&first, None),
+            Some(offer(wechat_user("demo", &first))),
+        )
         .await
         .unwrap();
     let WechatUserOutcome::Created(u) = created else {
@@ -403,16 +416,22 @@ contract!(unionid_links_a_second_mini_program, |s: Store| async move {
     };
     let second = identity("wxbbbbbbbbbbbbbbbb", "oBBBB", "oUNION", "demo");
     let linked = s
-        .find_or_create_wechat_user(&second, Some(offer(wechat_user("demo", &second))))
+        .find_or_create_wechat_user(
+            &signin(&second, None),
+            Some(offer(wechat_user("demo", &second))),
+        )
         .await
         .unwrap();
     assert!(
         matches!(linked, WechatUserOutcome::Linked(ref l) if l.id == u.id),
         "{linked:?}"
     );
-    let again = s.find_or_create_wechat_user(&second, None).await.unwrap();
+    let again = s
+        .find_or_create_wechat_user(&signin(&second, None), None)
+        .await
+        .unwrap();
     assert!(
-        matches!(again, WechatUserOutcome::Found(ref f) if f.id == u.id),
+        matches!(again, WechatUserOutcome::Found { ref user, .. } if user.id == u.id),
         "{again:?}"
     );
     assert_eq!(s.count_users("demo").await.unwrap(), 1);
@@ -420,7 +439,7 @@ contract!(unionid_links_a_second_mini_program, |s: Store| async move {
     s.insert_organization(&org("other")).await.unwrap();
     let elsewhere = identity("wxcccccccccccccccc", "oCCCC", "oUNION", "other");
     assert_eq!(
-        s.find_or_create_wechat_user(&elsewhere, None)
+        s.find_or_create_wechat_user(&signin(&elsewhere, None), None)
             .await
             .unwrap(),
         WechatUserOutcome::NotFound
@@ -432,6 +451,291 @@ contract!(unionid_links_a_second_mini_program, |s: Store| async move {
         .unwrap();
     assert_eq!(stored.user_id, u.id);
 });
+
+fn with_phone(mut u: User, phone: &str) -> User {
+    u.set_phone(&iam_domain::values::Phone::parse("phone", phone, "86").unwrap());
+    u
+}
+
+contract!(
+    a_phone_belongs_to_one_user_of_an_organization_by_constraint,
+    |s: Store| async move {
+        s.insert_organization(&org("demo")).await.unwrap();
+        s.insert_organization(&org("other")).await.unwrap();
+        let a = with_phone(user("demo", "a"), "13800138000");
+        s.insert_user(&a).await.unwrap();
+        let b = with_phone(user("demo", "b"), "13800138000");
+        match s.insert_user(&b).await {
+            Err(StoreError::Conflict(what)) => assert_eq!(what, "user phone"),
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            s.get_user("demo", "b").await.unwrap().is_none(),
+            "nothing written"
+        );
+        // Another organization may hold the same number; users without one never collide.
+        s.insert_user(&with_phone(user("other", "a"), "13800138000"))
+            .await
+            .unwrap();
+        s.insert_user(&user("demo", "c")).await.unwrap();
+        s.insert_user(&user("demo", "d")).await.unwrap();
+        let mut d = s.get_user("demo", "d").await.unwrap().unwrap();
+        d.set_phone(&iam_domain::values::Phone::parse("phone", "13800138000", "CN").unwrap());
+        assert!(matches!(
+            s.update_user(&d).await,
+            Err(StoreError::Conflict(_))
+        ));
+        let found = s
+            .get_user_by_phone("demo", "+8613800138000")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.id, a.id);
+        assert_eq!(
+            (found.phone.as_str(), found.country_code.as_str()),
+            ("13800138000", "CN")
+        );
+    }
+);
+
+contract!(
+    twenty_new_wechat_users_with_one_phone_end_as_one_user,
+    |s: Store| async move {
+        s.insert_organization(&org("demo")).await.unwrap();
+        let s = Arc::new(s);
+        let mut tasks = Vec::new();
+        for i in 0..20 {
+            let s = s.clone();
+            tasks.push(tokio::spawn(async move {
+                let ident = identity("wx5f3c1b2a9d8e7f60", &format!("oPHONE{i:02}"), "", "demo");
+                let proposal = with_phone(wechat_user("demo", &ident), "13800138000");
+                s.find_or_create_wechat_user(
+                    &signin(&ident, Some("13800138000")),
+                    Some(offer(proposal)),
+                )
+                .await
+            }));
+        }
+        let (mut created, mut linked) = (0, 0);
+        let mut ids = std::collections::HashSet::new();
+        for t in tasks {
+            match t.await.unwrap().unwrap() {
+                WechatUserOutcome::Created(u) => {
+                    created += 1;
+                    ids.insert(u.id);
+                }
+                WechatUserOutcome::Linked(u) => {
+                    linked += 1;
+                    ids.insert(u.id);
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!((created, linked), (1, 19));
+        assert_eq!(ids.len(), 1);
+        assert_eq!(s.count_users("demo").await.unwrap(), 1);
+        let id = ids.into_iter().next().unwrap();
+        assert_eq!(s.list_user_identities(&id).await.unwrap().len(), 20);
+    }
+);
+
+contract!(
+    a_phone_of_another_user_is_a_conflict_and_writes_nothing,
+    |s: Store| async move {
+        s.insert_organization(&org("demo")).await.unwrap();
+        let holder = with_phone(user("demo", "holder"), "13800138000");
+        s.insert_user(&holder).await.unwrap();
+        // A known identity of another user.
+        let known = identity("wxaaaaaaaaaaaaaaaa", "oKNOWN", "oUNION", "demo");
+        let WechatUserOutcome::Created(owner) = s
+            .find_or_create_wechat_user(
+                &signin(&known, None),
+                Some(offer(wechat_user("demo", &known))),
+            )
+            .await
+            .unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            s.find_or_create_wechat_user(&signin(&known, Some("13800138000")), None)
+                .await
+                .unwrap(),
+            WechatUserOutcome::PhoneConflict
+        );
+        // A new identity that the unionid would link to `owner`: not linked.
+        let sibling = identity("wxbbbbbbbbbbbbbbbb", "oSIBLING", "oUNION", "demo");
+        assert_eq!(
+            s.find_or_create_wechat_user(&signin(&sibling, Some("13800138000")), None)
+                .await
+                .unwrap(),
+            WechatUserOutcome::PhoneConflict
+        );
+        assert!(
+            s.get_wechat_identity("wxbbbbbbbbbbbbbbbb", "oSIBLING")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        // The user's own phone is no conflict; a new identity with the holder's phone links.
+        let stranger = identity("wxaaaaaaaaaaaaaaaa", "oSTRANGER", "", "demo");
+        let linked = s
+            .find_or_create_wechat_user(&signin(&stranger, Some("13800138000")), None)
+            .await
+            .unwrap();
+        assert!(
+            matches!(linked, WechatUserOutcome::Linked(ref u) if u.id == holder.id),
+            "{linked:?}"
+        );
+        let again = s
+            .find_or_create_wechat_user(&signin(&stranger, Some("13800138000")), None)
+            .await
+            .unwrap();
+        assert!(matches!(again, WechatUserOutcome::Found { ref user, .. } if user.id == holder.id));
+        assert_eq!(s.count_users("demo").await.unwrap(), 2, "{}", owner.id);
+    }
+);
+
+contract!(identities_bind_and_unbind, |s: Store| async move {
+    s.insert_organization(&org("demo")).await.unwrap();
+    let alice = user("demo", "alice");
+    s.insert_user(&alice).await.unwrap();
+    let mut bob = user("demo", "bob");
+    bob.password_hash = Some(Secret::new("$argon2id$v=19$m=1,t=1,p=1$c2FsdA$aGFzaA"));
+    s.insert_user(&bob).await.unwrap();
+    let mut a1 = identity("wxaaaaaaaaaaaaaaaa", "oA1", "oU", "demo");
+    a1.user_id = alice.id.clone();
+    assert_eq!(
+        s.bind_wechat_identity(&a1, b"k1").await.unwrap(),
+        BindOutcome::Bound
+    );
+    assert_eq!(
+        s.bind_wechat_identity(&a1, b"k2").await.unwrap(),
+        BindOutcome::AlreadyBound
+    );
+    assert_eq!(
+        s.get_wechat_session("wxaaaaaaaaaaaaaaaa", "oA1")
+            .await
+            .unwrap()
+            .unwrap(),
+        b"k2"
+    );
+    let back = s.get_user_by_id(&alice.id).await.unwrap().unwrap();
+    assert_eq!(
+        (back.wechat.as_str(), back.wechat_union_id.as_str()),
+        ("oA1", "oU")
+    );
+    let mut stolen = a1.clone();
+    stolen.user_id = bob.id.clone();
+    assert_eq!(
+        s.bind_wechat_identity(&stolen, b"k3").await.unwrap(),
+        BindOutcome::OtherUser
+    );
+    assert_eq!(
+        s.get_wechat_session("wxaaaaaaaaaaaaaaaa", "oA1")
+            .await
+            .unwrap()
+            .unwrap(),
+        b"k2",
+        "untouched"
+    );
+    let listed = s.list_user_identities(&alice.id).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(
+        listed[0].last_signin_time.is_some(),
+        "the key's time is the last sign-in"
+    );
+    // Alice's only way in stays; with a second identity the first may go.
+    assert_eq!(
+        s.unbind_wechat_identity(&alice.id, "wxaaaaaaaaaaaaaaaa")
+            .await
+            .unwrap(),
+        UnbindOutcome::LastWayIn
+    );
+    let mut b1 = identity("wxbbbbbbbbbbbbbbbb", "oB1", "oU", "demo");
+    b1.user_id = alice.id.clone();
+    s.bind_wechat_identity(&b1, b"k4").await.unwrap();
+    assert_eq!(
+        s.unbind_wechat_identity(&alice.id, "wxaaaaaaaaaaaaaaaa")
+            .await
+            .unwrap(),
+        UnbindOutcome::Unbound("oA1".into())
+    );
+    assert!(
+        s.get_wechat_session("wxaaaaaaaaaaaaaaaa", "oA1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        s.get_user_by_id(&alice.id).await.unwrap().unwrap().wechat,
+        "oB1"
+    );
+    assert_eq!(
+        s.unbind_wechat_identity(&alice.id, "wxaaaaaaaaaaaaaaaa")
+            .await
+            .unwrap(),
+        UnbindOutcome::NotBound
+    );
+    // Bob has a password: his only identity may go.
+    let mut c1 = identity("wxaaaaaaaaaaaaaaaa", "oC1", "", "demo");
+    c1.user_id = bob.id.clone();
+    s.bind_wechat_identity(&c1, b"k5").await.unwrap();
+    assert_eq!(
+        s.unbind_wechat_identity(&bob.id, "wxaaaaaaaaaaaaaaaa")
+            .await
+            .unwrap(),
+        UnbindOutcome::Unbound("oC1".into())
+    );
+});
+
+contract!(
+    phones_from_before_get_their_e164_and_a_clash_stops_the_upgrade,
+    |s: Store| async move {
+        s.insert_organization(&org("demo")).await.unwrap();
+        // What a server from before §8 stored: a phone without its E.164 form.
+        let mut a = user("demo", "a");
+        (a.phone, a.country_code) = ("13800138000".into(), "CN".into());
+        s.insert_user(&a).await.unwrap();
+        let mut junk = user("demo", "junk");
+        junk.phone = "not a phone".into();
+        s.insert_user(&junk).await.unwrap();
+        s.migrate().await.unwrap();
+        assert_eq!(
+            s.get_user("demo", "a").await.unwrap().unwrap().phone_e164,
+            "+8613800138000"
+        );
+        let kept = s.get_user("demo", "junk").await.unwrap().unwrap();
+        assert_eq!(
+            (kept.phone.as_str(), kept.phone_e164.as_str()),
+            ("not a phone", "")
+        );
+        // Two more with one number (written without E.164, as before §8): the upgrade stops,
+        // naming both, and writes nothing.
+        for name in ["b", "c"] {
+            let mut u = user("demo", name);
+            (u.phone, u.country_code) = ("+86 139 0013 9000".into(), String::new());
+            s.insert_user(&u).await.unwrap();
+        }
+        let mut d = user("demo", "d");
+        (d.phone, d.country_code) = ("13800138000".into(), "CN".into());
+        s.insert_user(&d).await.unwrap();
+        let e = s.migrate().await.unwrap_err().to_string();
+        assert!(
+            e.contains("demo/b and demo/c both have +8613900139000"),
+            "{e}"
+        );
+        assert!(
+            e.contains("demo/a and demo/d both have +8613800138000"),
+            "{e}"
+        );
+        for name in ["b", "c", "d"] {
+            let u = s.get_user("demo", name).await.unwrap().unwrap();
+            assert_eq!(u.phone_e164, "", "nothing written for {name}");
+            assert!(!u.phone.is_empty(), "no phone dropped");
+        }
+    }
+);
 
 contract!(session_keys_are_replaced, |s: Store| async move {
     assert!(s.get_wechat_session("wx1", "o1").await.unwrap().is_none());
@@ -460,6 +764,7 @@ fn sign_in(
     SignInWrite {
         user: None,
         wechat_key: None,
+        identity_unionid: None,
         session: Session {
             id: sid.into(),
             organization: "demo".into(),

@@ -84,6 +84,43 @@ fn refused_locally() -> WechatError {
 
 #[async_trait]
 impl<W: WechatApi> WechatApi for CodeGate<W> {
+    async fn phone_number(
+        &self,
+        appid: &AppId,
+        secret: &Secret,
+        phone_code: &str,
+        openid: &str,
+    ) -> Result<iam_domain::ports::PhoneInfo, WechatError> {
+        self.inner
+            .phone_number(appid, secret, phone_code, openid)
+            .await
+    }
+
+    async fn check_session(
+        &self,
+        appid: &AppId,
+        secret: &Secret,
+        openid: &str,
+        session_key: &Secret,
+    ) -> Result<bool, WechatError> {
+        self.inner
+            .check_session(appid, secret, openid, session_key)
+            .await
+    }
+
+    fn decrypt(
+        &self,
+        session_key: &Secret,
+        encrypted_data: &str,
+        iv: &str,
+    ) -> Result<Vec<u8>, iam_domain::ports::DecryptError> {
+        self.inner.decrypt(session_key, encrypted_data, iv)
+    }
+
+    fn raw_data_signed(&self, raw_data: &str, session_key: &Secret, signature: &str) -> bool {
+        self.inner.raw_data_signed(raw_data, session_key, signature)
+    }
+
     async fn code_to_session(&self, appid: &AppId, secret: &Secret, code: &WechatCode) -> Outcome {
         let key = self.key(appid, code);
         enum Decision {
@@ -173,6 +210,40 @@ mod tests {
             self.calls.fetch_add(1, Ordering::SeqCst);
             tokio::time::sleep(Duration::from_millis(50)).await;
             self.answer.clone()
+        }
+
+        // The gate passes these through untouched; these tests only exchange codes.
+        async fn phone_number(
+            &self,
+            _: &AppId,
+            _: &Secret,
+            _: &str,
+            _: &str,
+        ) -> Result<iam_domain::ports::PhoneInfo, WechatError> {
+            Err(WechatError::Transport("not used by these tests".into()))
+        }
+
+        async fn check_session(
+            &self,
+            _: &AppId,
+            _: &Secret,
+            _: &str,
+            _: &Secret,
+        ) -> Result<bool, WechatError> {
+            Err(WechatError::Transport("not used by these tests".into()))
+        }
+
+        fn decrypt(
+            &self,
+            _: &Secret,
+            _: &str,
+            _: &str,
+        ) -> Result<Vec<u8>, iam_domain::ports::DecryptError> {
+            Err(iam_domain::ports::DecryptError::WrongKey)
+        }
+
+        fn raw_data_signed(&self, _: &str, _: &Secret, _: &str) -> bool {
+            false
         }
     }
 

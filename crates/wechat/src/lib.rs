@@ -8,6 +8,7 @@
 //!   that may have reached WeChat with a single-use code is never sent again.
 //! - Access tokens come from `stable_token`, cached per appid, refreshed by one caller at a time.
 
+mod crypto;
 mod errors;
 mod gate;
 mod token;
@@ -17,7 +18,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use iam_domain::Secret;
-use iam_domain::ports::{WechatApi, WechatError, WechatFault, WechatSession};
+use iam_domain::ports::{
+    DecryptError, PhoneInfo, WechatApi, WechatError, WechatFault, WechatSession,
+};
 use iam_domain::values::{AppId, WechatCode};
 use rand::Rng;
 use serde::Deserialize;
@@ -52,15 +55,6 @@ impl WechatConfig {
             backoff: Duration::from_millis(50),
         }
     }
-}
-
-/// What `getuserphonenumber` gives.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PhoneInfo {
-    pub phone_number: String,
-    pub pure_phone_number: String,
-    /// Always a string here, whether WeChat sent "86" or 86.
-    pub country_code: String,
 }
 
 #[derive(Clone)]
@@ -302,23 +296,30 @@ impl WechatClient {
         }
     }
 
-    /// `POST /wxa/business/getuserphonenumber`.
+    /// `POST /wxa/business/getuserphonenumber` with `{"code", "openid"}` (the openid, when
+    /// known, makes WeChat refuse a code issued to someone else).
     pub async fn phone_number(
         &self,
         appid: &str,
         secret: &Secret,
         code: &str,
+        openid: &str,
     ) -> Result<PhoneInfo, WechatError> {
         let url = format!("{}/wxa/business/getuserphonenumber", self.config.api_base);
+        let body = if openid.is_empty() {
+            serde_json::json!({ "code": code })
+        } else {
+            serde_json::json!({ "code": code, "openid": openid })
+        };
         let v = self
             .with_token(appid, secret, |token| {
-                let url = url.clone();
+                let (url, body) = (url.clone(), body.clone());
                 async move {
                     self.call("getuserphonenumber", || {
                         self.http
                             .post(&url)
                             .query(&[("access_token", token.as_str())])
-                            .json(&serde_json::json!({ "code": code }))
+                            .json(&body)
                     })
                     .await
                 }
@@ -401,5 +402,38 @@ impl WechatApi for WechatClient {
     ) -> Result<WechatSession, WechatError> {
         self.jscode2session(appid.as_str(), secret, code.as_str())
             .await
+    }
+
+    async fn phone_number(
+        &self,
+        appid: &AppId,
+        secret: &Secret,
+        phone_code: &str,
+        openid: &str,
+    ) -> Result<PhoneInfo, WechatError> {
+        WechatClient::phone_number(self, appid.as_str(), secret, phone_code, openid).await
+    }
+
+    async fn check_session(
+        &self,
+        appid: &AppId,
+        secret: &Secret,
+        openid: &str,
+        session_key: &Secret,
+    ) -> Result<bool, WechatError> {
+        WechatClient::check_session(self, appid.as_str(), secret, openid, session_key).await
+    }
+
+    fn decrypt(
+        &self,
+        session_key: &Secret,
+        encrypted_data: &str,
+        iv: &str,
+    ) -> Result<Vec<u8>, DecryptError> {
+        crypto::decrypt(session_key.expose(), encrypted_data, iv)
+    }
+
+    fn raw_data_signed(&self, raw_data: &str, session_key: &Secret, signature: &str) -> bool {
+        crypto::raw_data_signed(raw_data, session_key.expose(), signature)
     }
 }

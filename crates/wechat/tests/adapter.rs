@@ -325,7 +325,7 @@ async fn a_refused_token_is_refreshed_and_the_call_retried_once() {
         .mount(&server)
         .await;
     Mock::given(path("/wxa/business/getuserphonenumber"))
-        .and(body_partial_json(json!({"code": "phone-code"})))
+        .and(body_partial_json(json!({"code": "phone-code", "openid": "o-user"})))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
             "errcode": 0, "errmsg": "ok",
             "phone_info": {"phoneNumber": "+1 5550100", "purePhoneNumber": "5550100", "countryCode": 1,
@@ -335,7 +335,7 @@ async fn a_refused_token_is_refreshed_and_the_call_retried_once() {
         .mount(&server)
         .await;
     let p = client(&server)
-        .phone_number(APPID, &secret(), "phone-code")
+        .phone_number(APPID, &secret(), "phone-code", "o-user")
         .await
         .unwrap();
     assert_eq!(
@@ -355,7 +355,7 @@ async fn a_token_refused_twice_is_an_access_token_error() {
         .mount(&server)
         .await;
     let e = client(&server)
-        .phone_number(APPID, &secret(), "c")
+        .phone_number(APPID, &secret(), "c", "o-user")
         .await
         .unwrap_err();
     assert!(matches!(e, WechatError::AccessToken(_)), "{e:?}");
@@ -374,7 +374,7 @@ async fn phone_numbers_check_the_watermark() {
         .mount(&server)
         .await;
     let e = client(&server)
-        .phone_number(APPID, &secret(), "c")
+        .phone_number(APPID, &secret(), "c", "o-user")
         .await
         .unwrap_err();
     assert!(matches!(e, WechatError::Malformed(_)), "{e:?}");
