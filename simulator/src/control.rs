@@ -142,6 +142,35 @@ pub async fn encrypted_data(sim: Data<&Arc<Sim>>, body: Body) -> Response {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
+struct SessionKeyBody {
+    appid: String,
+    user: String,
+    session_key: String,
+}
+
+/// `POST /sim/session-key {"appid","user","sessionKey"}`: sets the user's current session key
+/// (base64 of 16 bytes), so a test can replay WeChat's published vectors end to end. It counts
+/// as a fresh rotation: the next `/sim/login` keeps it for `--session-key-min-age-secs`.
+#[handler]
+pub async fn set_session_key(sim: Data<&Arc<Sim>>, body: Body) -> Response {
+    let b: SessionKeyBody = match parse(body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    if let Err(r) = known_app(&sim, &b.appid) {
+        return r;
+    }
+    use base64::Engine;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(&b.session_key);
+    if decoded.map(|k| k.len()) != Ok(16) {
+        return bad_request("sessionKey must be base64 of 16 bytes");
+    }
+    sim.set_session_key(&b.appid, &b.user, &b.session_key);
+    Json(json!({"openid": sim.openid(&b.appid, &b.user)})).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct AppBody {
     appid: String,
     secret: String,

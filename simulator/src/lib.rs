@@ -46,6 +46,7 @@ pub fn routes(sim: Arc<Sim>) -> impl poem::Endpoint {
         .at("/wxa/checksession", get(wechat::checksession))
         .at("/wxa/resetusersessionkey", get(wechat::resetusersessionkey))
         .at("/sim/encrypted-data", post(control::encrypted_data))
+        .at("/sim/session-key", post(control::set_session_key))
         .at("/sim/login", post(control::login))
         .at("/sim/phone-code", post(control::phone_code))
         .at("/sim/apps", post(control::add_app))

@@ -230,14 +230,23 @@ impl Sim {
     /// WeChat's `resetusersessionkey`: a fresh key for the user, at once.
     pub fn reset_session_key(&self, appid: &str, user: &str) -> String {
         let key = random_session_key();
+        self.set_session_key(appid, user, &key);
+        key
+    }
+
+    /// Makes `key` the user's current session key, rotated now.
+    pub fn set_session_key(&self, appid: &str, user: &str, key: &str) {
         self.session_keys.insert(
             (appid.to_owned(), user.to_owned()),
             SessionKey {
-                key: key.clone(),
+                key: key.to_owned(),
                 rotated_at: self.now(),
             },
         );
-        key
+        self.openid_users.insert(
+            (appid.to_owned(), self.openid(appid, user)),
+            user.to_owned(),
+        );
     }
 
     pub fn session_key(&self, appid: &str, user: &str) -> Option<String> {

@@ -115,7 +115,7 @@ async fn user_count(c: &Ctx) -> anyhow::Result<i64> {
 }
 
 async fn phone_at_sign_in(db: Db) -> anyhow::Result<()> {
-    let mut c = Ctx::start(db, &[]).await?;
+    let mut c = Ctx::start(db, &[("wechatTimeoutMs", "1000")]).await?;
     let admin = password_token(&c, "demo-admin", "demo-admin-pw").await?;
 
     // Rule 3: a new WeChat user with a new phone is a new user holding it.
@@ -235,6 +235,20 @@ async fn phone_at_sign_in(db: Db) -> anyhow::Result<()> {
     expect_oauth_error(&a, 503, "temporarily_unavailable", "wechat");
     assert!(a.header("retry-after").is_some());
     assert_eq!(user_count(&c).await?, users, "nothing written");
+    c.sim
+        .fault(json!({"api": "getuserphonenumber", "latencyMs": 1500, "count": 1}))
+        .await?;
+    let a = sign_in_with_phone(&mut c, "nina", "13300133000").await?;
+    expect_oauth_error(&a, 503, "temporarily_unavailable", "wechat");
+    assert_eq!(
+        user_count(&c).await?,
+        users,
+        "nothing written after a timeout either"
+    );
+    // A number the phone-number library does not accept is named, and nothing is written.
+    let a = sign_in_with_phone(&mut c, "nina", "12345").await?;
+    expect_oauth_error(&a, 400, "invalid_request", "phone: ");
+    assert_eq!(user_count(&c).await?, users);
     // A token WeChat refuses is fetched again once and the call retried.
     c.sim
         .fault(json!({"api": "getuserphonenumber", "errcode": 40001, "count": 1}))
@@ -381,6 +395,22 @@ async fn phone_later_and_legacy_data(db: Db) -> anyhow::Result<()> {
         .await?;
     assert_eq!(a.status, 409, "{}", a.text);
     assert_eq!(a.msg(), "the phone number is bound to another account");
+    assert_eq!(c.account(&kim).await?["data"]["phone"], "");
+    // A phone code WeChat refuses (here: lee's, sent by kim) writes nothing either.
+    let foreign = phone_code(&c, APPID, "lee", "13500135000").await?;
+    let a = c
+        .post_json(
+            "/api/wechat/bind-phone",
+            &kim,
+            json!({"phoneCode": foreign}),
+        )
+        .await?;
+    assert_eq!(a.status, 400, "{}", a.text);
+    assert!(
+        a.msg().starts_with("get wechat phone number error: 40029"),
+        "{}",
+        a.text
+    );
     assert_eq!(c.account(&kim).await?["data"]["phone"], "");
 
     // decrypt: WeRun steps, with the watermark checked.
@@ -530,6 +560,80 @@ async fn session_count(c: &Ctx) -> anyhow::Result<u64> {
     Ok(c.db.store().await?.session_table_counts().await?[0])
 }
 
+/// WeChat's published vector (reference/wechat-api.md §3.2), end to end: the simulator gives a
+/// user of the vector's mini program the vector's session key, the server stores it at sign-in,
+/// and `/api/wechat/decrypt` opens the vector's encryptedData.
+async fn published_vector(db: Db) -> anyhow::Result<()> {
+    const VECTOR_APPID: &str = "wx4f4bc4dec97d474b";
+    const KEY: &str = "tiihtNczf5v6AKRyjwEUhQ==";
+    const IV: &str = "r7BXXKkLb8qrSNn05n0qiA==";
+    const DATA: &str = "CiyLU1Aw2KjvrjMdj8YKliAjtP4gsMZMQmRzooG2xrDcvSnxIMXFufNstNGTyaGS9uT5geRa0W4oTOb1WT7fJlAC+oNPdbB+3hVbJSRgv+4lGOETKUQz6OYStslQ142dNCuabNPGBzlooOmB231qMM85d2/fV6ChevvXvQP8Hkue1poOFtnEtpyxVLW1zAo6/1Xx1COxFvrc2d7UL/lmHInNlxuacJXwu0fjpXfz/YqYzBIBzD6WUfTIF9GRHpOn/Hz7saL8xz+W//FRAUid1OksQaQx4CMs8LOddcQhULW4ucetDf96JcR3g0gfRK4PC7E/r7Z6xNrXd2UIeorGj5Ef7b1pJAYB6Y5anaHqZ9J6nKEBvB4DnNLIVWSgARns/8wR2SiRS7MNACwTyrGvt9ts8p12PKFdlqYTopNHR1Vf7XjfhQlVsAJdNiKdYmYVoKlaRv85IfVunYzO0IKXsyl7JCUjCpoG20f0a04COwfneQAGGwd5oa+T8yO5hzuyDb/XcxxmK01EpqOyuxINew==";
+    let mut c = Ctx::start(db, &[]).await?;
+    let admin = password_token(&c, "built-in/admin", iam_e2e::ADMIN_PASSWORD).await?;
+    c.sim
+        .post(
+            "/sim/apps",
+            json!({"appid": VECTOR_APPID, "secret": "vector-secret"}),
+        )
+        .await?;
+    for (path, body) in [
+        (
+            "/api/add-provider",
+            json!({"owner": "admin", "name": "wx-vector", "category": "OAuth", "type": "WeChat", "clientId": VECTOR_APPID, "clientSecret": "vector-secret"}),
+        ),
+        (
+            "/api/add-application",
+            json!({"owner": "admin", "name": "vector-app", "organization": "demo", "clientId": "vector00000000000000", "clientSecret": "vector-app-secret", "enableSignUp": true, "providers": [{"name": "wx-vector"}]}),
+        ),
+    ] {
+        let a = c.post_json(path, &admin, body).await?;
+        anyhow::ensure!(a.status == 200, "{path}: {}", a.text);
+    }
+    c.sim
+        .post(
+            "/sim/session-key",
+            json!({"appid": VECTOR_APPID, "user": "band", "sessionKey": KEY}),
+        )
+        .await?;
+    let (code, _) = c.sim.login(VECTOR_APPID, "band").await?;
+    let a = c
+        .token(&[
+            ("tag", "wechat_miniprogram".into()),
+            ("client_id", "vector00000000000000".into()),
+            ("code", code),
+        ])
+        .await?;
+    let (band, _) = signed_in(&a)?;
+    let a = c
+        .post_json(
+            "/api/wechat/decrypt",
+            &band,
+            json!({"encryptedData": DATA, "iv": IV}),
+        )
+        .await?;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let v = a.json();
+    assert_eq!(v["openId"], "oGZUI0egBJY1zhBYw2KhdUfwVJJE");
+    assert_eq!(v["unionId"], "ocMvos6NjeKLIBqg5Mr9QjxrP1FA");
+    assert_eq!(
+        v["watermark"],
+        json!({"timestamp": 1477314187, "appid": VECTOR_APPID})
+    );
+    // The same data for another mini program's user (another key) does not open.
+    let lee = c.sign_in("lee").await?;
+    let a = c
+        .post_json(
+            "/api/wechat/decrypt",
+            &lee,
+            json!({"encryptedData": DATA, "iv": IV}),
+        )
+        .await?;
+    assert_eq!(a.status, 400, "{}", a.text);
+    assert!(!a.text.contains("oGZUI0egBJY1zhBYw2KhdUfwVJJE"));
+    Ok(())
+}
+both_backends!(the_published_vector_decrypts_end_to_end, published_vector);
+
 async fn linked_identities(db: Db) -> anyhow::Result<()> {
     let mut c = Ctx::start(db, &[]).await?;
     let admin = password_token(&c, "demo-admin", "demo-admin-pw").await?;
@@ -566,6 +670,11 @@ async fn linked_identities(db: Db) -> anyhow::Result<()> {
     let a = bind(&c, &bob, code).await?;
     assert_eq!(a.status, 400, "{}", a.text);
     assert!(a.msg().contains("40029"), "{}", a.text);
+    // A global administrator's account is not reachable through a mini program.
+    let global = password_token(&c, "built-in/admin", iam_e2e::ADMIN_PASSWORD).await?;
+    let (code, _) = c.sim.login(APPID, "root-wx").await?;
+    let a = bind(&c, &global, code).await?;
+    assert_eq!(a.status, 403, "{}", a.text);
 
     // Who may read and unbind: the user and administrators of their organization.
     let a = c

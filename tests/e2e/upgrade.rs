@@ -232,3 +232,82 @@ async fn upgrade(db: Db) -> anyhow::Result<()> {
 }
 
 iam_e2e::both_backends!(a_database_from_before_sessions_upgrades_in_place, upgrade);
+
+const PHONES_MIGRATION: &str = "2026-11-30-000001";
+
+/// Upgrading a database written before phones were unique (SPEC §8.1): every phone gets its
+/// E.164 form; two users of one organization with one number stop the upgrade with a message
+/// naming both, and nothing is lost; once an operator has decided whose number it is, the
+/// server starts.
+async fn phones_upgrade(db: Db) -> anyhow::Result<()> {
+    let sim = iam_e2e::WechatSim::start()?;
+    let mut opts = IamOptions::new(&db);
+    opts.wechat_api_base = sim.base.clone();
+    opts.init_data = Some(workspace_root().join("tests/e2e/fixtures/init_data.json"));
+    let rec = iam_e2e::Recorder::default();
+    let mut old = Iam::start(&opts)?;
+    let mut names = Vec::new();
+    for user in ["phone-1", "phone-2"] {
+        let code = sim.login(APPID, user).await?.0;
+        let a = rec
+            .send(rec.sign_in_request(&old.url("/oauth/token"), &code))
+            .await?;
+        anyhow::ensure!(a.status == 200, "sign-in: {}", a.text);
+        let claims = iam_e2e::claims(a.json()["access_token"].as_str().unwrap_or_default())?;
+        names.push(claims["name"].as_str().unwrap_or_default().to_owned());
+    }
+    old.proc.terminate(Duration::from_secs(10))?;
+    let down = std::fs::read_to_string(workspace_root().join(format!(
+        "crates/store/migrations/{}/{PHONES_MIGRATION}_phones/down.sql",
+        db.driver()
+    )))?;
+    // The schema before §8, and what it allowed: two users with one number, written two ways.
+    execute(
+        &db,
+        &format!(
+            "{down}\nDELETE FROM __diesel_schema_migrations WHERE version = '{}';\n\
+             UPDATE users SET phone = '13800138000', country_code = 'CN' WHERE name = '{}';\n\
+             UPDATE users SET phone = '+86 138 0013 8000', country_code = '' WHERE name = '{}';\n\
+             UPDATE users SET phone = '13700137000', country_code = 'CN' WHERE name = 'bob';",
+            PHONES_MIGRATION.replace('-', ""),
+            names[0],
+            names[1]
+        ),
+    )?;
+    let refused = match Iam::start(&opts) {
+        Ok(_) => anyhow::bail!("the server started over two users with one phone"),
+        Err(e) => e.to_string(),
+    };
+    let both = format!(
+        "demo/{} and demo/{} both have +8613800138000",
+        names[0], names[1]
+    );
+    assert!(refused.contains(&both), "{refused}");
+    let store = db.store().await?;
+    for n in &names {
+        let u = store.get_user("demo", n).await?.expect("kept");
+        assert!(!u.phone.is_empty() && u.phone_e164.is_empty(), "{u:?}");
+    }
+    // The operator gives one of them another number; the upgrade completes.
+    execute(
+        &db,
+        &format!(
+            "UPDATE users SET phone = '13900139000' WHERE name = '{}';",
+            names[1]
+        ),
+    )?;
+    let _new = Iam::start(&opts)?;
+    let e164 = |n: String| {
+        let store = store.clone();
+        async move { anyhow::Ok(store.get_user("demo", &n).await?.expect("kept").phone_e164) }
+    };
+    assert_eq!(e164(names[0].clone()).await?, "+8613800138000");
+    assert_eq!(e164(names[1].clone()).await?, "+8613900139000");
+    assert_eq!(e164("bob".into()).await?, "+8613700137000");
+    Ok(())
+}
+
+iam_e2e::both_backends!(
+    phones_from_before_get_their_e164_or_stop_the_upgrade,
+    phones_upgrade
+);

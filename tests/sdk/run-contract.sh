@@ -99,8 +99,10 @@ values = ["fuzz"]
 "body.organization" = { dictionary = "organizations", probability = 0.7 }
 "body.owner" = { dictionary = "organizations", probability = 0.7 }
 TOML
+# sso-logout with the fuzzer's token would end the administrator's own session, and every
+# operation after it would see only 401s; the e2e tests and the Casdoor SDK above cover it.
 (cd "$work" && "$work/venv/bin/schemathesis" --config-file "$work/schemathesis.toml" run "$root/openapi/openapi.json" \
-  --url "$iam" -H "Authorization: Bearer $admin" \
+  --url "$iam" -H "Authorization: Bearer $admin" --exclude-path /api/sso-logout \
   --max-examples "${SCHEMATHESIS_EXAMPLES:-25}" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance)
 if grep -qiE "panicked|\"level\":\"ERROR\"| ERROR " "$work/iam.out"; then

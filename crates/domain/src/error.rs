@@ -23,6 +23,9 @@ pub enum StoreError {
     /// Stored data could not be read back into domain types.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The database could not be brought up to date; the message says why and what to do.
+    #[error("cannot upgrade the database: {0}")]
+    Migration(String),
 }
 
 /// Why a use case refused or failed. Each kind has one meaning to a caller; the message is for
@@ -75,6 +78,7 @@ impl From<StoreError> for Error {
             StoreError::MissingReference(what) => Self::Invalid(format!("{what} does not exist")),
             StoreError::Unavailable(_) => Self::database_unavailable(),
             StoreError::Corrupt(m) => Self::Internal(format!("stored data is corrupt: {m}")),
+            StoreError::Migration(m) => Self::Internal(format!("cannot upgrade the database: {m}")),
         }
     }
 }

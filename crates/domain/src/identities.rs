@@ -78,6 +78,14 @@ impl Iam {
     ) -> Result<(WechatIdentity, bool), Error> {
         let code = WechatCode::parse(code)?;
         let mp = self.mini_program_caller(caller, claims, provider).await?;
+        // A WeChat account signs in to its mini program's organization: it may only be linked
+        // to a user of that organization (not, say, to a global administrator's account).
+        if mp.user.owner.as_str() != mp.organization {
+            return Err(Error::Forbidden(format!(
+                "the user belongs to organization {}; this mini program signs users in to {}",
+                mp.user.owner, mp.organization
+            )));
+        }
         let (appid, session) = self.exchange_code(&mp.provider, &code).await?;
         let identity = WechatIdentity {
             appid: appid.to_string(),

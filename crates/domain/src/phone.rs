@@ -60,6 +60,8 @@ pub enum PhoneProof {
 /// program of that application, and the user's identity in it when they have one.
 pub(crate) struct MiniProgramCaller {
     pub user: User,
+    /// The organization of the token's application.
+    pub organization: String,
     pub provider: Arc<Provider>,
     pub appid: AppId,
     pub openid: Option<String>,
@@ -130,6 +132,7 @@ impl Iam {
             .map(|i| i.openid);
         Ok(MiniProgramCaller {
             user: user.clone(),
+            organization: app.organization.to_string(),
             provider,
             appid,
             openid,

@@ -347,8 +347,8 @@ pub(crate) fn backfill_phones(c: &mut AnyConnection) -> Result<usize, DbError> {
         }
     }
     if !clashes.is_empty() {
-        return Err(StoreError::Unavailable(format!(
-            "migration failed: a phone number may belong to one user of an organization, but {}. \
+        return Err(StoreError::Migration(format!(
+            "a phone number may belong to one user of an organization, but {}. \
              Nothing was changed: give one user of each pair another phone (or none), then start again",
             clashes.join("; ")
         ))
