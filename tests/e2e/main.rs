@@ -6,6 +6,7 @@ mod management;
 mod operate;
 mod phone;
 mod readme;
+mod records;
 mod restart;
 mod sessions;
 mod signin;

@@ -111,6 +111,17 @@ pub type BearerCaller = Authenticated<true>;
 
 impl<const BEARER_ONLY: bool> Authenticated<BEARER_ONLY> {
     async fn from(req: &Request) -> Result<Self, Failure> {
+        let who = Self::identify(req).await?;
+        // Who made a recorded write (see `records::audit`).
+        if let Some(slot) = req.extensions().get::<crate::records::CallerSlot>()
+            && let Ok(mut s) = slot.0.lock()
+        {
+            *s = Some(who.principal.clone());
+        }
+        Ok(who)
+    }
+
+    async fn identify(req: &Request) -> Result<Self, Failure> {
         let state = state(req)?;
         let of = |principal, claims| Self { principal, claims };
         if let Some(token) = bearer_token(req) {

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod oauth;
 pub mod observe;
 pub mod ratelimit;
+pub mod records;
 pub mod sessions;
 pub mod state;
 mod tags;
@@ -37,6 +38,7 @@ type Api = (
     users::UsersApi,
     sessions::SessionsApi,
     wechat::MiniProgramApi,
+    records::RecordsApi,
     (
         management::OrganizationApi,
         management::ApplicationApi,
@@ -56,6 +58,7 @@ fn service() -> OpenApiService<Api, ()> {
             users::UsersApi,
             sessions::SessionsApi,
             wechat::MiniProgramApi,
+            records::RecordsApi,
             (
                 OrganizationApi,
                 ApplicationApi,
@@ -84,12 +87,14 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint {
     let spec = api.spec_endpoint();
     let ui = api.swagger_ui();
     let metrics = state.metrics.clone();
+    let audited = state.clone();
     Route::new()
         .nest("/", api)
         .at("/openapi.json", spec)
         .nest("/swagger", ui)
         .data(state)
         .around(api_not_found)
+        .around(move |ep, req| records::audit(ep, req, audited.clone()))
         .around(move |ep, req| observe::observe(ep, req, metrics.clone()))
 }
 

@@ -20,6 +20,7 @@ struct Inner {
     users_created: IntCounter,
     wechat_calls: IntCounterVec,
     purged: IntCounterVec,
+    records_dropped: IntCounter,
 }
 
 impl Default for Metrics {
@@ -72,8 +73,14 @@ impl Metrics {
             &["table"],
         )
         .expect("valid metric");
+        let records_dropped = IntCounter::new(
+            "iam_audit_records_dropped_total",
+            "Audit records dropped because the writer's queue was full",
+        )
+        .expect("valid metric");
         for c in [
-            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(records_dropped.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(requests.clone()),
             Box::new(latency.clone()),
             Box::new(signins.clone()),
             Box::new(users_created.clone()),
@@ -91,6 +98,7 @@ impl Metrics {
                 users_created,
                 wechat_calls,
                 purged,
+                records_dropped,
             }),
         }
     }
@@ -124,6 +132,10 @@ impl Metrics {
 
     pub fn purged(&self, table: &str, rows: u64) {
         self.inner.purged.with_label_values(&[table]).inc_by(rows);
+    }
+
+    pub fn record_dropped(&self) {
+        self.inner.records_dropped.inc();
     }
 
     pub fn render(&self) -> String {

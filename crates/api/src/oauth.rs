@@ -119,6 +119,7 @@ fn token_request(p: &Params<TokenParams>) -> TokenRequest {
         signature: p.get("signature").into(),
         client_ip: String::new(),
         user_agent: String::new(),
+        request_uri: String::new(),
     }
 }
 
@@ -135,6 +136,7 @@ async fn run_token(state: &AppState, req: &Request, mut tr: TokenRequest) -> Tok
         .header(poem::http::header::USER_AGENT)
         .unwrap_or_default()
         .to_owned();
+    tr.request_uri = req.uri().path().to_owned();
     let t = state.iam.token(&tr, &issuer(req, &state.origin)).await?;
     Ok(OAuthReply::token(&serde_json::to_value(&t).map_err(
         |e| OAuthFailure(OAuthError::server_error(e.to_string())),

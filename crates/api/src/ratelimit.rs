@@ -67,9 +67,11 @@ pub fn check(state: &AppState, req: &Request) -> Result<(), OAuthError> {
         return Ok(());
     };
     limiter.check(addr.ip()).map_err(|wait| OAuthError {
-        kind: OAuthErrorKind::SlowDown,
-        description: "too many token requests from this address; slow down".into(),
         retry_after: Some(wait),
+        ..OAuthError::new(
+            OAuthErrorKind::SlowDown,
+            "too many token requests from this address; slow down",
+        )
     })
 }
 

@@ -12,6 +12,8 @@ pub enum Tag {
     Wechat,
     /// Sessions: listing sign-ins and signing out, one session or everywhere.
     Sessions,
+    /// Audit records: every sign-in attempt and every write.
+    Records,
     /// The management API of global administrators.
     Management,
     /// Discovery documents.

@@ -38,6 +38,19 @@ pub struct TokenRequest {
     /// Who asked, recorded on the session: the client's address and user agent.
     pub client_ip: String,
     pub user_agent: String,
+    /// The path the request came to, for its audit record.
+    pub request_uri: String,
+}
+
+impl TokenRequest {
+    pub(crate) fn meta(&self) -> crate::records::RequestMeta {
+        crate::records::RequestMeta {
+            client_ip: self.client_ip.clone(),
+            user_agent: self.user_agent.clone(),
+            method: "POST".into(),
+            request_uri: self.request_uri.clone(),
+        }
+    }
 }
 
 /// What RFC 7662 introspection says of a token.
@@ -149,7 +162,8 @@ impl SignInInput {
 
 /// A refused phone code (SPEC §8.1): the user must press the button again.
 fn phone_failure(e: WechatError) -> OAuthError {
-    match &e {
+    let errcode = e.fault().map(|f| f.errcode);
+    let err = match &e {
         WechatError::InvalidCode(f)
         | WechatError::CodeUsed(f)
         | WechatError::Blocked(f)
@@ -159,11 +173,13 @@ fn phone_failure(e: WechatError) -> OAuthError {
             f.errcode, f.errmsg
         )),
         _ => wechat_failure(e),
-    }
+    };
+    err.with_wechat_errcode(errcode)
 }
 
 pub(crate) fn wechat_failure(e: WechatError) -> OAuthError {
-    match &e {
+    let errcode = e.fault().map(|f| f.errcode);
+    let err = match &e {
         WechatError::InvalidCode(f)
         | WechatError::CodeUsed(f)
         | WechatError::Blocked(f)
@@ -178,12 +194,29 @@ pub(crate) fn wechat_failure(e: WechatError) -> OAuthError {
             OAuthError::unavailable("wechat is rate limiting sign-ins; retry later", 10)
         }
         _ => OAuthError::unavailable("wechat is unavailable; retry later", 2),
-    }
+    };
+    err.with_wechat_errcode(errcode)
 }
 
 impl Iam {
-    /// `POST /oauth/token` and its aliases.
+    /// `POST /oauth/token` and its aliases. Every attempt is recorded (SPEC §10): a user's
+    /// successful sign-in in its own transaction, everything else through the audit queue.
     pub async fn token(
+        &self,
+        req: &TokenRequest,
+        issuer: &str,
+    ) -> Result<TokenResponse, OAuthError> {
+        let result = self.token_inner(req, issuer).await;
+        let signs_in_a_user = req.tag == MINI_PROGRAM_TAG || req.grant_type == "password";
+        match &result {
+            Ok(_) if signs_in_a_user => {}
+            Ok(_) => self.record_token_attempt(req, None).await,
+            Err(e) => self.record_token_attempt(req, Some(e)).await,
+        }
+        result
+    }
+
+    async fn token_inner(
         &self,
         req: &TokenRequest,
         issuer: &str,
@@ -369,9 +402,11 @@ impl Iam {
     ) -> Result<TokenResponse, OAuthError> {
         let (tokens, session, refresh) = self.start_session(app, &user, req, issuer).await?;
         let user_id = user.id.clone();
+        let record = self.sign_in_record(req, app, &user, &session.id);
         let ended = self
             .repo
             .record_sign_in(&SignInWrite {
+                record: Some(record),
                 user: changed.then_some(user),
                 wechat_key: extras.wechat_key,
                 identity_unionid: extras.identity_unionid,
@@ -583,7 +618,8 @@ impl Iam {
                 self.sessions_ended(&[sid]);
                 return Err(OAuthError::invalid_grant(
                     "refresh_token was already used; its session is revoked",
-                ));
+                )
+                .as_event("refresh-token-reuse"));
             }
         };
         let user = self

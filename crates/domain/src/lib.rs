@@ -15,6 +15,7 @@ pub mod oauth;
 pub mod objects;
 pub mod phone;
 pub mod ports;
+pub mod records;
 pub mod secret;
 pub mod seed;
 pub mod service;

@@ -23,6 +23,17 @@ pub enum OAuthErrorKind {
 }
 
 impl OAuthErrorKind {
+    /// The HTTP status RFC 6749 gives it (as the api crate answers it).
+    pub fn status(self) -> i32 {
+        match self {
+            Self::InvalidClient => 401,
+            Self::TemporarilyUnavailable => 503,
+            Self::ServerError => 500,
+            Self::SlowDown => 429,
+            _ => 400,
+        }
+    }
+
     pub fn code(self) -> &'static str {
         match self {
             Self::InvalidRequest => "invalid_request",
@@ -45,6 +56,11 @@ pub struct OAuthError {
     pub description: String,
     /// Seconds a client should wait before trying again (503 and 429).
     pub retry_after: Option<u64>,
+    /// For the audit record: WeChat's errcode, when WeChat refused.
+    pub wechat_errcode: Option<i64>,
+    /// For the audit record: the event this failure is, when not a failed attempt of its
+    /// grant (`refresh-token-reuse`).
+    pub event: Option<&'static str>,
 }
 
 impl OAuthError {
@@ -53,7 +69,19 @@ impl OAuthError {
             kind,
             description: description.into(),
             retry_after: None,
+            wechat_errcode: None,
+            event: None,
         }
+    }
+
+    pub fn with_wechat_errcode(mut self, errcode: Option<i64>) -> Self {
+        self.wechat_errcode = errcode;
+        self
+    }
+
+    pub fn as_event(mut self, event: &'static str) -> Self {
+        self.event = Some(event);
+        self
     }
 
     pub fn invalid_request(d: impl Into<String>) -> Self {
@@ -70,9 +98,8 @@ impl OAuthError {
 
     pub fn unavailable(d: impl Into<String>, retry_after: u64) -> Self {
         Self {
-            kind: OAuthErrorKind::TemporarilyUnavailable,
-            description: d.into(),
             retry_after: Some(retry_after),
+            ..Self::new(OAuthErrorKind::TemporarilyUnavailable, d)
         }
     }
 

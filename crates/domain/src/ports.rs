@@ -9,7 +9,7 @@ use crate::model::{
     Revocation, SeedBundle, SeedReport, Session, SessionQuery, SessionSelector, SignInWrite,
     TokenRecord, User, WechatIdentity, WechatUserOutcome,
 };
-use crate::model::{BindOutcome, UnbindOutcome, WechatSignIn};
+use crate::model::{BindOutcome, Record, RecordQuery, UnbindOutcome, WechatSignIn};
 use crate::values::{AppId, WechatCode};
 use crate::{Secret, StoreError};
 
@@ -160,13 +160,20 @@ pub trait Repository: Send + Sync + 'static {
         now: chrono::DateTime<chrono::Utc>,
     ) -> StoreResult<Vec<Revocation>>;
     /// One bounded pass of the purge: at most `batch` rows per table of expired sessions (with
-    /// their refresh tokens), expired refresh tokens, revocations nobody needs any more, and
-    /// expired access tokens from before sessions. Idempotent; several nodes may run it.
+    /// their refresh tokens), expired refresh tokens, revocations nobody needs any more,
+    /// expired access tokens from before sessions, and audit records created before
+    /// `records_before`. Idempotent; several nodes may run it.
     async fn purge(
         &self,
         now: chrono::DateTime<chrono::Utc>,
+        records_before: chrono::DateTime<chrono::Utc>,
         batch: u32,
     ) -> StoreResult<PurgeReport>;
+
+    /// Stores audit records (a batch of the writer's, or one), in one transaction.
+    async fn insert_records(&self, records: &[Record]) -> StoreResult<()>;
+    /// The records `query` selects, and how many match in all.
+    async fn list_records(&self, query: &RecordQuery) -> StoreResult<(Vec<Record>, u64)>;
     /// Row counts of the session tables (sessions, refresh tokens, revocations, legacy tokens).
     async fn session_table_counts(&self) -> StoreResult<[u64; 4]>;
 
@@ -429,6 +436,13 @@ pub trait SessionSealer: Send + Sync + 'static {
 pub trait PasswordHasher: Send + Sync + 'static {
     async fn hash(&self, password: &str) -> Result<Secret, String>;
     async fn verify(&self, password: &str, hash: &Secret) -> bool;
+}
+
+/// Where audit records go that are not written in a use case's own transaction (failed
+/// sign-ins, refreshes, management writes): a bounded queue that must never block the caller
+/// (it drops, and counts the drop, when full).
+pub trait AuditSink: Send + Sync + 'static {
+    fn record(&self, record: Record);
 }
 
 /// Counters the use cases report to (the API crate turns them into metrics).

@@ -21,6 +21,8 @@ pub struct Ports {
     pub sealer: Arc<dyn SessionSealer>,
     pub passwords: Arc<dyn PasswordHasher>,
     pub events: Arc<dyn Events>,
+    /// Audit records written outside a use case's own transaction.
+    pub audit: Arc<dyn crate::ports::AuditSink>,
 }
 
 /// The use cases. Callers reach the ports only through them.
@@ -32,6 +34,7 @@ pub struct Iam {
     pub(crate) sealer: Arc<dyn SessionSealer>,
     pub(crate) passwords: Arc<dyn PasswordHasher>,
     pub(crate) events: Arc<dyn Events>,
+    pub(crate) audit: Arc<dyn crate::ports::AuditSink>,
     pub(crate) cache: Arc<crate::cache::ConfigCache>,
     pub(crate) sessions: Arc<crate::sessions::SessionState>,
 }
@@ -148,6 +151,7 @@ impl Iam {
             sealer: p.sealer,
             passwords: p.passwords,
             events: p.events,
+            audit: p.audit,
             cache: Default::default(),
             sessions: Default::default(),
         }

@@ -128,7 +128,7 @@ impl Page {
         }))
     }
 
-    fn offset(&self) -> u64 {
+    pub fn offset(&self) -> u64 {
         (self.number - 1).saturating_mul(self.size)
     }
 }
@@ -290,23 +290,29 @@ impl Iam {
         &self,
         batch: u32,
         max_passes: u32,
+        retention_days: u32,
     ) -> Result<PurgeReport, crate::StoreError> {
         let mut total = PurgeReport::default();
         for _ in 0..max_passes {
-            let r = self.repo.purge(Utc::now(), batch).await?;
+            let now = Utc::now();
+            let records_before = now - chrono::Duration::days(i64::from(retention_days));
+            let r = self.repo.purge(now, records_before, batch).await?;
             self.events.purged("sessions", r.sessions);
             self.events.purged("refresh_tokens", r.refresh_tokens);
             self.events.purged("revocations", r.revocations);
             self.events.purged("legacy_tokens", r.legacy_tokens);
+            self.events.purged("records", r.records);
             total.sessions += r.sessions;
             total.refresh_tokens += r.refresh_tokens;
             total.revocations += r.revocations;
             total.legacy_tokens += r.legacy_tokens;
+            total.records += r.records;
             let full = u64::from(batch);
             if r.sessions < full
                 && r.refresh_tokens < full
                 && r.revocations < full
                 && r.legacy_tokens < full
+                && r.records < full
             {
                 break;
             }

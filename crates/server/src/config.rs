@@ -60,6 +60,10 @@ pub struct Config {
     pub bench_endpoints: bool,
     /// How often the background purge deletes expired sessions, refresh tokens and revocations.
     pub purge_interval_seconds: u64,
+    /// How long audit records are kept (SPEC §10).
+    pub audit_retention_days: u32,
+    /// How many audit records may wait for the writer; beyond it they are dropped and counted.
+    pub audit_queue_size: usize,
     /// The file this came from, for messages.
     pub source: String,
     /// Things worth telling the operator once logging is up (an unknown key, and its nearest
@@ -86,6 +90,8 @@ impl Default for Config {
             db_pool_size: 16,
             bench_endpoints: false,
             purge_interval_seconds: 60,
+            audit_retention_days: 90,
+            audit_queue_size: 10_000,
             source: "(defaults)".into(),
             warnings: Vec::new(),
         }
@@ -110,6 +116,8 @@ const KEYS: &[&str] = &[
     "dbPoolSize",
     "benchEndpoints",
     "purgeIntervalSeconds",
+    "auditRetentionDays",
+    "auditQueueSize",
 ];
 
 /// Keys of Casdoor's own app.conf that this server does not use: a Casdoor file works here, so
@@ -461,6 +469,16 @@ impl Config {
             "purgeIntervalSeconds",
             &mut c.purge_interval_seconds,
             "a whole number of seconds",
+        )?;
+        raw.parsed(
+            "auditRetentionDays",
+            &mut c.audit_retention_days,
+            "a whole number of days",
+        )?;
+        raw.parsed(
+            "auditQueueSize",
+            &mut c.audit_queue_size,
+            "a whole number of records",
         )?;
         if c.purge_interval_seconds == 0
             && let Some((_, origin)) = raw.get("purgeIntervalSeconds")

@@ -11,6 +11,7 @@ use iam_domain::service::{Iam, Ports};
 use iam_jwt::JwtCodec;
 use iam_jwt::password::Argon2Passwords;
 use iam_jwt::seal::SessionKeySealer;
+use iam_store::RecordWriter;
 use iam_store::{Driver, Store};
 use iam_wechat::{CodeGate, WechatClient, WechatConfig};
 use poem::Server;
@@ -82,13 +83,20 @@ pub fn build_iam(
     ))
     .map_err(|e| anyhow::anyhow!("{e}"))?
     .with_observer(observer);
+    let repo: Arc<dyn iam_domain::ports::Repository> = Arc::new(store);
+    let dropped = {
+        let m = metrics.clone();
+        Arc::new(move || m.record_dropped())
+    };
+    let (audit, _writer) = RecordWriter::spawn(repo.clone(), config.audit_queue_size, dropped);
     Ok(Iam::new(Ports {
-        repo: Arc::new(store),
+        repo,
         wechat: Arc::new(CodeGate::new(wechat)),
         codec: Arc::new(JwtCodec::new()),
         sealer: Arc::new(sealer),
         passwords: Arc::new(Argon2Passwords),
         events: Arc::new(metrics.clone()),
+        audit: Arc::new(audit),
     }))
 }
 
@@ -148,6 +156,7 @@ pub async fn serve(config: Config) -> Result<()> {
     spawn_session_tasks(
         state.clone(),
         Duration::from_secs(config.purge_interval_seconds),
+        config.audit_retention_days,
     );
     let app = iam_api::app(state);
     let Some(local) = acceptor
@@ -171,7 +180,7 @@ pub async fn serve(config: Config) -> Result<()> {
 /// honoured here within about a third of a second), and purges what expired every `purge`, in
 /// bounded batches. Failures are logged and retried on the next tick; neither task ever holds
 /// up a request.
-fn spawn_session_tasks(state: Arc<AppState>, purge: Duration) {
+fn spawn_session_tasks(state: Arc<AppState>, purge: Duration, retention_days: u32) {
     let poll = state.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(250));
@@ -188,12 +197,17 @@ fn spawn_session_tasks(state: Arc<AppState>, purge: Duration) {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            match state.iam.purge_expired(PURGE_BATCH, PURGE_MAX_PASSES).await {
+            match state
+                .iam
+                .purge_expired(PURGE_BATCH, PURGE_MAX_PASSES, retention_days)
+                .await
+            {
                 Ok(r) if r.total() > 0 => tracing::info!(
                     sessions = r.sessions,
                     refresh_tokens = r.refresh_tokens,
                     revocations = r.revocations,
                     legacy_tokens = r.legacy_tokens,
+                    records = r.records,
                     "purged expired rows"
                 ),
                 Ok(_) => {}

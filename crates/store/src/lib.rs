@@ -6,6 +6,7 @@
 
 mod conn;
 mod identities;
+mod records;
 mod repo;
 mod rows;
 mod schema;
@@ -16,6 +17,7 @@ use std::sync::Arc;
 pub use conn::Driver;
 use conn::{AnyConnection, DbError, Pool};
 use iam_domain::StoreError;
+pub use records::RecordWriter;
 
 /// The repository. Cheap to clone.
 #[derive(Clone)]

@@ -761,8 +761,31 @@ impl Repository for Store {
             .await
     }
 
-    async fn purge(&self, now: DateTime<Utc>, batch: u32) -> StoreResult<PurgeReport> {
-        self.run(move |c| sess::purge(c, now, batch)).await
+    async fn purge(
+        &self,
+        now: DateTime<Utc>,
+        records_before: DateTime<Utc>,
+        batch: u32,
+    ) -> StoreResult<PurgeReport> {
+        self.run(move |c| sess::purge(c, now, records_before, batch))
+            .await
+    }
+
+    async fn insert_records(&self, batch: &[iam_domain::model::Record]) -> StoreResult<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let batch = batch.to_vec();
+        self.run(move |c| write_tx(c, |c| crate::records::insert(c, &batch)))
+            .await
+    }
+
+    async fn list_records(
+        &self,
+        query: &iam_domain::model::RecordQuery,
+    ) -> StoreResult<(Vec<iam_domain::model::Record>, u64)> {
+        let query = query.clone();
+        self.run(move |c| crate::records::list(c, &query)).await
     }
 
     async fn session_table_counts(&self) -> StoreResult<[u64; 4]> {

@@ -182,3 +182,26 @@ diesel::table! {
 
 diesel::joinable!(wechat_identities -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(users, wechat_identities);
+
+diesel::table! {
+    records (id) {
+        id -> BigInt,
+        name -> Text,
+        created_time -> Text,
+        organization -> Text,
+        client_ip -> Text,
+        user_name -> Text,
+        user_id -> Text,
+        method -> Text,
+        request_uri -> Text,
+        action -> Text,
+        language -> Text,
+        object -> Text,
+        response -> Text,
+        status_code -> Integer,
+        detail -> Text,
+        user_agent -> Text,
+        is_triggered -> Bool,
+        added_by -> Text,
+    }
+}

@@ -106,6 +106,9 @@ pub fn record_sign_in(c: &mut AnyConnection, w: &SignInWrite) -> Result<Vec<Stri
     diesel::insert_into(refresh_tokens::table)
         .values(RefreshRow::from(&w.refresh))
         .execute(c)?;
+    if let Some(r) = &w.record {
+        crate::records::insert(c, std::slice::from_ref(r))?;
+    }
     let mut ended = Vec::new();
     if w.max_sessions > 0 {
         let now = w.session.created_time;
@@ -322,6 +325,7 @@ macro_rules! purge_batch {
 pub fn purge(
     c: &mut AnyConnection,
     now: DateTime<Utc>,
+    records_before: DateTime<Utc>,
     batch: u32,
 ) -> Result<PurgeReport, DbError> {
     let cutoff = ts(&now);
@@ -340,11 +344,13 @@ pub fn purge(
         diesel::delete(revocations::table.filter(revocations::seq.eq_any(&seqs))).execute(c)? as u64
     };
     let legacy_tokens = purge_batch!(c, tokens, id, expires_at, &cutoff, batch);
+    let records = crate::records::purge(c, records_before, batch)?;
     Ok(PurgeReport {
         sessions,
         refresh_tokens,
         revocations,
         legacy_tokens,
+        records,
     })
 }
 

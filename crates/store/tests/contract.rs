@@ -737,6 +737,117 @@ contract!(
     }
 );
 
+fn record(
+    org: &str,
+    user: &str,
+    action: &str,
+    response: &str,
+    at: chrono::DateTime<Utc>,
+) -> Record {
+    Record {
+        name: uuid::Uuid::new_v4().to_string(),
+        created_time: at,
+        organization: org.into(),
+        user_name: user.into(),
+        action: action.into(),
+        response: response.into(),
+        status_code: if response == "ok" { 200 } else { 400 },
+        ..Record::default()
+    }
+}
+
+contract!(
+    records_are_filtered_paginated_sorted_and_purged,
+    |s: Store| async move {
+        let now = Utc::now();
+        let mut batch = Vec::new();
+        for i in 0..30 {
+            let at = now - chrono::Duration::minutes(i);
+            let org = if i % 3 == 0 { "other" } else { "demo" };
+            let response = if i % 2 == 0 { "ok" } else { "invalid_grant" };
+            batch.push(record(
+                org,
+                &format!("u{}", i % 5),
+                "signin-password",
+                response,
+                at,
+            ));
+        }
+        batch.push(record(
+            "demo",
+            "old",
+            "update-user",
+            "ok",
+            now - chrono::Duration::days(100),
+        ));
+        s.insert_records(&batch).await.unwrap();
+        let all = |q: RecordQuery| {
+            let s = s.clone();
+            async move { s.list_records(&q).await.unwrap() }
+        };
+        let (page, total) = all(RecordQuery {
+            organization: Some("demo".into()),
+            limit: 5,
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(
+            (page.len(), total),
+            (5, 21),
+            "20 demo sign-ins and the old update"
+        );
+        assert!(
+            page.windows(2)
+                .all(|w| w[0].created_time >= w[1].created_time),
+            "newest first"
+        );
+        assert!(page[0].id > 0);
+        let (page2, _) = all(RecordQuery {
+            organization: Some("demo".into()),
+            offset: 5,
+            limit: 5,
+            ..Default::default()
+        })
+        .await;
+        assert!(
+            page2.iter().all(|r| !page.iter().any(|p| p.id == r.id)),
+            "pages do not overlap"
+        );
+        let (_, failed) = all(RecordQuery {
+            organization: Some("demo".into()),
+            response: Some("invalid_grant".into()),
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(failed, 10);
+        let (last_day, n) = all(RecordQuery {
+            organization: Some("demo".into()),
+            from: Some(now - chrono::Duration::days(1)),
+            sort: Some((RecordField::CreatedTime, true)),
+            field: Some((RecordField::User, "u1".into())),
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(n, last_day.len() as u64);
+        assert!(last_day.iter().all(|r| r.user_name == "u1"));
+        assert!(
+            last_day
+                .windows(2)
+                .all(|w| w[0].created_time <= w[1].created_time),
+            "ascending"
+        );
+        let (_, everyone) = all(RecordQuery::default()).await;
+        assert_eq!(everyone, 31);
+        // Retention: only what is older than the cutoff goes.
+        let r = s
+            .purge(now, now - chrono::Duration::days(90), 1000)
+            .await
+            .unwrap();
+        assert_eq!(r.records, 1);
+        assert_eq!(all(RecordQuery::default()).await.1, 30);
+    }
+);
+
 contract!(session_keys_are_replaced, |s: Store| async move {
     assert!(s.get_wechat_session("wx1", "o1").await.unwrap().is_none());
     s.save_wechat_session("wx1", "o1", b"sealed-one")
@@ -765,6 +876,7 @@ fn sign_in(
         user: None,
         wechat_key: None,
         identity_unionid: None,
+        record: None,
         session: Session {
             id: sid.into(),
             organization: "demo".into(),
@@ -1079,12 +1191,21 @@ contract!(
         assert_eq!(s.session_table_counts().await.unwrap(), [8, 8, 2, 0]);
 
         // Bounded passes: at most `batch` rows per table each.
-        let r = s.purge(now, 5).await.unwrap();
+        let r = s
+            .purge(now, now - chrono::Duration::days(90), 5)
+            .await
+            .unwrap();
         assert_eq!((r.sessions, r.refresh_tokens, r.revocations), (5, 5, 1));
-        let r = s.purge(now, 5).await.unwrap();
+        let r = s
+            .purge(now, now - chrono::Duration::days(90), 5)
+            .await
+            .unwrap();
         assert_eq!((r.sessions, r.refresh_tokens, r.revocations), (2, 2, 0));
         assert_eq!(
-            s.purge(now, 5).await.unwrap().total(),
+            s.purge(now, now - chrono::Duration::days(90), 5)
+                .await
+                .unwrap()
+                .total(),
             0,
             "nothing left to purge"
         );
@@ -1105,7 +1226,10 @@ contract!(
             .await
             .unwrap();
         }
-        let (a, b) = tokio::join!(s.purge(now, 50), s.purge(now, 50));
+        let (a, b) = tokio::join!(
+            s.purge(now, now - chrono::Duration::days(90), 50),
+            s.purge(now, now - chrono::Duration::days(90), 50)
+        );
         assert_eq!(a.unwrap().sessions + b.unwrap().sessions, 20);
         assert_eq!(s.session_table_counts().await.unwrap(), [1, 1, 1, 0]);
     }
