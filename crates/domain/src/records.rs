@@ -380,7 +380,7 @@ mod tests {
             scrub("\"13800138000\" is not a valid phone number"),
             "\"138****8000\" is not a valid phone number"
         );
-        assert_eq!(scrub("+8613800138000"), "+86****8000");
+        assert_eq!(scrub("+8613800138000"), "+861****8000");
         assert_eq!(
             scrub("errcode 40029, rid: 6b0d"),
             "errcode 40029, rid: 6b0d"
