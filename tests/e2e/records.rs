@@ -280,3 +280,160 @@ both_backends!(
     every_attempt_and_write_is_recorded_without_secrets,
     records_flow
 );
+
+/// Finding users (SPEC §10): pages with right totals, prefix searches, an openid of the user's
+/// second mini program, Casdoor's other ways to find a user, and the bound on unpaged answers.
+async fn finding_users(db: Db) -> anyhow::Result<()> {
+    let mut c = Ctx::start(db, &[("userListMax", "3")]).await?;
+    let (admin, _) = password_token(&c, "demo-admin", "demo-admin-pw").await?;
+    let (global, _) = password_token(&c, "built-in/admin", iam_e2e::ADMIN_PASSWORD).await?;
+    let mut tokens = Vec::new();
+    for i in 1..=5 {
+        tokens.push(c.sign_in(&format!("finder-{i}")).await?);
+    }
+    // finder-1 adds the demo application's second mini program.
+    let (code, second_openid) = c.sim.login("wxaaaaaaaaaaaaaaaa", "finder-1-b").await?;
+    let a = c
+        .post_json(
+            "/api/wechat/bind",
+            &tokens[0],
+            json!({"code": code, "provider": "wx-casdoor-style"}),
+        )
+        .await?;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let set = c
+        .post_json(
+            "/api/update-user?id=demo/bob&columns=phone,countryCode,email",
+            &admin,
+            json!({"phone": "13800138000", "countryCode": "CN", "email": "bob@example.com"}),
+        )
+        .await?;
+    assert_eq!(set.status, 200, "{}", set.text);
+    let users = |q: String| {
+        let (c, admin) = (&c, admin.clone());
+        async move {
+            let a = c
+                .get(&format!("/api/get-users?owner=demo&{q}"), &admin)
+                .await?;
+            anyhow::ensure!(a.status == 200, "get-users?{q}: {}", a.text);
+            let v = a.json();
+            let names: Vec<String> = v["data"]
+                .as_array()
+                .map(|a| a.iter().map(|u| text(u, "name")).collect())
+                .unwrap_or_default();
+            anyhow::Ok((names, v["data2"].as_u64().unwrap_or(0)))
+        }
+    };
+    // 7 users: demo-admin, bob and five WeChat users. Pages, and the total with each.
+    let (p1, total) = users("p=1&pageSize=2".into()).await?;
+    assert_eq!((p1.len(), total), (2, 7));
+    let (p4, total4) = users("p=4&pageSize=2".into()).await?;
+    assert_eq!((p4.len(), total4), (1, 7));
+    let (unpaged, all) = users(String::new()).await?;
+    assert_eq!(
+        (unpaged.len(), all),
+        (3, 7),
+        "userListMax bounds an unpaged answer"
+    );
+    // Searches: prefixes, and an openid of any of the user's mini programs.
+    let (found, n) = users("field=name&value=wechat-&pageSize=10&p=1".into()).await?;
+    assert_eq!((found.len(), n), (5, 5));
+    let (found, _) = users("field=displayName&value=Ni&p=1".into()).await?;
+    assert_eq!(found.len(), 5);
+    let (found, _) = users("field=phone&value=1380&p=1".into()).await?;
+    assert_eq!(found, vec!["bob".to_owned()]);
+    let (found, _) = users("field=phone&value=%2B86138&p=1".into()).await?;
+    assert_eq!(found, vec!["bob".to_owned()]);
+    let finder1 = text(&iam_e2e::claims(&tokens[0])?, "name");
+    let (found, _) = users(format!("field=wechat&value={second_openid}")).await?;
+    assert_eq!(
+        found,
+        vec![finder1.clone()],
+        "by the second mini program's openid"
+    );
+    let (found, _) = users(format!("field=wechat&value={}", &second_openid[..10])).await?;
+    assert!(found.is_empty(), "an openid matches exactly");
+    let (found, _) = users("field=name&value=%25&p=1".into()).await?;
+    assert!(found.is_empty(), "a wildcard is a character");
+    let (sorted, _) = users("p=1&pageSize=7&sortField=name&sortOrder=descend".into()).await?;
+    let mut expect = sorted.clone();
+    expect.sort_by(|a, b| b.cmp(a));
+    assert_eq!(sorted, expect);
+    for (q, field) in [
+        ("field=password&value=x", "field"),
+        ("sortField=password", "sortField"),
+        ("p=0", "p"),
+    ] {
+        let a = c
+            .get(&format!("/api/get-users?owner=demo&{q}"), &admin)
+            .await?;
+        assert_eq!(a.status, 400, "{q}: {}", a.text);
+        assert!(a.msg().starts_with(field), "{q}: {}", a.text);
+    }
+    let a = c.get("/api/get-users?owner=other", &admin).await?;
+    assert_eq!(a.status, 403, "{}", a.text);
+
+    // Casdoor's other ways to find a user.
+    let count = c
+        .get("/api/get-user-count?owner=demo&isOnline=", &admin)
+        .await?;
+    assert_eq!(count.json()["data"], 7, "{}", count.text);
+    for q in [
+        "phone=13800138000",
+        "phone=%2B8613800138000",
+        "email=bob@example.com",
+    ] {
+        let a = c
+            .get(&format!("/api/get-user?owner=demo&{q}"), &admin)
+            .await?;
+        assert_eq!(a.json()["data"]["name"], "bob", "{q}: {}", a.text);
+    }
+    let bob_id = text(
+        &c.get("/api/get-user?id=demo/bob", &admin).await?.json()["data"],
+        "id",
+    );
+    let a = c
+        .get(&format!("/api/get-user?owner=demo&userId={bob_id}"), &admin)
+        .await?;
+    assert_eq!(a.json()["data"]["name"], "bob");
+    let a = c
+        .get("/api/get-user?owner=demo&email=nobody@example.com", &admin)
+        .await?;
+    assert_eq!(a.json()["data"], Value::Null);
+    let a = c.get("/api/get-user?owner=demo&phone=12", &admin).await?;
+    assert_eq!(a.status, 400, "{}", a.text);
+    let a = c
+        .get(
+            "/api/get-sorted-users?owner=demo&sorter=createdTime&limit=2",
+            &admin,
+        )
+        .await?;
+    let newest: Vec<String> = a.json()["data"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|u| text(u, "name"))
+        .collect();
+    assert_eq!(newest.len(), 2, "{}", a.text);
+    assert!(
+        newest.iter().all(|n| n.starts_with("wechat-")),
+        "the newest first: {newest:?}"
+    );
+    let a = c
+        .get("/api/get-global-users?p=1&pageSize=50", &global)
+        .await?;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let owners: Vec<String> = a.json()["data"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|u| text(u, "owner"))
+        .collect();
+    assert!(owners.contains(&"built-in".to_owned()) && owners.contains(&"demo".to_owned()));
+    let a = c.get("/api/get-global-users", &admin).await?;
+    assert_eq!(a.status, 403, "{}", a.text);
+    Ok(())
+}
+both_backends!(users_are_found_among_many, finding_users);

@@ -18,6 +18,8 @@ pub struct AppState {
     /// When set (config `benchEndpoints = true`), `POST /bench/sign` signs with this cert: the
     /// ceiling the load tool compares sign-in against. Off in production.
     pub bench_cert: Option<iam_domain::model::Cert>,
+    /// The most users an unpaged `get-users` (or `get-sorted-users`) answers (`userListMax`).
+    pub user_list_max: u64,
 }
 
 impl iam_domain::ports::Events for Metrics {

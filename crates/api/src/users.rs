@@ -134,8 +134,10 @@ impl UsersApi {
         Ok(Reply::affected(changed))
     }
 
-    /// A user you may see (yourself, or users you administer); `data: null` when absent.
+    /// A user you may see (yourself, or users you administer); `data: null` when absent. By
+    /// `id` (`owner/name`), or Casdoor's other ways: `owner` with `email`, `phone` or `userId`.
     #[oai(path = "/api/get-user", method = "get", operation_id = "get-user")]
+    #[allow(clippy::too_many_arguments)]
     async fn get_user(
         &self,
         state: Data<&Arc<AppState>>,
@@ -145,28 +147,166 @@ impl UsersApi {
             max_length = 201,
             pattern = r"^[^/\s\x00-\x1f\x7f]{1,100}/[^/\s\x00-\x1f\x7f]{1,100}$"
         ))]
-        id: Query<String>,
+        id: Query<Option<String>>,
+        #[oai(validator(max_length = 100))] owner: Query<Option<String>>,
+        #[oai(validator(max_length = 254))] email: Query<Option<String>>,
+        #[oai(validator(max_length = 32))] phone: Query<Option<String>>,
+        #[oai(name = "userId", validator(max_length = 64))] user_id: Query<Option<String>>,
     ) -> Result<Reply<Envelope>, Failure> {
-        let u = state.iam.get_user(&caller.principal, &id.0).await?;
+        use iam_domain::directory::UserKey;
+        let some = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+        let u = if let Some(id) = some(id.0) {
+            state.iam.get_user(&caller.principal, &id).await?
+        } else {
+            let key = if let Some(e) = some(email.0) {
+                UserKey::Email(e)
+            } else if let Some(p) = some(phone.0) {
+                UserKey::Phone(p)
+            } else if let Some(i) = some(user_id.0) {
+                UserKey::Id(i)
+            } else {
+                return Err(Failure(Error::invalid(
+                    "id: is required (or owner with email, phone or userId)",
+                )));
+            };
+            state
+                .iam
+                .find_user(
+                    &caller.principal,
+                    owner.0.as_deref().unwrap_or_default(),
+                    key,
+                )
+                .await?
+        };
         Ok(Reply::ok(
             u.as_ref().map(wire::user).unwrap_or(Value::Null),
             Value::Null,
         ))
     }
 
-    /// The users of an organization you administer.
+    /// The users of an organization you administer, oldest first. With `p`/`pageSize` a page
+    /// (`data2` = how many match); without, all of them up to the server's `userListMax`
+    /// (`data2` = how many there are). `field`/`value` search one column: `name`,
+    /// `displayName`, `phone`, `email`, `wechatUnionId` by prefix, `wechat` (an openid of any of
+    /// the user's mini programs) exactly; `sortField`/`sortOrder` order them.
     #[oai(path = "/api/get-users", method = "get", operation_id = "get-users")]
+    #[allow(clippy::too_many_arguments)]
     async fn get_users(
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
         #[oai(validator(max_length = 100))] owner: Query<String>,
+        #[oai(validator(max_length = 20))] p: Query<Option<String>>,
+        #[oai(name = "pageSize", validator(max_length = 20))] page_size: Query<Option<String>>,
+        #[oai(validator(max_length = 50))] field: Query<Option<String>>,
+        #[oai(validator(max_length = 200))] value: Query<Option<String>>,
+        #[oai(name = "sortField", validator(max_length = 50))] sort_field: Query<Option<String>>,
+        #[oai(name = "sortOrder", validator(max_length = 20))] sort_order: Query<Option<String>>,
     ) -> Result<Reply<Envelope>, Failure> {
-        let users = state.iam.get_users(&caller.principal, &owner.0).await?;
+        let params = iam_domain::directory::UserListParams {
+            owner: Some(owner.0),
+            p: p.0,
+            page_size: page_size.0,
+            field: field.0,
+            value: value.0,
+            sort_field: sort_field.0,
+            sort_order: sort_order.0,
+        };
+        let (users, total) = state
+            .iam
+            .get_users_page(&caller.principal, &params, state.user_list_max)
+            .await?;
+        Ok(Reply::ok(
+            Value::Array(users.iter().map(wire::user).collect()),
+            json!(total),
+        ))
+    }
+
+    /// Every organization's users (global administrators), paged like `get-users`.
+    #[oai(
+        path = "/api/get-global-users",
+        method = "get",
+        operation_id = "get-global-users"
+    )]
+    #[allow(clippy::too_many_arguments)]
+    async fn get_global_users(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        #[oai(validator(max_length = 20))] p: Query<Option<String>>,
+        #[oai(name = "pageSize", validator(max_length = 20))] page_size: Query<Option<String>>,
+        #[oai(validator(max_length = 50))] field: Query<Option<String>>,
+        #[oai(validator(max_length = 200))] value: Query<Option<String>>,
+        #[oai(name = "sortField", validator(max_length = 50))] sort_field: Query<Option<String>>,
+        #[oai(name = "sortOrder", validator(max_length = 20))] sort_order: Query<Option<String>>,
+    ) -> Result<Reply<Envelope>, Failure> {
+        let params = iam_domain::directory::UserListParams {
+            owner: None,
+            p: p.0,
+            page_size: page_size.0,
+            field: field.0,
+            value: value.0,
+            sort_field: sort_field.0,
+            sort_order: sort_order.0,
+        };
+        let (users, total) = state
+            .iam
+            .get_global_users(&caller.principal, &params, state.user_list_max)
+            .await?;
+        Ok(Reply::ok(
+            Value::Array(users.iter().map(wire::user).collect()),
+            json!(total),
+        ))
+    }
+
+    /// The first `limit` users of an organization by `sorter` (`createdTime`, `name`,
+    /// `displayName`, `lastSigninTime`, `updatedTime`), descending, as Casdoor sorts them.
+    #[oai(
+        path = "/api/get-sorted-users",
+        method = "get",
+        operation_id = "get-sorted-users"
+    )]
+    async fn get_sorted_users(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        #[oai(validator(max_length = 100))] owner: Query<String>,
+        #[oai(validator(max_length = 50))] sorter: Query<String>,
+        #[oai(validator(max_length = 20))] limit: Query<Option<String>>,
+    ) -> Result<Reply<Envelope>, Failure> {
+        let users = state
+            .iam
+            .get_sorted_users(
+                &caller.principal,
+                &owner.0,
+                &sorter.0,
+                limit.0.as_deref().unwrap_or_default(),
+                state.user_list_max,
+            )
+            .await?;
         let n = users.len();
         Ok(Reply::ok(
             Value::Array(users.iter().map(wire::user).collect()),
             json!(n),
         ))
+    }
+
+    /// How many users an organization has (`isOnline` is accepted and ignored: this server
+    /// keeps no online state). `data` is the count.
+    #[oai(
+        path = "/api/get-user-count",
+        method = "get",
+        operation_id = "get-user-count"
+    )]
+    async fn get_user_count(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        #[oai(validator(max_length = 100))] owner: Query<String>,
+        #[oai(name = "isOnline", validator(max_length = 5))] is_online: Query<Option<String>>,
+    ) -> Result<Reply<Envelope>, Failure> {
+        let _ = is_online;
+        let n = state.iam.user_count(&caller.principal, &owner.0).await?;
+        Ok(Reply::ok(json!(n), Value::Null))
     }
 }

@@ -570,3 +570,66 @@ impl RecordField {
         }
     }
 }
+
+/// How `get-users` may search (SPEC §10): by prefix, except an openid, which is exact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserSearch {
+    Name,
+    DisplayName,
+    /// The national number (`138…`), or the E.164 form when the value starts with `+`.
+    Phone,
+    Email,
+    /// An openid of any of the user's mini programs, exactly.
+    Wechat,
+    WechatUnionId,
+}
+
+impl UserSearch {
+    /// Casdoor's camelCase names and the snake_case spellings of its columns.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "name" => Self::Name,
+            "displayName" | "display_name" => Self::DisplayName,
+            "phone" => Self::Phone,
+            "email" => Self::Email,
+            "wechat" | "wechatOpenId" | "wechat_open_id" | "openid" => Self::Wechat,
+            "wechatUnionId" | "wechat_union_id" | "unionid" => Self::WechatUnionId,
+            _ => return None,
+        })
+    }
+}
+
+/// What `get-users` may sort by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserSort {
+    CreatedTime,
+    Name,
+    DisplayName,
+    LastSigninTime,
+    UpdatedTime,
+}
+
+impl UserSort {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "createdTime" | "created_time" => Self::CreatedTime,
+            "name" => Self::Name,
+            "displayName" | "display_name" => Self::DisplayName,
+            "lastSigninTime" | "last_signin_time" => Self::LastSigninTime,
+            "updatedTime" | "updated_time" => Self::UpdatedTime,
+            _ => return None,
+        })
+    }
+}
+
+/// Which users to list: one organization or all, one search, one order, one page.
+#[derive(Debug, Clone, Default)]
+pub struct UserQuery {
+    pub owner: Option<String>,
+    pub search: Option<(UserSearch, String)>,
+    /// The column and whether ascending; default: oldest first, then by name.
+    pub sort: Option<(UserSort, bool)>,
+    pub offset: u64,
+    /// 0 = no limit.
+    pub limit: u64,
+}

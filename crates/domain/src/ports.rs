@@ -9,7 +9,7 @@ use crate::model::{
     Revocation, SeedBundle, SeedReport, Session, SessionQuery, SessionSelector, SignInWrite,
     TokenRecord, User, WechatIdentity, WechatUserOutcome,
 };
-use crate::model::{BindOutcome, Record, RecordQuery, UnbindOutcome, WechatSignIn};
+use crate::model::{BindOutcome, Record, RecordQuery, UnbindOutcome, UserQuery, WechatSignIn};
 use crate::values::{AppId, WechatCode};
 use crate::{Secret, StoreError};
 
@@ -60,6 +60,10 @@ pub trait Repository: Send + Sync + 'static {
     /// The user of `owner` whose phone's E.164 form is `e164`.
     async fn get_user_by_phone(&self, owner: &str, e164: &str) -> StoreResult<Option<User>>;
     async fn list_users(&self, owner: Option<&str>) -> StoreResult<Vec<User>>;
+    /// The page of users `query` selects (over indexed columns), and how many match in all.
+    async fn search_users(&self, query: &UserQuery) -> StoreResult<(Vec<User>, u64)>;
+    /// The user of `owner` with this email.
+    async fn get_user_by_email(&self, owner: &str, email: &str) -> StoreResult<Option<User>>;
     async fn count_users(&self, owner: &str) -> StoreResult<i64>;
     /// `Conflict` when (owner, name) or id is taken; `MissingReference` for an unknown organization.
     async fn insert_user(&self, user: &User) -> StoreResult<()>;

@@ -286,17 +286,6 @@ impl Iam {
         }
         Ok(self.repo.get_user(owner.as_str(), name.as_str()).await?)
     }
-
-    /// `/api/get-users?owner=`: the users of an organization you administer.
-    pub async fn get_users(&self, caller: &Principal, owner: &str) -> Result<Vec<User>, Error> {
-        if owner.is_empty() {
-            return Err(Error::Invalid("owner is required".into()));
-        }
-        if !caller.administers(owner) {
-            return Err(Error::Forbidden("Unauthorized operation".into()));
-        }
-        Ok(self.repo.list_users(Some(owner)).await?)
-    }
 }
 
 /// A user's field as `update-user` names it (Casdoor's camelCase; snake_case is accepted too).

@@ -64,6 +64,8 @@ pub struct Config {
     pub audit_retention_days: u32,
     /// How many audit records may wait for the writer; beyond it they are dropped and counted.
     pub audit_queue_size: usize,
+    /// The most users `get-users` answers without `p` (Casdoor answers them all).
+    pub user_list_max: u64,
     /// The file this came from, for messages.
     pub source: String,
     /// Things worth telling the operator once logging is up (an unknown key, and its nearest
@@ -92,6 +94,7 @@ impl Default for Config {
             purge_interval_seconds: 60,
             audit_retention_days: 90,
             audit_queue_size: 10_000,
+            user_list_max: 1000,
             source: "(defaults)".into(),
             warnings: Vec::new(),
         }
@@ -118,6 +121,7 @@ const KEYS: &[&str] = &[
     "purgeIntervalSeconds",
     "auditRetentionDays",
     "auditQueueSize",
+    "userListMax",
 ];
 
 /// Keys of Casdoor's own app.conf that this server does not use: a Casdoor file works here, so
@@ -480,6 +484,14 @@ impl Config {
             &mut c.audit_queue_size,
             "a whole number of records",
         )?;
+        raw.parsed(
+            "userListMax",
+            &mut c.user_list_max,
+            "a whole number of users",
+        )?;
+        if c.user_list_max == 0 {
+            c.user_list_max = 1;
+        }
         if c.purge_interval_seconds == 0
             && let Some((_, origin)) = raw.get("purgeIntervalSeconds")
         {

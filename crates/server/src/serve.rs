@@ -150,6 +150,7 @@ pub async fn serve(config: Config) -> Result<()> {
         origin: config.origin.clone(),
         rate_limit: IpLimiter::new(config.token_rate_limit_per_ip),
         bench_cert,
+        user_list_max: config.user_list_max,
     });
     // Revocations made before this start are in force from the first request.
     state.iam.sync_revocations().await?;

@@ -5,6 +5,7 @@
 //! the async runtime's worker threads never wait on the database.
 
 mod conn;
+mod directory;
 mod identities;
 mod records;
 mod repo;

@@ -518,6 +518,20 @@ impl Repository for Store {
         .await
     }
 
+    async fn search_users(
+        &self,
+        query: &iam_domain::model::UserQuery,
+    ) -> StoreResult<(Vec<User>, u64)> {
+        let query = query.clone();
+        self.run(move |c| crate::directory::search(c, &query)).await
+    }
+
+    async fn get_user_by_email(&self, owner: &str, email: &str) -> StoreResult<Option<User>> {
+        let (owner, email) = (owner.to_owned(), email.to_owned());
+        self.run(move |c| crate::directory::by_email(c, &owner, &email))
+            .await
+    }
+
     async fn get_user_by_phone(&self, owner: &str, e164: &str) -> StoreResult<Option<User>> {
         let (owner, e164) = (owner.to_owned(), e164.to_owned());
         self.run(move |c| ids::user_by_phone(c, &owner, &e164))

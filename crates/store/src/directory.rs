@@ -1,0 +1,179 @@
+//! Finding users among a million (SPEC §10): one organization's page, one prefix search (a range
+//! scan on SQLite, `LIKE 'v%'` on a text_pattern_ops index on PostgreSQL), an openid exactly,
+//! and the total.
+
+use diesel::prelude::*;
+use iam_domain::model::{User, UserQuery, UserSearch, UserSort};
+
+use crate::conn::{AnyConnection, DbError};
+use crate::rows::UserRow;
+use crate::schema::{users, wechat_identities};
+
+/// `value` and everything it prefixes, in SQLite's bytewise order.
+fn upper(value: &str) -> String {
+    format!("{value}\u{10FFFF}")
+}
+
+/// `value` as a LIKE prefix pattern, its own `%`, `_` and `\` escaped.
+fn like_prefix(value: &str) -> String {
+    let mut p = String::with_capacity(value.len() + 1);
+    for c in value.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+macro_rules! prefix {
+    (sqlite, $q:expr, $col:expr, $v:expr) => {
+        $q.filter($col.ge($v.clone())).filter($col.lt(upper(&$v)))
+    };
+    (pg, $q:expr, $col:expr, $v:expr) => {
+        $q.filter($col.like(like_prefix(&$v)))
+    };
+}
+
+macro_rules! filtered {
+    ($dialect:ident, $q:expr, $query:expr) => {{
+        let mut q = $q;
+        let query: &UserQuery = $query;
+        if let Some(o) = &query.owner {
+            q = q.filter(users::owner.eq(o.clone()));
+        }
+        if let Some((by, v)) = &query.search {
+            let v = v.clone();
+            q = match by {
+                UserSearch::Name => prefix!($dialect, q, users::name, v),
+                UserSearch::DisplayName => prefix!($dialect, q, users::display_name, v),
+                UserSearch::Phone if v.starts_with('+') => {
+                    let v = v
+                        .chars()
+                        .filter(|c| *c == '+' || c.is_ascii_digit())
+                        .collect::<String>();
+                    prefix!($dialect, q, users::phone_e164.assume_not_null(), v)
+                }
+                UserSearch::Phone => prefix!($dialect, q, users::phone, v),
+                UserSearch::Email => prefix!($dialect, q, users::email, v),
+                UserSearch::WechatUnionId => prefix!($dialect, q, users::wechat_union_id, v),
+                UserSearch::Wechat => q.filter(
+                    users::wechat.eq(v.clone()).or(users::id.eq_any(
+                        wechat_identities::table
+                            .filter(wechat_identities::openid.eq(v))
+                            .select(wechat_identities::user_id),
+                    )),
+                ),
+            };
+        }
+        q
+    }};
+}
+
+macro_rules! sorted {
+    ($q:expr, $query:expr) => {{
+        let q = $q;
+        let (by, ascending) = $query.sort.unwrap_or((UserSort::CreatedTime, true));
+        macro_rules! by {
+            ($col:expr) => {
+                if ascending {
+                    q.order(($col.asc(), users::name.asc()))
+                } else {
+                    q.order(($col.desc(), users::name.desc()))
+                }
+            };
+        }
+        match by {
+            UserSort::CreatedTime => by!(users::created_time),
+            UserSort::Name => {
+                if ascending {
+                    q.order((users::name.asc(), users::owner.asc()))
+                } else {
+                    q.order((users::name.desc(), users::owner.desc()))
+                }
+            }
+            UserSort::DisplayName => by!(users::display_name),
+            UserSort::LastSigninTime => by!(users::last_signin_time),
+            UserSort::UpdatedTime => by!(users::updated_time),
+        }
+    }};
+}
+
+pub(crate) fn search(
+    c: &mut AnyConnection,
+    query: &UserQuery,
+) -> Result<(Vec<User>, u64), DbError> {
+    let limit = if query.limit == 0 {
+        i64::MAX
+    } else {
+        query.limit as i64
+    };
+    let offset = query.offset as i64;
+    let (rows, total): (Vec<UserRow>, i64) = match c {
+        AnyConnection::Sqlite(c) => {
+            let total = filtered!(
+                sqlite,
+                users::table.into_boxed::<diesel::sqlite::Sqlite>(),
+                query
+            )
+            .count()
+            .get_result(c)?;
+            let q = filtered!(
+                sqlite,
+                users::table.into_boxed::<diesel::sqlite::Sqlite>(),
+                query
+            );
+            let rows = sorted!(q, query)
+                .select(UserRow::as_select())
+                .offset(offset)
+                .limit(limit)
+                .load(c)?;
+            (rows, total)
+        }
+        AnyConnection::Postgresql(c) => {
+            let total = filtered!(pg, users::table.into_boxed::<diesel::pg::Pg>(), query)
+                .count()
+                .get_result(c)?;
+            let q = filtered!(pg, users::table.into_boxed::<diesel::pg::Pg>(), query);
+            let rows = sorted!(q, query)
+                .select(UserRow::as_select())
+                .offset(offset)
+                .limit(limit)
+                .load(c)?;
+            (rows, total)
+        }
+    };
+    let users = rows
+        .into_iter()
+        .map(|r| User::try_from(r).map_err(DbError::from))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((users, total.max(0) as u64))
+}
+
+pub(crate) fn by_email(
+    c: &mut AnyConnection,
+    owner: &str,
+    email: &str,
+) -> Result<Option<User>, DbError> {
+    users::table
+        .filter(users::owner.eq(owner))
+        .filter(users::email.eq(email))
+        .order(users::created_time.asc())
+        .select(UserRow::as_select())
+        .first::<UserRow>(c)
+        .optional()?
+        .map(|r| User::try_from(r).map_err(DbError::from))
+        .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns_escape_their_wildcards() {
+        assert_eq!(like_prefix("ab"), "ab%");
+        assert_eq!(like_prefix("a%b_c\\"), "a\\%b\\_c\\\\%");
+    }
+}
