@@ -234,6 +234,41 @@ async fn records_flow(db: Db) -> anyhow::Result<()> {
         .await?;
     assert_eq!(a.status, 403, "{}", a.text);
 
+    // The dashboard counts what happened: this hour's sign-ins, today's, WeChat's 40029, the
+    // new users and the sessions that are open.
+    let a = c.get("/api/get-dashboard", &admin).await?;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let d = a.json()["data"].clone();
+    let hours = d["signinsPerHour"].as_array().cloned().unwrap_or_default();
+    let days = d["signinsPerDay"].as_array().cloned().unwrap_or_default();
+    assert_eq!((hours.len(), days.len()), (24, 30), "{d}");
+    let this_hour = hours.last().cloned().unwrap_or_default();
+    let today = days.last().cloned().unwrap_or_default();
+    assert!(
+        this_hour["ok"].as_u64() >= Some(4) && this_hour["failed"].as_u64() >= Some(4),
+        "{this_hour}"
+    );
+    assert!(today["ok"].as_u64() >= this_hour["ok"].as_u64(), "{d}");
+    assert!(
+        d["wechatErrorsByErrcode"]["40029"].as_u64() >= Some(1),
+        "{d}"
+    );
+    assert!(
+        d["signinsByGrant"]["signin-password"]["invalid_grant"].as_u64() >= Some(1),
+        "{d}"
+    );
+    assert!(d["signinsByResult"]["ok"].as_u64() >= Some(4), "{d}");
+    let new_today = d["newUsersPerDay"]
+        .as_array()
+        .and_then(|a| a.last().cloned())
+        .unwrap_or_default();
+    assert!(new_today["count"].as_u64() >= Some(1), "{d}");
+    assert!(d["activeSessions"].as_u64() >= Some(2), "{d}");
+    let a = c.get("/api/get-dashboard?owner=other", &admin).await?;
+    assert_eq!(a.status, 403, "{}", a.text);
+    let a = c.get("/api/get-dashboard", &rita).await?;
+    assert_eq!(a.status, 403, "{}", a.text);
+
     // The scan: nothing a sign-in, a bind or an administrator handled is in any record.
     let store = c.db.store().await?;
     let (stored, _) = store.list_records(&RecordQuery::default()).await?;

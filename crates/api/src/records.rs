@@ -150,6 +150,46 @@ impl RecordsApi {
         ))
     }
 
+    /// The dashboard's numbers: sign-ins per hour (24 h) and per day (30 days) split into
+    /// successes and failures, by result and by grant, new users per day, WeChat errors by
+    /// errcode and active sessions. An administrator's organization; a global administrator's
+    /// `owner`, or everyone's.
+    #[oai(
+        path = "/api/get-dashboard",
+        method = "get",
+        operation_id = "get-dashboard"
+    )]
+    async fn get_dashboard(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        #[oai(validator(max_length = 100))] owner: Query<Option<String>>,
+    ) -> Result<Reply<Envelope>, Failure> {
+        let d = state
+            .iam
+            .dashboard(&caller.principal, owner.0.as_deref().unwrap_or_default())
+            .await?;
+        let bars = |b: &[iam_domain::dashboard::Bar]| {
+            Value::Array(
+                b.iter()
+                    .map(|b| json!({"time": b.label, "ok": b.ok, "failed": b.failed}))
+                    .collect(),
+            )
+        };
+        Ok(Reply::ok(
+            json!({
+                "signinsPerHour": bars(&d.hours),
+                "signinsPerDay": bars(&d.days),
+                "signinsByResult": d.by_result,
+                "signinsByGrant": d.by_grant,
+                "newUsersPerDay": d.new_users.iter().map(|(day, n)| json!({"time": day, "count": n})).collect::<Vec<_>>(),
+                "wechatErrorsByErrcode": d.wechat_errors.iter().map(|(e, n)| (e.to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
+                "activeSessions": d.active_sessions,
+            }),
+            Value::Null,
+        ))
+    }
+
     /// Adds a record (Casdoor's SDK does), marked as added by the caller: an administrator of
     /// its organization.
     #[oai(path = "/api/add-record", method = "post", operation_id = "add-record")]

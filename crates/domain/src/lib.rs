@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod cache;
+pub mod dashboard;
 pub mod directory;
 pub mod error;
 pub mod grants;

@@ -479,6 +479,8 @@ pub struct Record {
     /// `ok`, or the error code.
     pub response: String,
     pub status_code: i32,
+    /// WeChat's errcode when WeChat refused; 0 otherwise.
+    pub wechat_errcode: i64,
     /// JSON: the error's description, the WeChat errcode, the user agent.
     pub detail: String,
     pub user_agent: String,
@@ -632,4 +634,15 @@ pub struct UserQuery {
     pub offset: u64,
     /// 0 = no limit.
     pub limit: u64,
+}
+
+/// One cell of the dashboard's counts: records of `action` with `response` (and WeChat's
+/// `errcode`) in the hour or day `bucket` (`2026-11-30T09` or `2026-11-30`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CountRow {
+    pub bucket: String,
+    pub action: String,
+    pub response: String,
+    pub errcode: i64,
+    pub n: u64,
 }

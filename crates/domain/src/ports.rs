@@ -178,6 +178,29 @@ pub trait Repository: Send + Sync + 'static {
     async fn insert_records(&self, records: &[Record]) -> StoreResult<()>;
     /// The records `query` selects, and how many match in all.
     async fn list_records(&self, query: &RecordQuery) -> StoreResult<(Vec<Record>, u64)>;
+    /// Counts of the records since `since` (of `organization`, or all) by hour (`by_day`
+    /// false) or day, action, response and errcode, read over the (organization, time) index.
+    async fn record_counts(
+        &self,
+        organization: Option<&str>,
+        since: chrono::DateTime<chrono::Utc>,
+        by_day: bool,
+    ) -> StoreResult<Vec<crate::model::CountRow>>;
+    /// The rolled-up counts of whole days from `from` on (`YYYY-MM-DD`), `new-user` included.
+    async fn rollup_counts(
+        &self,
+        organization: Option<&str>,
+        from: &str,
+    ) -> StoreResult<Vec<crate::model::CountRow>>;
+    /// Users created since `since`, per day (`YYYY-MM-DD`, n).
+    async fn new_users_since(
+        &self,
+        organization: Option<&str>,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<Vec<(String, u64)>>;
+    /// Rolls up every day from `from` until (not including) `until` that is not rolled up yet
+    /// (`YYYY-MM-DD`); several nodes may run it, each day is rolled up once. Returns how many.
+    async fn roll_up_days(&self, from: &str, until: &str) -> StoreResult<u32>;
     /// Row counts of the session tables (sessions, refresh tokens, revocations, legacy tokens).
     async fn session_table_counts(&self) -> StoreResult<[u64; 4]>;
 

@@ -250,6 +250,7 @@ impl Iam {
             Some(e) => {
                 r.response = e.kind.code().to_owned();
                 r.status_code = e.kind.status();
+                r.wechat_errcode = e.wechat_errcode.unwrap_or(0);
                 r.detail = detail(&[
                     ("error", serde_json::json!(scrub(&e.description))),
                     ("errcode", serde_json::json!(e.wechat_errcode)),

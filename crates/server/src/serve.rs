@@ -214,6 +214,9 @@ fn spawn_session_tasks(state: Arc<AppState>, purge: Duration, retention_days: u3
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "purge failed; retrying on the next tick"),
             }
+            if let Err(e) = state.iam.roll_up_finished_days().await {
+                tracing::warn!(error = %e, "cannot roll up the dashboard's days; retrying");
+            }
         }
     });
 }

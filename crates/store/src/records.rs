@@ -31,6 +31,7 @@ pub struct RecordRow {
     pub object: String,
     pub response: String,
     pub status_code: i32,
+    pub errcode: i64,
     pub detail: String,
     pub user_agent: String,
     pub is_triggered: bool,
@@ -53,6 +54,7 @@ pub struct NewRecordRow {
     pub object: String,
     pub response: String,
     pub status_code: i32,
+    pub errcode: i64,
     pub detail: String,
     pub user_agent: String,
     pub is_triggered: bool,
@@ -75,6 +77,7 @@ impl From<&Record> for NewRecordRow {
             object: r.object.clone(),
             response: r.response.clone(),
             status_code: r.status_code,
+            errcode: r.wechat_errcode,
             detail: r.detail.clone(),
             user_agent: r.user_agent.clone(),
             is_triggered: r.is_triggered,
@@ -101,6 +104,7 @@ impl TryFrom<RecordRow> for Record {
             object: r.object,
             response: r.response,
             status_code: r.status_code,
+            wechat_errcode: r.errcode,
             detail: r.detail,
             user_agent: r.user_agent,
             is_triggered: r.is_triggered,
@@ -321,4 +325,214 @@ impl AuditSink for RecordWriter {
             (self.on_drop)();
         }
     }
+}
+
+#[derive(diesel::QueryableByName, Debug)]
+struct CountSql {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    bucket: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    action: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    response: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    errcode: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+impl From<CountSql> for iam_domain::model::CountRow {
+    fn from(r: CountSql) -> Self {
+        Self {
+            bucket: r.bucket,
+            action: r.action,
+            response: r.response,
+            errcode: r.errcode,
+            n: r.n.max(0) as u64,
+        }
+    }
+}
+
+/// `$1`-style placeholders for PostgreSQL, `?` for SQLite, in a statement written with `?`.
+fn dialect(c: &AnyConnection, sql: &str) -> String {
+    match c {
+        AnyConnection::Sqlite(_) => sql.to_owned(),
+        AnyConnection::Postgresql(_) => {
+            let mut out = String::with_capacity(sql.len() + 8);
+            let mut n = 0;
+            for ch in sql.chars() {
+                if ch == '?' {
+                    n += 1;
+                    out.push_str(&format!("${n}"));
+                } else {
+                    out.push(ch);
+                }
+            }
+            out
+        }
+    }
+}
+
+/// Runs a counting statement whose binds are all text.
+fn counts(
+    c: &mut AnyConnection,
+    sql: &str,
+    binds: &[String],
+) -> Result<Vec<iam_domain::model::CountRow>, DbError> {
+    use diesel::sql_types::Text;
+    let sql = dialect(c, sql);
+    macro_rules! run {
+        ($c:expr) => {{
+            let mut q = diesel::sql_query(sql).into_boxed();
+            for b in binds {
+                q = q.bind::<Text, _>(b.clone());
+            }
+            q.load::<CountSql>($c)?
+        }};
+    }
+    let rows = match c {
+        AnyConnection::Sqlite(c) => run!(c),
+        AnyConnection::Postgresql(c) => run!(c),
+    };
+    Ok(rows.into_iter().map(Into::into).collect())
+}
+
+/// The organization filter of a counting statement, and its bind.
+fn org_clause(column: &str, organization: Option<&str>, binds: &mut Vec<String>) -> String {
+    match organization {
+        Some(o) => {
+            binds.push(o.to_owned());
+            format!("{column} = ? AND ")
+        }
+        None => String::new(),
+    }
+}
+
+pub(crate) fn record_counts(
+    c: &mut AnyConnection,
+    organization: Option<&str>,
+    since: DateTime<Utc>,
+    by_day: bool,
+) -> Result<Vec<iam_domain::model::CountRow>, DbError> {
+    let width = if by_day { 10 } else { 13 };
+    let mut binds = Vec::new();
+    let org = org_clause("organization", organization, &mut binds);
+    binds.push(ts(&since));
+    let sql = format!(
+        "SELECT substr(created_time, 1, {width}) AS bucket, action, response, errcode, \
+         count(*) AS n FROM records WHERE {org}created_time >= ? \
+         GROUP BY substr(created_time, 1, {width}), action, response, errcode"
+    );
+    counts(c, &sql, &binds)
+}
+
+pub(crate) fn rollup_counts(
+    c: &mut AnyConnection,
+    organization: Option<&str>,
+    from: &str,
+) -> Result<Vec<iam_domain::model::CountRow>, DbError> {
+    let mut binds = Vec::new();
+    let org = org_clause("organization", organization, &mut binds);
+    binds.push(from.to_owned());
+    let sql = format!(
+        "SELECT day AS bucket, action, response, errcode, sum(n) AS n FROM record_rollups \
+         WHERE {org}day >= ? GROUP BY day, action, response, errcode"
+    );
+    let rows = counts(c, &sql.replace("sum(n)", "CAST(sum(n) AS BIGINT)"), &binds)?;
+    Ok(rows)
+}
+
+pub(crate) fn new_users_since(
+    c: &mut AnyConnection,
+    organization: Option<&str>,
+    since: DateTime<Utc>,
+) -> Result<Vec<(String, u64)>, DbError> {
+    let mut binds = Vec::new();
+    let org = org_clause("owner", organization, &mut binds);
+    binds.push(ts(&since));
+    let sql = format!(
+        "SELECT substr(created_time, 1, 10) AS bucket, 'new-user' AS action, 'ok' AS response, \
+         CAST(0 AS BIGINT) AS errcode, count(*) AS n FROM users WHERE {org}created_time >= ? \
+         GROUP BY substr(created_time, 1, 10)"
+    );
+    Ok(counts(c, &sql, &binds)?
+        .into_iter()
+        .map(|r| (r.bucket, r.n))
+        .collect())
+}
+
+/// Rolls up one day (`YYYY-MM-DD`) unless it is already: its records' counts and its new
+/// users, per organization, and the day's mark, in one transaction. A concurrent roll-up of
+/// the same day loses on the mark's key and changes nothing.
+fn roll_up_day(c: &mut AnyConnection, day: &str, next: &str) -> Result<bool, DbError> {
+    use crate::schema::{record_rollups, rollup_days};
+    let done = rollup_days::table
+        .find(day)
+        .select(rollup_days::day)
+        .first::<String>(c)
+        .optional()?;
+    if done.is_some() {
+        return Ok(false);
+    }
+    let (from, until) = (format!("{day}T00:00:00"), format!("{next}T00:00:00"));
+    let records = counts(
+        c,
+        "SELECT organization AS bucket, action, response, errcode, count(*) AS n FROM records \
+         WHERE created_time >= ? AND created_time < ? \
+         GROUP BY organization, action, response, errcode",
+        &[from.clone(), until.clone()],
+    )?;
+    let users = counts(
+        c,
+        "SELECT owner AS bucket, 'new-user' AS action, 'ok' AS response, \
+         CAST(0 AS BIGINT) AS errcode, count(*) AS n FROM users \
+         WHERE created_time >= ? AND created_time < ? GROUP BY owner",
+        &[from, until],
+    )?;
+    let result = crate::conn::write_tx(c, |c| {
+        diesel::insert_into(rollup_days::table)
+            .values((
+                rollup_days::day.eq(day),
+                rollup_days::done_time.eq(ts(&Utc::now())),
+            ))
+            .execute(c)?;
+        for r in records.iter().chain(users.iter()) {
+            diesel::insert_into(record_rollups::table)
+                .values((
+                    record_rollups::organization.eq(&r.bucket),
+                    record_rollups::day.eq(day),
+                    record_rollups::action.eq(&r.action),
+                    record_rollups::response.eq(&r.response),
+                    record_rollups::errcode.eq(r.errcode),
+                    record_rollups::n.eq(r.n as i64),
+                ))
+                .execute(c)?;
+        }
+        Ok(())
+    });
+    match result {
+        Ok(()) => Ok(true),
+        Err(e) if e.is_unique_violation() => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+pub(crate) fn roll_up_days(c: &mut AnyConnection, from: &str, until: &str) -> Result<u32, DbError> {
+    let parse = |s: &str| {
+        chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+            .map_err(|e| DbError::from(StoreError::Corrupt(format!("day {s:?}: {e}"))))
+    };
+    let (mut day, until) = (parse(from)?, parse(until)?);
+    let mut rolled = 0;
+    while day < until {
+        let next = day.succ_opt().unwrap_or(day);
+        if roll_up_day(c, &day.to_string(), &next.to_string())? {
+            rolled += 1;
+        }
+        if next == day {
+            break;
+        }
+        day = next;
+    }
+    Ok(rolled)
 }

@@ -794,6 +794,43 @@ impl Repository for Store {
             .await
     }
 
+    async fn record_counts(
+        &self,
+        organization: Option<&str>,
+        since: DateTime<Utc>,
+        by_day: bool,
+    ) -> StoreResult<Vec<iam_domain::model::CountRow>> {
+        let org = organization.map(str::to_owned);
+        self.run(move |c| crate::records::record_counts(c, org.as_deref(), since, by_day))
+            .await
+    }
+
+    async fn rollup_counts(
+        &self,
+        organization: Option<&str>,
+        from: &str,
+    ) -> StoreResult<Vec<iam_domain::model::CountRow>> {
+        let (org, from) = (organization.map(str::to_owned), from.to_owned());
+        self.run(move |c| crate::records::rollup_counts(c, org.as_deref(), &from))
+            .await
+    }
+
+    async fn new_users_since(
+        &self,
+        organization: Option<&str>,
+        since: DateTime<Utc>,
+    ) -> StoreResult<Vec<(String, u64)>> {
+        let org = organization.map(str::to_owned);
+        self.run(move |c| crate::records::new_users_since(c, org.as_deref(), since))
+            .await
+    }
+
+    async fn roll_up_days(&self, from: &str, until: &str) -> StoreResult<u32> {
+        let (from, until) = (from.to_owned(), until.to_owned());
+        self.run(move |c| crate::records::roll_up_days(c, &from, &until))
+            .await
+    }
+
     async fn list_records(
         &self,
         query: &iam_domain::model::RecordQuery,

@@ -199,9 +199,28 @@ diesel::table! {
         object -> Text,
         response -> Text,
         status_code -> Integer,
+        errcode -> BigInt,
         detail -> Text,
         user_agent -> Text,
         is_triggered -> Bool,
         added_by -> Text,
+    }
+}
+
+diesel::table! {
+    record_rollups (organization, day, action, response, errcode) {
+        organization -> Text,
+        day -> Text,
+        action -> Text,
+        response -> Text,
+        errcode -> BigInt,
+        n -> BigInt,
+    }
+}
+
+diesel::table! {
+    rollup_days (day) {
+        day -> Text,
+        done_time -> Text,
     }
 }

@@ -848,6 +848,93 @@ contract!(
     }
 );
 
+contract!(
+    finished_days_are_rolled_up_once_and_add_up,
+    |s: Store| async move {
+        s.insert_organization(&org("demo")).await.unwrap();
+        let day = |d: &str, h: u32| {
+            chrono::DateTime::parse_from_rfc3339(&format!("{d}T{h:02}:30:00Z"))
+                .unwrap()
+                .with_timezone(&Utc)
+        };
+        let mut batch = Vec::new();
+        for h in 0..10 {
+            batch.push(record(
+                "demo",
+                "u",
+                "signin-wechat-miniprogram",
+                "ok",
+                day("2026-11-20", h),
+            ));
+        }
+        let mut refused = record(
+            "demo",
+            "",
+            "signin-wechat-miniprogram",
+            "invalid_grant",
+            day("2026-11-20", 23),
+        );
+        refused.wechat_errcode = 40029;
+        batch.push(refused);
+        batch.push(record(
+            "other",
+            "u",
+            "signin-password",
+            "ok",
+            day("2026-11-21", 1),
+        ));
+        s.insert_records(&batch).await.unwrap();
+        let mut u = user("demo", "new-on-the-20th");
+        u.created_time = day("2026-11-20", 5);
+        s.insert_user(&u).await.unwrap();
+        let s = Arc::new(s);
+        let (a, b) = tokio::join!(
+            s.roll_up_days("2026-11-19", "2026-11-22"),
+            s.roll_up_days("2026-11-19", "2026-11-22")
+        );
+        assert_eq!(a.unwrap() + b.unwrap(), 3, "each of the three days once");
+        assert_eq!(s.roll_up_days("2026-11-19", "2026-11-22").await.unwrap(), 0);
+        let rows = s.rollup_counts(Some("demo"), "2026-11-19").await.unwrap();
+        let n = |action: &str, response: &str| {
+            rows.iter()
+                .filter(|r| {
+                    r.bucket == "2026-11-20" && r.action == action && r.response == response
+                })
+                .map(|r| r.n)
+                .sum::<u64>()
+        };
+        assert_eq!(n("signin-wechat-miniprogram", "ok"), 10);
+        assert_eq!(n("signin-wechat-miniprogram", "invalid_grant"), 1);
+        assert_eq!(n("new-user", "ok"), 1);
+        assert!(rows.iter().any(|r| r.errcode == 40029));
+        assert!(
+            rows.iter().all(|r| r.bucket != "2026-11-21"),
+            "other's day is not demo's"
+        );
+        let live = s
+            .record_counts(Some("demo"), day("2026-11-20", 0), false)
+            .await
+            .unwrap();
+        assert_eq!(
+            live.iter()
+                .filter(|r| r.bucket == "2026-11-20T03")
+                .map(|r| r.n)
+                .sum::<u64>(),
+            1
+        );
+        let all = s
+            .record_counts(None, day("2026-11-20", 0), true)
+            .await
+            .unwrap();
+        assert_eq!(all.iter().map(|r| r.n).sum::<u64>(), 12);
+        let users = s
+            .new_users_since(Some("demo"), day("2026-11-20", 0))
+            .await
+            .unwrap();
+        assert!(users.contains(&("2026-11-20".to_owned(), 1)), "{users:?}");
+    }
+);
+
 contract!(session_keys_are_replaced, |s: Store| async move {
     assert!(s.get_wechat_session("wx1", "o1").await.unwrap().is_none());
     s.save_wechat_session("wx1", "o1", b"sealed-one")

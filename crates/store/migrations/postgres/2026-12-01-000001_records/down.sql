@@ -1,1 +1,3 @@
+DROP TABLE rollup_days;
+DROP TABLE record_rollups;
 DROP TABLE records;
