@@ -97,5 +97,29 @@ resp = sdk.delete_session(group[0]) if group else {}
 check("delete_session ends the user's sessions", resp.get("data") == "Affected" and not works(fifth), resp)
 check("the first user's session is untouched", works(user_token))
 
+# Finding users and reading records (SPEC §10), as the SDK's own tests call them.
+page, total = sdk.get_pagination_users(1, 2, {"sortField": "createdTime", "sortOrder": "ascend"})
+check("get_pagination_users: a page and the total", len(page) == 2 and total >= 2, (page, total))
+found, n = sdk.get_pagination_users(1, 10, {"field": "name", "value": user_name})
+check("get_pagination_users searches by name", n == 1 and found[0].name == user_name, (found, n))
+check("get_user_count", sdk.get_user_count() == total, (sdk.get_user_count(), total))
+check("get_user_count(is_online=False) is accepted", sdk.get_user_count(False) == total)
+check("get_sorted_users", len(sdk.get_sorted_users("created_time", "2")) == 2)
+
+from casdoor.record import Record
+
+note = Record()
+note.action = "sdk-support-note"
+note.object = f"demo/{user_name}"
+resp = sdk.add_record(note)
+check("add_record", resp.get("status") == "ok", resp)
+added = resp.get("data2") or {}
+records, n = sdk.get_pagination_records(1, 5, {"field": "action", "value": "sdk-support-note"})
+check("get_pagination_records finds it", n == 1 and records[0].action == "sdk-support-note", (records, n))
+check("get_record by name", sdk.get_record(added.get("name", "")) is not None)
+records, n = sdk.get_pagination_records(1, 3, {"sortField": "createdTime", "sortOrder": "descend"})
+check("get_pagination_records pages with a total", len(records) == 3 and n >= 3, (records, n))
+check("sign-ins are recorded", any(r.action.startswith("signin") for r in sdk.get_pagination_records(1, 50)[0]))
+
 print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)
