@@ -18,6 +18,8 @@ use clap::Parser;
 use iam_e2e::{Db, Iam, IamOptions, WechatSim, workspace_root};
 use serde_json::json;
 
+mod million;
+
 const APPID: &str = "wx5f3c1b2a9d8e7f60";
 const CLIENT_ID: &str = "6825f4f0af45554c8952";
 /// The demo application's secret in `conf/init_data.json`.
@@ -39,7 +41,7 @@ struct Cli {
     #[arg(long, default_value_t = 2000)]
     slow_concurrency: usize,
     /// Scenarios to run (comma list): bare, returning, client-credentials, bearer, first, slow,
-    /// busy, postgres, purge.
+    /// busy, postgres, purge, million (SQLite, and PostgreSQL when a URL is given).
     #[arg(
         long,
         default_value = "bare,returning,client-credentials,bearer,first,slow,busy,postgres"
@@ -51,6 +53,12 @@ struct Cli {
     /// Users signed in once before the returning-users scenario.
     #[arg(long, default_value_t = 500)]
     returning_users: usize,
+    /// Users of the million scenario (SPEC §10's benchmark).
+    #[arg(long, default_value_t = 1_000_000)]
+    million_users: u64,
+    /// Audit records of the million scenario.
+    #[arg(long, default_value_t = 5_000_000)]
+    million_records: u64,
     /// Sign-ins of the purge scenario.
     #[arg(long, default_value_t = 100_000)]
     purge_signins: u64,
@@ -645,6 +653,144 @@ async fn purge_run(cli: &Cli) -> Result<()> {
     Ok(())
 }
 
+/// SPEC §10's benchmark on SQLite and (with a URL) PostgreSQL: see `million.rs`.
+async fn million_run(cli: &Cli, duration: Duration, pg_url: Option<&str>) -> Result<()> {
+    let mut dbs: Vec<(&str, Box<dyn Fn() -> Result<Db>>)> =
+        vec![("SQLite", Box::new(|| Ok(Db::sqlite()?)))];
+    if let Some(url) = pg_url {
+        // SAFETY of the environment: only this thread reads it before the children start.
+        unsafe { std::env::set_var("IAM_TEST_POSTGRES_URL", url) };
+        dbs.push((
+            "PostgreSQL",
+            Box::new(|| Db::postgres()?.ok_or_else(|| anyhow::anyhow!("no PostgreSQL"))),
+        ));
+    }
+    let (users, records) = (cli.million_users, cli.million_records);
+    for (label, make) in dbs {
+        println!("\n== {label}: {users} users with identities and phones, {records} records");
+        let empty = start(cli, make()?, &[])?;
+        warm_returning(&empty, cli.returning_users).await?;
+        let base = run_scenario(
+            &format!("returning users, {label}, empty database"),
+            &empty.target,
+            Mode::Returning(cli.returning_users),
+            cli.concurrency,
+            duration,
+        )
+        .await?;
+        print(&base);
+        drop(empty);
+
+        let stack = start(cli, make()?, &[])?;
+        let db = stack
+            .db()
+            .ok_or_else(|| anyhow::anyhow!("the tool owns the database"))?;
+        let took = million::seed(db, users, records)?;
+        println!(
+            "  seeded in {:.0} s; database {:.0} MB",
+            took.as_secs_f64(),
+            million::size_mb(db)
+        );
+        let client = reqwest::Client::new();
+        let admin: serde_json::Value = client
+            .post(format!("{}/oauth/token", stack.target.iam))
+            .form(&[
+                ("grant_type", "password"),
+                ("client_id", CLIENT_ID),
+                ("username", "built-in/admin"),
+                ("password", iam_e2e::ADMIN_PASSWORD),
+            ])
+            .send()
+            .await?
+            .json()
+            .await?;
+        let token = admin["access_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let since = (chrono::Utc::now() - chrono::Duration::hours(24))
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let some = users / 2 + 17;
+        let queries = [
+            (
+                "get-users, first page",
+                "/api/get-users?owner=demo&p=1&pageSize=20".to_owned(),
+            ),
+            (
+                "get-users, page 10,000",
+                "/api/get-users?owner=demo&p=10000&pageSize=20".to_owned(),
+            ),
+            (
+                "search by openid",
+                format!(
+                    "/api/get-users?owner=demo&p=1&pageSize=20&field=wechat&value={}",
+                    million::openid(some)
+                ),
+            ),
+            (
+                "search by phone prefix",
+                "/api/get-users?owner=demo&p=1&pageSize=20&field=phone&value=1300012".to_owned(),
+            ),
+            (
+                "search by name prefix",
+                format!(
+                    "/api/get-users?owner=demo&p=1&pageSize=20&field=name&value=wechat-oSEED00000000000000{}",
+                    some / 1000
+                ),
+            ),
+            (
+                "get-user-count",
+                "/api/get-user-count?owner=demo".to_owned(),
+            ),
+            (
+                "get-records of a user, 24 h",
+                format!(
+                    "/api/get-records?owner=demo&p=1&pageSize=20&user=wechat-{}&from={since}",
+                    million::openid(some)
+                ),
+            ),
+            (
+                "get-records of an action, 24 h",
+                format!(
+                    "/api/get-records?owner=demo&p=1&pageSize=20&action=signin-password&from={since}"
+                ),
+            ),
+            ("get-dashboard", "/api/get-dashboard?owner=demo".to_owned()),
+        ];
+        for (name, path) in &queries {
+            // The first call warms caches (and rolls up the dashboard's days once).
+            million::timed(&client, &stack.target.iam, path, &token, 1).await?;
+            let (p50, p95) = million::timed(&client, &stack.target.iam, path, &token, 50).await?;
+            println!(
+                "  {name:<32} p50 {:>7.1} ms  p95 {:>7.1} ms  {}",
+                p50.as_secs_f64() * 1e3,
+                p95.as_secs_f64() * 1e3,
+                if p95 <= Duration::from_millis(50) {
+                    "(target ≤ 50: met)"
+                } else {
+                    "(target ≤ 50: NOT met)"
+                }
+            );
+        }
+        warm_returning(&stack, cli.returning_users).await?;
+        let full = run_scenario(
+            &format!("returning users, {label}, {users} users / {records} records"),
+            &stack.target,
+            Mode::Returning(cli.returning_users),
+            cli.concurrency,
+            duration,
+        )
+        .await?;
+        print(&full);
+        println!(
+            "      ratio full / empty = {:.2} (target ≥ 0.8); database now {:.0} MB",
+            full.rate / base.rate.max(1e-9),
+            million::size_mb(db)
+        );
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
@@ -786,6 +932,9 @@ async fn main() -> Result<()> {
     }
     if want("purge") {
         purge_run(&cli).await?;
+    }
+    if want("million") {
+        million_run(&cli, duration, pg_url.as_deref()).await?;
     }
     if want("slow") {
         let stack = start(&cli, Db::sqlite()?, &[])?;
