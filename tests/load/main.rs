@@ -653,10 +653,12 @@ async fn purge_run(cli: &Cli) -> Result<()> {
     Ok(())
 }
 
+/// Makes a fresh database of one kind.
+type MakeDb = Box<dyn Fn() -> Result<Db>>;
+
 /// SPEC §10's benchmark on SQLite and (with a URL) PostgreSQL: see `million.rs`.
 async fn million_run(cli: &Cli, duration: Duration, pg_url: Option<&str>) -> Result<()> {
-    let mut dbs: Vec<(&str, Box<dyn Fn() -> Result<Db>>)> =
-        vec![("SQLite", Box::new(|| Ok(Db::sqlite()?)))];
+    let mut dbs: Vec<(&str, MakeDb)> = vec![("SQLite", Box::new(Db::sqlite))];
     if let Some(url) = pg_url {
         // SAFETY of the environment: only this thread reads it before the children start.
         unsafe { std::env::set_var("IAM_TEST_POSTGRES_URL", url) };
