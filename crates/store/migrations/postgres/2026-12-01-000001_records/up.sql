@@ -22,8 +22,9 @@ CREATE TABLE records (
     is_triggered BOOLEAN NOT NULL DEFAULT false,
     added_by TEXT NOT NULL DEFAULT ''
 );
-CREATE INDEX records_org_time ON records (organization, created_time);
-CREATE INDEX records_user_time ON records (user_id, created_time);
+-- Covering the dashboard's counts: a day of records is read from the index alone.
+CREATE INDEX records_org_time ON records (organization, created_time, action, response, errcode);
+CREATE INDEX records_user_time ON records (organization, user_name, created_time);
 CREATE INDEX records_action_time ON records (organization, action, created_time);
 CREATE INDEX records_time ON records (created_time);
 
