@@ -86,19 +86,6 @@ fn signed_in(a: &Answer) -> anyhow::Result<(String, String)> {
     Ok((access, id))
 }
 
-async fn password_token(c: &Ctx, username: &str, password: &str) -> anyhow::Result<String> {
-    let a = c
-        .token(&[
-            ("grant_type", "password".into()),
-            ("client_id", CLIENT_ID.into()),
-            ("username", username.into()),
-            ("password", password.into()),
-        ])
-        .await?;
-    anyhow::ensure!(a.status == 200, "password grant: {}", a.text);
-    Ok(text(&a.json(), "access_token"))
-}
-
 /// A user as the database holds it.
 async fn stored(
     c: &Ctx,
@@ -116,7 +103,7 @@ async fn user_count(c: &Ctx) -> anyhow::Result<i64> {
 
 async fn phone_at_sign_in(db: Db) -> anyhow::Result<()> {
     let mut c = Ctx::start(db, &[("wechatTimeoutMs", "1000")]).await?;
-    let admin = password_token(&c, "demo-admin", "demo-admin-pw").await?;
+    let admin = c.password_token("demo-admin", "demo-admin-pw").await?;
 
     // Rule 3: a new WeChat user with a new phone is a new user holding it.
     let (pat, pat_id) = signed_in(&sign_in_with_phone(&mut c, "pat", "13800138000").await?)?;
@@ -154,7 +141,7 @@ async fn phone_at_sign_in(db: Db) -> anyhow::Result<()> {
     );
     let (_, linked) = signed_in(&sign_in_with_phone(&mut c, "bob-phone", "13700137000").await?)?;
     assert_eq!(linked, "demo/bob", "linked to the phone's holder");
-    let bob_token = password_token(&c, "bob", "bob-pw").await?;
+    let bob_token = c.password_token("bob", "bob-pw").await?;
     let ids = c.get("/api/get-user-identities", &bob_token).await?;
     assert_eq!(ids.json().as_array().map(Vec::len), Some(1), "{}", ids.text);
     assert_eq!(ids.json()[0]["provider"], "wx-demo");
@@ -569,7 +556,9 @@ async fn published_vector(db: Db) -> anyhow::Result<()> {
     const IV: &str = "r7BXXKkLb8qrSNn05n0qiA==";
     const DATA: &str = "CiyLU1Aw2KjvrjMdj8YKliAjtP4gsMZMQmRzooG2xrDcvSnxIMXFufNstNGTyaGS9uT5geRa0W4oTOb1WT7fJlAC+oNPdbB+3hVbJSRgv+4lGOETKUQz6OYStslQ142dNCuabNPGBzlooOmB231qMM85d2/fV6ChevvXvQP8Hkue1poOFtnEtpyxVLW1zAo6/1Xx1COxFvrc2d7UL/lmHInNlxuacJXwu0fjpXfz/YqYzBIBzD6WUfTIF9GRHpOn/Hz7saL8xz+W//FRAUid1OksQaQx4CMs8LOddcQhULW4ucetDf96JcR3g0gfRK4PC7E/r7Z6xNrXd2UIeorGj5Ef7b1pJAYB6Y5anaHqZ9J6nKEBvB4DnNLIVWSgARns/8wR2SiRS7MNACwTyrGvt9ts8p12PKFdlqYTopNHR1Vf7XjfhQlVsAJdNiKdYmYVoKlaRv85IfVunYzO0IKXsyl7JCUjCpoG20f0a04COwfneQAGGwd5oa+T8yO5hzuyDb/XcxxmK01EpqOyuxINew==";
     let mut c = Ctx::start(db, &[]).await?;
-    let admin = password_token(&c, "built-in/admin", iam_e2e::ADMIN_PASSWORD).await?;
+    let admin = c
+        .password_token("built-in/admin", iam_e2e::ADMIN_PASSWORD)
+        .await?;
     c.sim
         .post(
             "/sim/apps",
@@ -636,8 +625,8 @@ both_backends!(the_published_vector_decrypts_end_to_end, published_vector);
 
 async fn linked_identities(db: Db) -> anyhow::Result<()> {
     let mut c = Ctx::start(db, &[]).await?;
-    let admin = password_token(&c, "demo-admin", "demo-admin-pw").await?;
-    let bob = password_token(&c, "bob", "bob-pw").await?;
+    let admin = c.password_token("demo-admin", "demo-admin-pw").await?;
+    let bob = c.password_token("bob", "bob-pw").await?;
 
     // A password user adds WeChat; binding it again changes nothing; that WeChat account now
     // signs in as bob.
@@ -671,7 +660,9 @@ async fn linked_identities(db: Db) -> anyhow::Result<()> {
     assert_eq!(a.status, 400, "{}", a.text);
     assert!(a.msg().contains("40029"), "{}", a.text);
     // A global administrator's account is not reachable through a mini program.
-    let global = password_token(&c, "built-in/admin", iam_e2e::ADMIN_PASSWORD).await?;
+    let global = c
+        .password_token("built-in/admin", iam_e2e::ADMIN_PASSWORD)
+        .await?;
     let (code, _) = c.sim.login(APPID, "root-wx").await?;
     let a = bind(&c, &global, code).await?;
     assert_eq!(a.status, 403, "{}", a.text);

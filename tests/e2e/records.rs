@@ -16,24 +16,6 @@ fn text(v: &Value, k: &str) -> String {
     v[k].as_str().unwrap_or_default().to_owned()
 }
 
-async fn password_token(
-    c: &Ctx,
-    username: &str,
-    password: &str,
-) -> anyhow::Result<(String, String)> {
-    let a = c
-        .token(&[
-            ("grant_type", "password".into()),
-            ("client_id", CLIENT_ID.into()),
-            ("username", username.into()),
-            ("password", password.into()),
-        ])
-        .await?;
-    anyhow::ensure!(a.status == 200, "password grant: {}", a.text);
-    let v = a.json();
-    Ok((text(&v, "access_token"), text(&v, "refresh_token")))
-}
-
 /// The records of `action` (as the admin sees them), waiting up to two seconds for the audit
 /// queue to write them.
 async fn records_of(
@@ -63,8 +45,10 @@ fn has(records: &[Value], action: &str, response: &str) -> bool {
 
 async fn records_flow(db: Db) -> anyhow::Result<()> {
     let mut c = Ctx::start(db, &[]).await?;
-    let (admin, _) = password_token(&c, "demo-admin", "demo-admin-pw").await?;
-    let (global, _) = password_token(&c, "built-in/admin", iam_e2e::ADMIN_PASSWORD).await?;
+    let (admin, _) = c.password_tokens("demo-admin", "demo-admin-pw").await?;
+    let (global, _) = c
+        .password_tokens("built-in/admin", iam_e2e::ADMIN_PASSWORD)
+        .await?;
 
     // Each grant, once right and once wrong.
     c.sign_in("rita").await?;
@@ -76,7 +60,7 @@ async fn records_flow(db: Db) -> anyhow::Result<()> {
         ])
         .await?;
     assert_eq!(bad.status, 400);
-    let (_, bob_refresh) = password_token(&c, "bob", "bob-pw").await?;
+    let (_, bob_refresh) = c.password_tokens("bob", "bob-pw").await?;
     let wrong = c
         .token(&[
             ("grant_type", "password".into()),
@@ -320,8 +304,10 @@ both_backends!(
 /// second mini program, Casdoor's other ways to find a user, and the bound on unpaged answers.
 async fn finding_users(db: Db) -> anyhow::Result<()> {
     let mut c = Ctx::start(db, &[("userListMax", "3")]).await?;
-    let (admin, _) = password_token(&c, "demo-admin", "demo-admin-pw").await?;
-    let (global, _) = password_token(&c, "built-in/admin", iam_e2e::ADMIN_PASSWORD).await?;
+    let (admin, _) = c.password_tokens("demo-admin", "demo-admin-pw").await?;
+    let (global, _) = c
+        .password_tokens("built-in/admin", iam_e2e::ADMIN_PASSWORD)
+        .await?;
     let mut tokens = Vec::new();
     for i in 1..=5 {
         tokens.push(c.sign_in(&format!("finder-{i}")).await?);

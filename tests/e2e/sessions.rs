@@ -17,19 +17,6 @@ fn field(v: &Value, key: &str) -> String {
     v[key].as_str().unwrap_or_default().to_owned()
 }
 
-async fn password_token(c: &Ctx, username: &str, password: &str) -> anyhow::Result<String> {
-    let a = c
-        .token(&[
-            ("grant_type", "password".into()),
-            ("client_id", CLIENT_ID.into()),
-            ("username", username.into()),
-            ("password", password.into()),
-        ])
-        .await?;
-    anyhow::ensure!(a.status == 200, "password grant for {username}: {}", a.text);
-    Ok(field(&a.json(), "access_token"))
-}
-
 /// A mini program sign-in: (access token, refresh token, sid, user's `owner/name`).
 async fn sign_in(c: &mut Ctx, user: &str) -> anyhow::Result<(String, String, String, String)> {
     let (code, _) = c.sim.login(APPID, user).await?;
@@ -100,9 +87,11 @@ async fn status_of(c: &Ctx, base: &str, bearer: &str) -> anyhow::Result<u16> {
 
 async fn sessions_flow(db: Db) -> anyhow::Result<()> {
     let mut c = Ctx::start(db, &[]).await?;
-    let admin = password_token(&c, "built-in/admin", iam_e2e::ADMIN_PASSWORD).await?;
-    let demo_admin = password_token(&c, "demo-admin", "demo-admin-pw").await?;
-    let bob = password_token(&c, "bob", "bob-pw").await?;
+    let admin = c
+        .password_token("built-in/admin", iam_e2e::ADMIN_PASSWORD)
+        .await?;
+    let demo_admin = c.password_token("demo-admin", "demo-admin-pw").await?;
+    let bob = c.password_token("bob", "bob-pw").await?;
 
     // Every user sign-in is a session named in its tokens; an application token has none.
     let (a1, r1, sid1, id) = sign_in(&mut c, "sam").await?;
@@ -517,7 +506,7 @@ async fn two_nodes_on_postgres_share_revocations() -> anyhow::Result<()> {
     opts.init_data = Some(workspace_root().join("tests/e2e/fixtures/init_data.json"));
     let b: Iam = Iam::start(&opts)?;
     let a = c.iam.base.clone();
-    let admin = password_token(&c, "demo-admin", "demo-admin-pw").await?;
+    let admin = c.password_token("demo-admin", "demo-admin-pw").await?;
 
     // Revoked on A: refused on A at once, on B within a second; its refresh at once on both.
     let mut slowest = Duration::ZERO;

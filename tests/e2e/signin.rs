@@ -109,6 +109,31 @@ impl Ctx {
         self.post_json(path, bearer, body).await
     }
 
+    /// The password grant through the demo application: (access token, refresh token).
+    pub async fn password_tokens(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> anyhow::Result<(String, String)> {
+        let a = self
+            .token(&[
+                ("grant_type", "password".into()),
+                ("client_id", CLIENT_ID.into()),
+                ("username", username.into()),
+                ("password", password.into()),
+            ])
+            .await?;
+        anyhow::ensure!(a.status == 200, "password grant for {username}: {}", a.text);
+        let v = a.json();
+        let s = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
+        Ok((s("access_token"), s("refresh_token")))
+    }
+
+    /// The password grant's access token.
+    pub async fn password_token(&self, username: &str, password: &str) -> anyhow::Result<String> {
+        Ok(self.password_tokens(username, password).await?.0)
+    }
+
     pub async fn account(&self, bearer: &str) -> anyhow::Result<Value> {
         let a = self.get("/api/get-account", bearer).await?;
         anyhow::ensure!(a.status == 200, "get-account: {} {}", a.status, a.text);

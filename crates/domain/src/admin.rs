@@ -486,6 +486,7 @@ impl Iam {
         user.created_time = now;
         user.updated_time = now;
         user.id = uuid::Uuid::new_v4().to_string();
+        self.cache.user_totals.clear();
         self.repo.insert_user(&user).await.map_err(|e| match e {
             StoreError::Conflict(_) => {
                 Error::Conflict(format!("user {}/{} already exists", user.owner, user.name))
@@ -515,6 +516,7 @@ impl Iam {
         let which = crate::model::SessionSelector::all_of(&user.id);
         self.end_sessions(&which, "the user was deleted").await?;
         let deleted = self.repo.delete_user(owner, name).await?;
+        self.cache.user_totals.clear();
         self.user_changed(&user.id);
         Ok(deleted)
     }

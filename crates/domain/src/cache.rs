@@ -91,6 +91,10 @@ pub struct ConfigCache {
     pub providers: TtlCache<String, Provider>,
     pub organizations: TtlCache<String, Organization>,
     pub certs: TtlCache<String, Cert>,
+    /// How many users an organization has (`*`: all), for `get-users`' total and
+    /// `get-user-count`: counting a million rows is the slowest part of a page. Five seconds
+    /// old at most; cleared when this node creates or deletes a user.
+    pub user_totals: TtlCache<String, u64>,
 }
 
 impl Default for ConfigCache {
@@ -101,6 +105,7 @@ impl Default for ConfigCache {
             providers: TtlCache::new(ttl),
             organizations: TtlCache::new(ttl),
             certs: TtlCache::new(ttl),
+            user_totals: TtlCache::new(Duration::from_secs(5)),
         }
     }
 }
@@ -111,6 +116,7 @@ impl ConfigCache {
         self.providers.clear();
         self.organizations.clear();
         self.certs.clear();
+        self.user_totals.clear();
     }
 }
 

@@ -112,9 +112,6 @@ impl Iam {
             .and_hms_opt(0, 0, 0)
             .map(|t| t.and_utc())
             .unwrap_or(now);
-        let mut daily = self.repo.rollup_counts(org, &first_day.to_string()).await?;
-        daily.retain(|r| r.bucket < settled.to_string());
-        daily.extend(self.repo.record_counts(org, live_since, true).await?);
         let hour_start = now
             .with_minute(0)
             .and_then(|t| t.with_second(0))
@@ -122,6 +119,24 @@ impl Iam {
             .unwrap_or(now);
         let first_hour = hour_start - Duration::hours(23);
         let hourly = self.repo.record_counts(org, first_hour, false).await?;
+        let mut daily = self.repo.rollup_counts(org, &first_day.to_string()).await?;
+        daily.retain(|r| r.bucket < settled.to_string());
+        if live_since >= first_hour {
+            // The hours already read cover the days not rolled up: add them up by day rather
+            // than read those records again.
+            let since = live_since.format("%Y-%m-%dT%H").to_string();
+            daily.extend(
+                hourly
+                    .iter()
+                    .filter(|r| r.bucket >= since)
+                    .map(|r| CountRow {
+                        bucket: r.bucket.chars().take(10).collect(),
+                        ..r.clone()
+                    }),
+            );
+        } else {
+            daily.extend(self.repo.record_counts(org, live_since, true).await?);
+        }
 
         let hour_labels = (0..24)
             .map(|i| {

@@ -79,6 +79,7 @@ impl UserListParams {
                 sort,
                 offset: page.map(|p| p.offset()).unwrap_or(0),
                 limit: page.map(|p| p.size).unwrap_or(max),
+                skip_total: false,
             },
             page.is_some(),
         ))
@@ -86,6 +87,27 @@ impl UserListParams {
 }
 
 impl Iam {
+    /// A page of users and the total; an organization's unsearched total (a count over all its
+    /// users, the slowest part of a page at a million) comes from a few seconds' cache.
+    async fn users_page(&self, mut query: UserQuery) -> Result<(Vec<User>, u64), Error> {
+        let key = query.owner.clone().unwrap_or_else(|| "*".into());
+        let cached = match query.search {
+            None => self.cache.user_totals.get(&key).map(|n| *n),
+            Some(_) => None,
+        };
+        query.skip_total = cached.is_some();
+        let (users, total) = self.repo.search_users(&query).await?;
+        match cached {
+            Some(n) => Ok((users, n)),
+            None => {
+                if query.search.is_none() {
+                    self.cache.user_totals.put(key, std::sync::Arc::new(total));
+                }
+                Ok((users, total))
+            }
+        }
+    }
+
     /// `GET /api/get-users`: a page of an organization you administer (with `p`), or — as
     /// Casdoor answers small organizations — all of it, but never more than `max` users.
     /// Returns the users and how many match in all.
@@ -100,7 +122,7 @@ impl Iam {
             return Err(Error::forbidden());
         }
         let (query, _) = params.query(max)?;
-        Ok(self.repo.search_users(&query).await?)
+        self.users_page(query).await
     }
 
     /// `GET /api/get-global-users`: every organization's users, for global administrators.
@@ -115,7 +137,7 @@ impl Iam {
         }
         let (mut query, _) = params.query(max)?;
         query.owner = None;
-        Ok(self.repo.search_users(&query).await?)
+        self.users_page(query).await
     }
 
     /// `GET /api/get-sorted-users?owner=&sorter=&limit=`.
@@ -156,6 +178,7 @@ impl Iam {
             sort: Some((by, false)),
             offset: 0,
             limit,
+            skip_total: true,
         };
         Ok(self.repo.search_users(&query).await?.0)
     }
@@ -169,7 +192,14 @@ impl Iam {
         if !caller.administers(owner) {
             return Err(Error::forbidden());
         }
-        Ok(self.repo.count_users(owner).await?.max(0) as u64)
+        if let Some(n) = self.cache.user_totals.get(owner) {
+            return Ok(*n);
+        }
+        let n = self.repo.count_users(owner).await?.max(0) as u64;
+        self.cache
+            .user_totals
+            .put(owner.to_owned(), std::sync::Arc::new(n));
+        Ok(n)
     }
 
     /// `GET /api/get-user?owner=&email=|phone=|userId=`: one user of an organization you

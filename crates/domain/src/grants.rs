@@ -475,6 +475,7 @@ impl Iam {
         let (mut u, stored_unionid) = match outcome {
             WechatUserOutcome::Created(u) => {
                 self.events.user_created();
+                self.cache.user_totals.clear();
                 return Ok(FoundUser {
                     user: u,
                     changed: false,

@@ -634,6 +634,8 @@ pub struct UserQuery {
     pub offset: u64,
     /// 0 = no limit.
     pub limit: u64,
+    /// The caller knows the total already: do not count (the answer's total is then 0).
+    pub skip_total: bool,
 }
 
 /// One cell of the dashboard's counts: records of `action` with `response` (and WeChat's

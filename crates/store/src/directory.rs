@@ -14,25 +14,23 @@ fn upper(value: &str) -> String {
     format!("{value}\u{10FFFF}")
 }
 
-/// `value` as a LIKE prefix pattern, its own `%`, `_` and `\` escaped.
-fn like_prefix(value: &str) -> String {
-    let mut p = String::with_capacity(value.len() + 1);
-    for c in value.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            p.push('\\');
-        }
-        p.push(c);
-    }
-    p.push('%');
-    p
-}
-
+/// `v <= col < v || U+10FFFF`: bytewise on SQLite; in the "C" collation on PostgreSQL (the
+/// order of its prefix indexes), whatever the database's own collation.
 macro_rules! prefix {
-    (sqlite, $q:expr, $col:expr, $v:expr) => {
+    (sqlite, $q:expr, $col:expr, $name:literal, $v:expr) => {
         $q.filter($col.ge($v.clone())).filter($col.lt(upper(&$v)))
     };
-    (pg, $q:expr, $col:expr, $v:expr) => {
-        $q.filter($col.like(like_prefix(&$v)))
+    (pg, $q:expr, $col:expr, $name:literal, $v:expr) => {
+        $q.filter(
+            diesel::dsl::sql::<diesel::sql_types::Bool>(concat!(
+                "users.",
+                $name,
+                " COLLATE \"C\" >= "
+            ))
+            .bind::<diesel::sql_types::Text, _>($v.clone())
+            .sql(concat!(" AND users.", $name, " COLLATE \"C\" < "))
+            .bind::<diesel::sql_types::Text, _>(upper(&$v)),
+        )
     };
 }
 
@@ -46,18 +44,28 @@ macro_rules! filtered {
         if let Some((by, v)) = &query.search {
             let v = v.clone();
             q = match by {
-                UserSearch::Name => prefix!($dialect, q, users::name, v),
-                UserSearch::DisplayName => prefix!($dialect, q, users::display_name, v),
+                UserSearch::Name => prefix!($dialect, q, users::name, "name", v),
+                UserSearch::DisplayName => {
+                    prefix!($dialect, q, users::display_name, "display_name", v)
+                }
                 UserSearch::Phone if v.starts_with('+') => {
                     let v = v
                         .chars()
                         .filter(|c| *c == '+' || c.is_ascii_digit())
                         .collect::<String>();
-                    prefix!($dialect, q, users::phone_e164.assume_not_null(), v)
+                    prefix!(
+                        $dialect,
+                        q,
+                        users::phone_e164.assume_not_null(),
+                        "phone_e164",
+                        v
+                    )
                 }
-                UserSearch::Phone => prefix!($dialect, q, users::phone, v),
-                UserSearch::Email => prefix!($dialect, q, users::email, v),
-                UserSearch::WechatUnionId => prefix!($dialect, q, users::wechat_union_id, v),
+                UserSearch::Phone => prefix!($dialect, q, users::phone, "phone", v),
+                UserSearch::Email => prefix!($dialect, q, users::email, "email", v),
+                UserSearch::WechatUnionId => {
+                    prefix!($dialect, q, users::wechat_union_id, "wechat_union_id", v)
+                }
                 UserSearch::Wechat => q.filter(users::id.eq_any($openid_users.clone())),
             };
         }
@@ -118,6 +126,36 @@ fn openid_users(
     Ok(ids)
 }
 
+/// An organization's page in the default order, found from the (owner, created_time, name)
+/// index alone and then read by name: a deep page skips index entries, not rows.
+fn default_page(
+    c: &mut AnyConnection,
+    owner: &str,
+    ascending: bool,
+    offset: i64,
+    limit: i64,
+) -> Result<Vec<UserRow>, DbError> {
+    let q = users::table
+        .filter(users::owner.eq(owner))
+        .select(users::name)
+        .offset(offset)
+        .limit(limit);
+    let names: Vec<String> = if ascending {
+        q.order((users::created_time.asc(), users::name.asc()))
+            .load(c)?
+    } else {
+        q.order((users::created_time.desc(), users::name.desc()))
+            .load(c)?
+    };
+    let mut rows: Vec<UserRow> = users::table
+        .filter(users::owner.eq(owner))
+        .filter(users::name.eq_any(&names))
+        .select(UserRow::as_select())
+        .load(c)?;
+    rows.sort_by_key(|r| names.iter().position(|n| *n == r.name));
+    Ok(rows)
+}
+
 pub(crate) fn search(
     c: &mut AnyConnection,
     query: &UserQuery,
@@ -132,16 +170,57 @@ pub(crate) fn search(
         Some((UserSearch::Wechat, v)) => openid_users(c, query.owner.as_deref(), v)?,
         _ => Vec::new(),
     };
+    let default_order = match query.sort {
+        None => Some(true),
+        Some((UserSort::CreatedTime, ascending)) => Some(ascending),
+        Some(_) => None,
+    };
+    let (rows, total): (Vec<UserRow>, i64) = if let (Some(owner), None, Some(ascending)) =
+        (&query.owner, &query.search, default_order)
+    {
+        let rows = default_page(c, owner, ascending, offset, limit)?;
+        let total = if query.skip_total {
+            0
+        } else {
+            users::table
+                .filter(users::owner.eq(owner))
+                .count()
+                .get_result::<i64>(c)?
+        };
+        (rows, total)
+    } else {
+        search_rows(c, query, &by_openid, offset, limit)?
+    };
+    let users = rows
+        .into_iter()
+        .map(|r| User::try_from(r).map_err(DbError::from))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((users, total.max(0) as u64))
+}
+
+/// Any other page: the filters and order on either dialect's boxed query.
+fn search_rows(
+    c: &mut AnyConnection,
+    query: &UserQuery,
+    by_openid: &[String],
+    offset: i64,
+    limit: i64,
+) -> Result<(Vec<UserRow>, i64), DbError> {
+    let by_openid = by_openid.to_vec();
     let (rows, total): (Vec<UserRow>, i64) = match c {
         AnyConnection::Sqlite(c) => {
-            let total = filtered!(
-                sqlite,
-                users::table.into_boxed::<diesel::sqlite::Sqlite>(),
-                query,
-                by_openid
-            )
-            .count()
-            .get_result(c)?;
+            let total = if query.skip_total {
+                0
+            } else {
+                filtered!(
+                    sqlite,
+                    users::table.into_boxed::<diesel::sqlite::Sqlite>(),
+                    query,
+                    by_openid
+                )
+                .count()
+                .get_result(c)?
+            };
             let q = filtered!(
                 sqlite,
                 users::table.into_boxed::<diesel::sqlite::Sqlite>(),
@@ -156,14 +235,18 @@ pub(crate) fn search(
             (rows, total)
         }
         AnyConnection::Postgresql(c) => {
-            let total = filtered!(
-                pg,
-                users::table.into_boxed::<diesel::pg::Pg>(),
-                query,
-                by_openid
-            )
-            .count()
-            .get_result(c)?;
+            let total = if query.skip_total {
+                0
+            } else {
+                filtered!(
+                    pg,
+                    users::table.into_boxed::<diesel::pg::Pg>(),
+                    query,
+                    by_openid
+                )
+                .count()
+                .get_result(c)?
+            };
             let q = filtered!(
                 pg,
                 users::table.into_boxed::<diesel::pg::Pg>(),
@@ -178,11 +261,7 @@ pub(crate) fn search(
             (rows, total)
         }
     };
-    let users = rows
-        .into_iter()
-        .map(|r| User::try_from(r).map_err(DbError::from))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok((users, total.max(0) as u64))
+    Ok((rows, total))
 }
 
 pub(crate) fn by_email(
@@ -199,15 +278,4 @@ pub(crate) fn by_email(
         .optional()?
         .map(|r| User::try_from(r).map_err(DbError::from))
         .transpose()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn like_patterns_escape_their_wildcards() {
-        assert_eq!(like_prefix("ab"), "ab%");
-        assert_eq!(like_prefix("a%b_c\\"), "a\\%b\\_c\\\\%");
-    }
 }
