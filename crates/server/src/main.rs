@@ -156,12 +156,27 @@ fn main() -> ExitCode {
             _ => serve::serve(config).await,
         }
     });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
+    let code = match result {
+        Ok(()) => 0,
         Err(e) => {
             tracing::error!("{e:#}");
             eprintln!("iam: {e:#}");
-            ExitCode::FAILURE
+            1
         }
-    }
+    };
+    // Dropping the runtime waits for every task and blocking call to finish.
+    drop(runtime);
+    exit_now(code)
+}
+
+/// Ends the process without the C library's exit handlers. The connection pool's own threads
+/// are not joined when it is dropped: one may still be opening or closing a PostgreSQL
+/// connection, and libpq's TLS library tears itself down in those handlers — a SIGSEGV on
+/// SIGTERM was seen in CI. Everything worth keeping is written by now; the streams are flushed.
+fn exit_now(code: i32) -> ExitCode {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    // SAFETY: `_exit` ends the process at once; nothing after it runs, no memory is touched.
+    unsafe { libc::_exit(code) }
 }
