@@ -468,8 +468,12 @@ pub trait PasswordHasher: Send + Sync + 'static {
 /// Where audit records go that are not written in a use case's own transaction (failed
 /// sign-ins, refreshes, management writes): a bounded queue that must never block the caller
 /// (it drops, and counts the drop, when full).
+#[async_trait]
 pub trait AuditSink: Send + Sync + 'static {
     fn record(&self, record: Record);
+    /// Returns once every record queued before the call is written (or found unwritable): a
+    /// server stopping gracefully loses none.
+    async fn flush(&self);
 }
 
 /// Counters the use cases report to (the API crate turns them into metrics).

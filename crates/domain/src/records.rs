@@ -184,6 +184,11 @@ pub struct RecordInput {
 }
 
 impl Iam {
+    /// Writes what the audit queue holds; for a graceful stop.
+    pub async fn flush_audit(&self) {
+        self.audit.flush().await;
+    }
+
     fn new_record(&self, meta: &RequestMeta, action: &str) -> Record {
         Record {
             name: uuid::Uuid::new_v4().to_string(),

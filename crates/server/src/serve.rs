@@ -159,6 +159,7 @@ pub async fn serve(config: Config) -> Result<()> {
         Duration::from_secs(config.purge_interval_seconds),
         config.audit_retention_days,
     );
+    let audit = state.iam.clone();
     let app = iam_api::app(state);
     let Some(local) = acceptor
         .local_addr()
@@ -169,10 +170,18 @@ pub async fn serve(config: Config) -> Result<()> {
     };
     // The exact line end-to-end tests and scripts wait for, with the real port when httpport = 0.
     tracing::info!(addr = %local, "listening on {local}");
-    Server::new_with_acceptor(acceptor)
+    let served = Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(app, shutdown_signal(), Some(Duration::from_secs(30)))
         .await
-        .context("server error")?;
+        .context("server error");
+    // The audit records the last requests queued are written before the process ends.
+    if tokio::time::timeout(Duration::from_secs(10), audit.flush_audit())
+        .await
+        .is_err()
+    {
+        tracing::warn!("audit records still queued after 10 s; stopping without them");
+    }
+    served?;
     tracing::info!("stopped");
     Ok(())
 }

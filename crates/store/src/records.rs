@@ -271,13 +271,22 @@ pub(crate) fn purge(
     Ok(diesel::delete(records::table.filter(records::id.eq_any(&ids))).execute(c)? as u64)
 }
 
+/// What the writer's queue carries: a record, or a request to say when all before it are written.
+// Nearly every item is a record: boxing them to shrink the rare flush would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
+enum Queued {
+    Record(Record),
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
 /// The batching writer: records go into a bounded queue and a task writes them in batches of
 /// up to [`RecordWriter::BATCH`], one transaction each. A full queue drops the record and counts
-/// it (`on_drop`): an audit write never blocks a sign-in. What a crash can lose is what is in
-/// the queue, which is written as soon as it arrives, so in practice the batch in flight.
+/// it (`on_drop`): an audit write never blocks a sign-in. Records are written as soon as they
+/// arrive, so what a crash can lose is the batch in flight (and, while the database is slow,
+/// what waits behind it); a graceful stop flushes the queue first.
 #[derive(Clone)]
 pub struct RecordWriter {
-    tx: tokio::sync::mpsc::Sender<Record>,
+    tx: tokio::sync::mpsc::Sender<Queued>,
     dropped: Arc<AtomicU64>,
     on_drop: Arc<dyn Fn() + Send + Sync>,
 }
@@ -291,15 +300,27 @@ impl RecordWriter {
         capacity: usize,
         on_drop: Arc<dyn Fn() + Send + Sync>,
     ) -> (Self, tokio::task::JoinHandle<()>) {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Record>(capacity.max(1));
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Queued>(capacity.max(1));
         let task = tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(Self::BATCH);
-            while rx.recv_many(&mut batch, Self::BATCH).await > 0 {
-                if let Err(e) = repo.insert_records(&batch).await {
+            let mut queued = Vec::with_capacity(Self::BATCH);
+            while rx.recv_many(&mut queued, Self::BATCH).await > 0 {
+                let mut batch = Vec::with_capacity(queued.len());
+                let mut waiting = Vec::new();
+                for q in queued.drain(..) {
+                    match q {
+                        Queued::Record(r) => batch.push(r),
+                        Queued::Flush(done) => waiting.push(done),
+                    }
+                }
+                if !batch.is_empty()
+                    && let Err(e) = repo.insert_records(&batch).await
+                {
                     // The database is down: these are lost, and said so.
                     tracing::warn!(records = batch.len(), error = %e, "audit records not written");
                 }
-                batch.clear();
+                for done in waiting {
+                    let _ = done.send(());
+                }
             }
         });
         (
@@ -318,11 +339,19 @@ impl RecordWriter {
     }
 }
 
+#[async_trait::async_trait]
 impl AuditSink for RecordWriter {
     fn record(&self, record: Record) {
-        if self.tx.try_send(record).is_err() {
+        if self.tx.try_send(Queued::Record(record)).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             (self.on_drop)();
+        }
+    }
+
+    async fn flush(&self) {
+        let (done, written) = tokio::sync::oneshot::channel();
+        if self.tx.send(Queued::Flush(done)).await.is_ok() {
+            let _ = written.await;
         }
     }
 }

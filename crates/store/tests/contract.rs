@@ -1468,3 +1468,66 @@ async fn the_sqlite_log_stays_bounded_only_with_the_checkpointer() {
         1500
     );
 }
+
+/// The audit writer: records queued before a flush are all written when it returns; a full
+/// queue drops (and counts) instead of waiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_writer_flushes_what_it_queued_and_drops_when_full() {
+    use iam_domain::ports::AuditSink;
+    let f = sqlite().await;
+    let repo: Arc<dyn Repository> = Arc::new(f.store.clone());
+    let drops = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = drops.clone();
+    let (writer, _task) = iam_store::RecordWriter::spawn(
+        repo,
+        100_000,
+        Arc::new(move || {
+            counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }),
+    );
+    let now = Utc::now();
+    for i in 0..2000 {
+        writer.record(record(
+            "demo",
+            &format!("u{i}"),
+            "signin-password",
+            "ok",
+            now,
+        ));
+    }
+    writer.flush().await;
+    assert_eq!(
+        f.store
+            .list_records(&RecordQuery::default())
+            .await
+            .unwrap()
+            .1,
+        2000
+    );
+    assert_eq!(writer.dropped(), 0);
+
+    let (tiny, _task) =
+        iam_store::RecordWriter::spawn(Arc::new(f.store.clone()), 1, Arc::new(|| {}));
+    for i in 0..500 {
+        tiny.record(record(
+            "demo",
+            &format!("t{i}"),
+            "signin-password",
+            "ok",
+            now,
+        ));
+    }
+    assert!(tiny.dropped() > 0, "a full queue drops rather than waits");
+    tiny.flush().await;
+    let written = f
+        .store
+        .list_records(&RecordQuery::default())
+        .await
+        .unwrap()
+        .1;
+    assert_eq!(
+        written + tiny.dropped(),
+        2500,
+        "every record is written or counted"
+    );
+}
