@@ -207,23 +207,24 @@ fn search_rows(
     limit: i64,
 ) -> Result<(Vec<UserRow>, i64), DbError> {
     let by_openid = by_openid.to_vec();
-    let (rows, total): (Vec<UserRow>, i64) = match c {
-        AnyConnection::Sqlite(c) => {
+    // The same statements on each dialect's boxed query (their prefix filters differ).
+    macro_rules! page_on {
+        ($c:expr, $dialect:ident, $backend:ty) => {{
             let total = if query.skip_total {
                 0
             } else {
                 filtered!(
-                    sqlite,
-                    users::table.into_boxed::<diesel::sqlite::Sqlite>(),
+                    $dialect,
+                    users::table.into_boxed::<$backend>(),
                     query,
                     by_openid
                 )
                 .count()
-                .get_result(c)?
+                .get_result($c)?
             };
             let q = filtered!(
-                sqlite,
-                users::table.into_boxed::<diesel::sqlite::Sqlite>(),
+                $dialect,
+                users::table.into_boxed::<$backend>(),
                 query,
                 by_openid
             );
@@ -231,37 +232,14 @@ fn search_rows(
                 .select(UserRow::as_select())
                 .offset(offset)
                 .limit(limit)
-                .load(c)?;
-            (rows, total)
-        }
-        AnyConnection::Postgresql(c) => {
-            let total = if query.skip_total {
-                0
-            } else {
-                filtered!(
-                    pg,
-                    users::table.into_boxed::<diesel::pg::Pg>(),
-                    query,
-                    by_openid
-                )
-                .count()
-                .get_result(c)?
-            };
-            let q = filtered!(
-                pg,
-                users::table.into_boxed::<diesel::pg::Pg>(),
-                query,
-                by_openid
-            );
-            let rows = sorted!(q, query)
-                .select(UserRow::as_select())
-                .offset(offset)
-                .limit(limit)
-                .load(c)?;
-            (rows, total)
-        }
-    };
-    Ok((rows, total))
+                .load($c)?;
+            Ok((rows, total))
+        }};
+    }
+    match c {
+        AnyConnection::Sqlite(c) => page_on!(c, sqlite, diesel::sqlite::Sqlite),
+        AnyConnection::Postgresql(c) => page_on!(c, pg, diesel::pg::Pg),
+    }
 }
 
 pub(crate) fn by_email(

@@ -136,9 +136,6 @@ pub(crate) fn insert(c: &mut AnyConnection, batch: &[Record]) -> Result<(), DbEr
     Ok(())
 }
 
-type Boxed<'a> = records::BoxedQuery<'a, diesel::sqlite::Sqlite>;
-type BoxedPg<'a> = records::BoxedQuery<'a, diesel::pg::Pg>;
-
 /// Applies the query's filters to a boxed query of either dialect.
 macro_rules! filtered {
     ($q:expr, $query:expr) => {{
@@ -223,29 +220,23 @@ pub(crate) fn list(
         query.limit as i64
     };
     let offset = query.offset as i64;
+    macro_rules! page_on {
+        ($c:expr, $backend:ty) => {{
+            let total = filtered!(records::table.into_boxed::<$backend>(), query)
+                .count()
+                .get_result($c)?;
+            let q = filtered!(records::table.into_boxed::<$backend>(), query);
+            let rows = sorted!(q, query)
+                .select(RecordRow::as_select())
+                .offset(offset)
+                .limit(limit)
+                .load($c)?;
+            (rows, total)
+        }};
+    }
     let (rows, total): (Vec<RecordRow>, i64) = match c {
-        AnyConnection::Sqlite(c) => {
-            let base: Boxed = records::table.into_boxed();
-            let total = filtered!(base, query).count().get_result(c)?;
-            let q: Boxed = filtered!(records::table.into_boxed(), query);
-            let rows = sorted!(q, query)
-                .select(RecordRow::as_select())
-                .offset(offset)
-                .limit(limit)
-                .load(c)?;
-            (rows, total)
-        }
-        AnyConnection::Postgresql(c) => {
-            let base: BoxedPg = records::table.into_boxed();
-            let total = filtered!(base, query).count().get_result(c)?;
-            let q: BoxedPg = filtered!(records::table.into_boxed(), query);
-            let rows = sorted!(q, query)
-                .select(RecordRow::as_select())
-                .offset(offset)
-                .limit(limit)
-                .load(c)?;
-            (rows, total)
-        }
+        AnyConnection::Sqlite(c) => page_on!(c, diesel::sqlite::Sqlite),
+        AnyConnection::Postgresql(c) => page_on!(c, diesel::pg::Pg),
     };
     let records = rows
         .into_iter()
