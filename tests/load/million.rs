@@ -23,12 +23,11 @@ pub fn openid(i: u64) -> String {
     format!("oSEED{i:023}")
 }
 
-fn exec(db: &Db, conn: &mut Conn, sql: &str) -> Result<()> {
+fn exec(conn: &mut Conn, sql: &str) -> Result<()> {
     match conn {
         Conn::Sqlite(c) => c.batch_execute(sql)?,
         Conn::Pg(c) => c.batch_execute(sql)?,
     }
-    let _ = db;
     Ok(())
 }
 
@@ -39,7 +38,7 @@ enum Conn {
 
 /// Inserts `n` rows made by `row(i)` into `head` (an `INSERT … VALUES` prefix), 1,000 rows a
 /// statement and 50 statements a transaction.
-fn fill(db: &Db, conn: &mut Conn, head: &str, n: u64, row: impl Fn(u64) -> String) -> Result<()> {
+fn fill(conn: &mut Conn, head: &str, n: u64, row: impl Fn(u64) -> String) -> Result<()> {
     let mut i = 0;
     while i < n {
         let mut tx = String::from("BEGIN;\n");
@@ -55,7 +54,7 @@ fn fill(db: &Db, conn: &mut Conn, head: &str, n: u64, row: impl Fn(u64) -> Strin
             i = end;
         }
         tx.push_str("COMMIT;");
-        exec(db, conn, &tx)?;
+        exec(conn, &tx)?;
     }
     Ok(())
 }
@@ -74,7 +73,6 @@ pub fn seed(db: &Db, users: u64, records: u64) -> Result<Duration> {
     let now = chrono::Utc::now();
     let appid = crate::APPID;
     fill(
-        db,
         &mut conn,
         "INSERT INTO users (id, owner, name, display_name, phone, country_code, phone_e164, \
          signup_application, wechat, wechat_open_id, created_time, updated_time, \
@@ -90,7 +88,6 @@ pub fn seed(db: &Db, users: u64, records: u64) -> Result<Duration> {
     )
     .context("users")?;
     fill(
-        db,
         &mut conn,
         "INSERT INTO wechat_identities (appid, openid, unionid, organization, user_id, \
          created_time) VALUES ",
@@ -113,7 +110,6 @@ pub fn seed(db: &Db, users: u64, records: u64) -> Result<Duration> {
         ("signin-password", "invalid_grant", 0),
     ];
     fill(
-        db,
         &mut conn,
         "INSERT INTO records (name, created_time, organization, client_ip, user_name, \
          user_id, method, request_uri, action, response, status_code, errcode) VALUES ",

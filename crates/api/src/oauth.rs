@@ -125,18 +125,12 @@ fn token_request(p: &Params<TokenParams>) -> TokenRequest {
 
 async fn run_token(state: &AppState, req: &Request, mut tr: TokenRequest) -> TokenResult {
     rate_limited(state, req)?;
-    // What the session records about where it started: the peer's address (the server is not
-    // told which proxies to trust, so a forwarded-for header is not believed) and its agent.
-    tr.client_ip = req
-        .remote_addr()
-        .as_socket_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_default();
-    tr.user_agent = req
-        .header(poem::http::header::USER_AGENT)
-        .unwrap_or_default()
-        .to_owned();
-    tr.request_uri = req.uri().path().to_owned();
+    // Where it came from, for its session and its record: the peer's address (no proxy is
+    // trusted to say otherwise), its agent and the path.
+    let meta = crate::records::meta(req);
+    tr.client_ip = meta.client_ip;
+    tr.user_agent = meta.user_agent;
+    tr.request_uri = meta.request_uri;
     let t = state.iam.token(&tr, &issuer(req, &state.origin)).await?;
     Ok(OAuthReply::token(&serde_json::to_value(&t).map_err(
         |e| OAuthFailure(OAuthError::server_error(e.to_string())),

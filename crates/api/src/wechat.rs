@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use iam_domain::Error;
-use iam_domain::phone::{PhoneCode, PhoneProof};
+use iam_domain::phone::PhoneProof;
+use iam_domain::values::PhoneCode;
 use poem::web::Data;
 use poem_openapi::param::Query;
 use poem_openapi::{Object, OpenApi};

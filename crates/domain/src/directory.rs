@@ -4,6 +4,7 @@
 
 use crate::Error;
 use crate::model::{User, UserQuery, UserSearch, UserSort};
+use crate::records::{ascending, given};
 use crate::service::{Iam, Principal};
 use crate::sessions::Page;
 use crate::values::Phone;
@@ -29,22 +30,8 @@ pub enum UserKey {
     Id(String),
 }
 
-fn given(v: &Option<String>) -> Option<&str> {
-    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
-}
-
 const SEARCH_FIELDS: &str = "name, displayName, phone, email, wechat, wechatUnionId";
 const SORT_FIELDS: &str = "createdTime, name, displayName, lastSigninTime, updatedTime";
-
-fn order(field: &'static str, v: Option<&str>) -> Result<bool, Error> {
-    match v {
-        None | Some("ascend") | Some("asc") => Ok(true),
-        Some("descend") | Some("desc") => Ok(false),
-        Some(o) => Err(Error::invalid(format!(
-            "{field}: must be ascend or descend, got {o:?}"
-        ))),
-    }
-}
 
 impl UserListParams {
     /// The query these parameters ask for; `max` bounds an unpaged answer.
@@ -69,7 +56,7 @@ impl UserListParams {
                         "sortField: {f:?} is not sortable (one of {SORT_FIELDS})"
                     ))
                 })?,
-                order("sortOrder", given(&self.sort_order))?,
+                ascending(given(&self.sort_order), true)?,
             )),
         };
         Ok((

@@ -7,9 +7,10 @@ use crate::model::{
     WechatSignIn, WechatUserOutcome,
 };
 use crate::oauth::{OAuthError, OAuthErrorKind, TokenResponse};
-use crate::phone::{PhoneCode, PhoneFailure};
+use crate::phone::PhoneFailure;
 use crate::ports::WechatError;
 use crate::service::Iam;
+use crate::values::PhoneCode;
 use crate::values::{AppId, AvatarUrl, DisplayName, ObjectName, WechatCode, is_mini_program_type};
 
 pub const MINI_PROGRAM_TAG: &str = "wechat_miniprogram";

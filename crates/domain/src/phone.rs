@@ -8,38 +8,11 @@ use crate::model::{Application, Provider, User};
 use crate::ports::{Claims, DecryptError, WechatError};
 use crate::service::{Iam, Principal};
 use crate::users::PHONE_TAKEN;
-use crate::values::{AppId, InvalidValue, Phone};
+use crate::values::{AppId, InvalidValue, Phone, PhoneCode};
 
 /// What a mini program is told when its encrypted data does not open: in the field it is
 /// nearly always a second `wx.login()` that rotated the key (reference/wechat-api.md §3.2).
 pub const STALE_KEY: &str = "the session key has changed: call wx.login and sign in again";
-
-/// The code of the `getPhoneNumber` button: at most 128 printable ASCII characters (WeChat's
-/// are 64 hex), refused before anything is sent to WeChat.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PhoneCode(String);
-
-impl PhoneCode {
-    pub fn parse(field: &'static str, s: &str) -> Result<Self, InvalidValue> {
-        if s.is_empty() {
-            return Err(InvalidValue::new(field, "is required"));
-        }
-        if s.len() > 128 {
-            return Err(InvalidValue::new(field, "is longer than 128 characters"));
-        }
-        if !s.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(InvalidValue::new(
-                field,
-                "must be printable ASCII without spaces",
-            ));
-        }
-        Ok(Self(s.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
 
 /// Why a phone number could not be had.
 pub(crate) enum PhoneFailure {

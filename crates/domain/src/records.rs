@@ -98,8 +98,21 @@ pub struct RecordParams {
     pub response: Option<String>,
 }
 
-fn given(v: &Option<String>) -> Option<&str> {
+/// A parameter that was sent and is not blank.
+pub(crate) fn given(v: &Option<String>) -> Option<&str> {
     v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// Casdoor's `sortOrder`: `ascend` or `descend` (`asc`/`desc` too); `default` when absent.
+pub(crate) fn ascending(v: Option<&str>, default: bool) -> Result<bool, Error> {
+    match v {
+        None => Ok(default),
+        Some("ascend") | Some("asc") => Ok(true),
+        Some("descend") | Some("desc") => Ok(false),
+        Some(o) => Err(Error::invalid(format!(
+            "sortOrder: must be ascend or descend, got {o:?}"
+        ))),
+    }
 }
 
 fn time(field: &'static str, v: &Option<String>) -> Result<Option<DateTime<Utc>>, Error> {
@@ -136,18 +149,10 @@ impl RecordParams {
             _ => None,
         };
         let sort = match given(&self.sort_field) {
-            Some(f) => {
-                let ascending = match given(&self.sort_order) {
-                    None | Some("descend") | Some("desc") => false,
-                    Some("ascend") | Some("asc") => true,
-                    Some(o) => {
-                        return Err(Error::invalid(format!(
-                            "sortOrder: must be ascend or descend, got {o:?}"
-                        )));
-                    }
-                };
-                Some((column("sortField", f)?, ascending))
-            }
+            Some(f) => Some((
+                column("sortField", f)?,
+                ascending(given(&self.sort_order), false)?,
+            )),
             None => None,
         };
         let (from, to) = (time("from", &self.from)?, time("to", &self.to)?);

@@ -191,6 +191,20 @@ impl WechatCode {
 }
 
 string_value!(
+    /// The code of the `getPhoneNumber` button: WeChat's are 64 hex; like a login code, at most
+    /// 128 printable ASCII characters, refused before anything is sent to WeChat.
+    PhoneCode
+);
+
+impl PhoneCode {
+    pub fn parse(field: &'static str, s: &str) -> Result<Self, InvalidValue> {
+        check_len(field, s, 128)?;
+        check_printable_ascii(field, s)?;
+        Ok(Self(s.to_owned()))
+    }
+}
+
+string_value!(
     /// A mini program's APPID (`wx` + 16 hex in practice; treated as opaque printable ASCII).
     AppId
 );

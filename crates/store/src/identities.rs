@@ -327,7 +327,8 @@ pub(crate) fn backfill_phones(c: &mut AnyConnection) -> Result<usize, DbError> {
         let parsed = match Phone::parse("phone", phone, country) {
             Ok(p) => p,
             Err(e) => {
-                tracing::warn!(user = %format!("{owner}/{name}"), "phone kept without an E.164 form: {e}");
+                // The reason quotes the number: log only which field and user.
+                tracing::warn!(user = %format!("{owner}/{name}"), field = e.field, "phone kept without an E.164 form: it is not a phone number the library accepts");
                 continue;
             }
         };
@@ -338,7 +339,8 @@ pub(crate) fn backfill_phones(c: &mut AnyConnection) -> Result<usize, DbError> {
         };
         match first {
             Some(first) => clashes.push(format!(
-                "{owner}/{first} and {owner}/{name} both have {e164}"
+                "{owner}/{first} and {owner}/{name} both have {}",
+                parsed.masked()
             )),
             None => {
                 holder.insert((owner.clone(), e164.clone()), name.clone());

@@ -721,14 +721,8 @@ contract!(
         (d.phone, d.country_code) = ("13800138000".into(), "CN".into());
         s.insert_user(&d).await.unwrap();
         let e = s.migrate().await.unwrap_err().to_string();
-        assert!(
-            e.contains("demo/b and demo/c both have +8613900139000"),
-            "{e}"
-        );
-        assert!(
-            e.contains("demo/a and demo/d both have +8613800138000"),
-            "{e}"
-        );
+        assert!(e.contains("demo/b and demo/c both have ***9000"), "{e}");
+        assert!(e.contains("demo/a and demo/d both have ***8000"), "{e}");
         for name in ["b", "c", "d"] {
             let u = s.get_user("demo", name).await.unwrap().unwrap();
             assert_eq!(u.phone_e164, "", "nothing written for {name}");
