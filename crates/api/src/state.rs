@@ -37,29 +37,14 @@ impl iam_domain::ports::Events for Metrics {
 }
 
 /// The issuer of tokens minted for this request: `origin` when configured, else the Host the
-/// client used (`http://` for an IP or a name without a dot, `https://` otherwise).
+/// client used (the domain's rule, [`iam_domain::service::issuer_for_host`]).
 pub fn issuer(req: &Request, origin: &str) -> String {
-    if !origin.is_empty() {
-        return origin.to_owned();
-    }
     let host = req
         .header(header::HOST)
         .map(str::to_owned)
         .or_else(|| req.uri().authority().map(|a| a.to_string()))
         .unwrap_or_else(|| "localhost".into());
-    let name = if host.starts_with('[') {
-        host.split(']')
-            .next()
-            .unwrap_or_default()
-            .trim_start_matches('[')
-            .to_owned()
-    } else {
-        host.rsplit_once(':')
-            .map(|(h, _)| h.to_owned())
-            .unwrap_or_else(|| host.clone())
-    };
-    let plain = name.parse::<std::net::IpAddr>().is_ok() || !name.contains('.');
-    format!("{}://{}", if plain { "http" } else { "https" }, host)
+    iam_domain::service::issuer_for_host(origin, &host)
 }
 
 #[cfg(test)]

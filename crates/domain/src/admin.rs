@@ -61,7 +61,7 @@ impl Iam {
     /// A configuration write has returned (committed or failed): forget what the cache holds,
     /// so no sign-in on this node uses the old object. Clearing only after the write means a
     /// concurrent sign-in cannot put the old object back in between.
-    fn written<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+    pub(crate) fn written<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
         self.cache.clear();
         result
     }

@@ -67,6 +67,7 @@ impl UserListParams {
                 offset: page.map(|p| p.offset()).unwrap_or(0),
                 limit: page.map(|p| p.size).unwrap_or(max),
                 skip_total: false,
+                forbidden: None,
             },
             page.is_some(),
         ))
@@ -76,18 +77,19 @@ impl UserListParams {
 impl Iam {
     /// A page of users and the total; an organization's unsearched total (a count over all its
     /// users, the slowest part of a page at a million) comes from a few seconds' cache.
-    async fn users_page(&self, mut query: UserQuery) -> Result<(Vec<User>, u64), Error> {
+    pub(crate) async fn users_page(&self, mut query: UserQuery) -> Result<(Vec<User>, u64), Error> {
         let key = query.owner.clone().unwrap_or_else(|| "*".into());
-        let cached = match query.search {
-            None => self.cache.user_totals.get(&key).map(|n| *n),
-            Some(_) => None,
+        let unfiltered = query.search.is_none() && query.forbidden.is_none();
+        let cached = match unfiltered {
+            true => self.cache.user_totals.get(&key).map(|n| *n),
+            false => None,
         };
         query.skip_total = cached.is_some();
         let (users, total) = self.repo.search_users(&query).await?;
         match cached {
             Some(n) => Ok((users, n)),
             None => {
-                if query.search.is_none() {
+                if unfiltered {
                     self.cache.user_totals.put(key, std::sync::Arc::new(total));
                 }
                 Ok((users, total))
@@ -166,6 +168,7 @@ impl Iam {
             offset: 0,
             limit,
             skip_total: true,
+            forbidden: None,
         };
         Ok(self.repo.search_users(&query).await?.0)
     }

@@ -93,7 +93,7 @@ struct FoundUser {
 
 /// What a sign-in writes besides the session, in the same transaction.
 #[derive(Default)]
-struct SignInExtras {
+pub(crate) struct SignInExtras {
     wechat_key: Option<(String, String, Vec<u8>)>,
     identity_unionid: Option<(String, String, String)>,
     /// A verified phone came with it: a uniqueness conflict is the phone's.
@@ -392,7 +392,7 @@ impl Iam {
 
     /// The end of every user sign-in: a new session with its tokens, written in one
     /// transaction with the user's changes and the WeChat session key.
-    async fn sign_in(
+    pub(crate) async fn sign_in(
         &self,
         app: &Application,
         user: User,

@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod cache;
+pub mod console;
 pub mod dashboard;
 pub mod directory;
 pub mod error;

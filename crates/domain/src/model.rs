@@ -636,6 +636,8 @@ pub struct UserQuery {
     pub limit: u64,
     /// The caller knows the total already: do not count (the answer's total is then 0).
     pub skip_total: bool,
+    /// Only forbidden (`Some(true)`) or only allowed (`Some(false)`) users.
+    pub forbidden: Option<bool>,
 }
 
 /// One cell of the dashboard's counts: records of `action` with `response` (and WeChat's

@@ -43,6 +43,10 @@ pub trait Repository: Send + Sync + 'static {
     async fn update_application(&self, app: &Application) -> StoreResult<bool>;
     async fn delete_application(&self, name: &str) -> StoreResult<bool>;
 
+    /// Inserts new organizations, providers and applications in one transaction, in that
+    /// order: all or nothing; any that exists already is a `Conflict` naming it.
+    async fn insert_together(&self, bundle: &SeedBundle) -> StoreResult<()>;
+
     async fn get_provider(&self, owner: &str, name: &str) -> StoreResult<Option<Provider>>;
     async fn list_providers(&self, owner: Option<&str>) -> StoreResult<Vec<Provider>>;
     async fn insert_provider(&self, provider: &Provider) -> StoreResult<()>;
@@ -364,6 +368,10 @@ pub trait WechatApi: Send + Sync + 'static {
         openid: &str,
         session_key: &Secret,
     ) -> Result<bool, WechatError>;
+
+    /// Fetches a fresh `stable_token` with this APPID and APPSECRET, without touching the cached
+    /// one: whether WeChat accepts the credentials (the console's "Test WeChat credentials").
+    async fn check_credentials(&self, appid: &AppId, secret: &Secret) -> Result<(), WechatError>;
 
     /// Opens legacy `encryptedData` (AES-128-CBC, PKCS#7) with the session key; the plaintext
     /// bytes, not yet parsed.

@@ -60,6 +60,9 @@ pub fn token_action(tag: &str, grant_type: &str) -> &'static str {
     if tag == crate::grants::MINI_PROGRAM_TAG {
         return "signin-wechat-miniprogram";
     }
+    if tag == crate::console::CONSOLE_TAG {
+        return "signin-console";
+    }
     match grant_type {
         "password" => "signin-password",
         "refresh_token" => "refresh-token",

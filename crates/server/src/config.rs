@@ -66,6 +66,8 @@ pub struct Config {
     pub audit_queue_size: usize,
     /// The most users `get-users` answers without `p` (Casdoor answers them all).
     pub user_list_max: u64,
+    /// Console sign-in attempts one address may make a minute (SPEC §11).
+    pub console_signin_limit_per_minute: u32,
     /// The file this came from, for messages.
     pub source: String,
     /// Things worth telling the operator once logging is up (an unknown key, and its nearest
@@ -95,6 +97,7 @@ impl Default for Config {
             audit_retention_days: 90,
             audit_queue_size: 10_000,
             user_list_max: 1000,
+            console_signin_limit_per_minute: 10,
             source: "(defaults)".into(),
             warnings: Vec::new(),
         }
@@ -122,6 +125,7 @@ const KEYS: &[&str] = &[
     "auditRetentionDays",
     "auditQueueSize",
     "userListMax",
+    "consoleSigninLimitPerMinute",
 ];
 
 /// Keys of Casdoor's own app.conf that this server does not use: a Casdoor file works here, so
@@ -491,6 +495,20 @@ impl Config {
         )?;
         if c.user_list_max == 0 {
             c.user_list_max = 1;
+        }
+        raw.parsed(
+            "consoleSigninLimitPerMinute",
+            &mut c.console_signin_limit_per_minute,
+            "a whole number of attempts",
+        )?;
+        if c.console_signin_limit_per_minute == 0
+            && let Some((_, origin)) = raw.get("consoleSigninLimitPerMinute")
+        {
+            return Err(raw.err(
+                "consoleSigninLimitPerMinute",
+                origin,
+                "must be greater than 0".into(),
+            ));
         }
         if c.purge_interval_seconds == 0
             && let Some((_, origin)) = raw.get("purgeIntervalSeconds")

@@ -160,7 +160,18 @@ pub async fn serve(config: Config) -> Result<()> {
         config.audit_retention_days,
     );
     let audit = state.iam.clone();
-    let app = iam_api::app(state);
+    let console = iam_console::Console::new(
+        state.iam.clone(),
+        config.origin.clone(),
+        config.console_signin_limit_per_minute,
+    );
+    // The console beside the API, over the same use cases; `GET /` leads to it.
+    let app = poem::EndpointExt::around(
+        poem::Route::new()
+            .nest("/console", iam_console::routes(console))
+            .nest("/", iam_api::app(state)),
+        iam_console::root_redirect,
+    );
     let Some(local) = acceptor
         .local_addr()
         .into_iter()

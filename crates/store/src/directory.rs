@@ -41,6 +41,9 @@ macro_rules! filtered {
         if let Some(o) = &query.owner {
             q = q.filter(users::owner.eq(o.clone()));
         }
+        if let Some(f) = query.forbidden {
+            q = q.filter(users::is_forbidden.eq(f));
+        }
         if let Some((by, v)) = &query.search {
             let v = v.clone();
             q = match by {
@@ -175,8 +178,8 @@ pub(crate) fn search(
         Some((UserSort::CreatedTime, ascending)) => Some(ascending),
         Some(_) => None,
     };
-    let (rows, total): (Vec<UserRow>, i64) = if let (Some(owner), None, Some(ascending)) =
-        (&query.owner, &query.search, default_order)
+    let (rows, total): (Vec<UserRow>, i64) = if let (Some(owner), None, None, Some(ascending)) =
+        (&query.owner, &query.search, query.forbidden, default_order)
     {
         let rows = default_page(c, owner, ascending, offset, limit)?;
         let total = if query.skip_total {

@@ -112,6 +112,27 @@ fn check_application_refs(c: &mut AnyConnection, app: &Application) -> Result<()
     Ok(())
 }
 
+/// New objects only, in dependency order; the caller's transaction makes it all or nothing.
+fn insert_together(c: &mut AnyConnection, bundle: &SeedBundle) -> Result<(), DbError> {
+    for o in &bundle.organizations {
+        diesel::insert_into(organizations::table)
+            .values(&OrganizationRow::from(o))
+            .execute(c)?;
+    }
+    for p in &bundle.providers {
+        diesel::insert_into(providers::table)
+            .values(&ProviderRow::from(p))
+            .execute(c)?;
+    }
+    for app in &bundle.applications {
+        check_application_refs(c, app)?;
+        diesel::insert_into(applications::table)
+            .values(&ApplicationRow::try_from(app)?)
+            .execute(c)?;
+    }
+    Ok(())
+}
+
 fn apply_seed(
     c: &mut AnyConnection,
     bundle: &SeedBundle,
@@ -422,6 +443,12 @@ impl Repository for Store {
             convert(q.load(c)?)
         })
         .await
+    }
+
+    async fn insert_together(&self, bundle: &SeedBundle) -> StoreResult<()> {
+        let bundle = bundle.clone();
+        self.run(move |c| write_tx(c, |c| insert_together(c, &bundle)))
+            .await
     }
 
     async fn insert_provider(&self, provider: &Provider) -> StoreResult<()> {

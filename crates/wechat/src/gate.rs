@@ -108,6 +108,10 @@ impl<W: WechatApi> WechatApi for CodeGate<W> {
             .await
     }
 
+    async fn check_credentials(&self, appid: &AppId, secret: &Secret) -> Result<(), WechatError> {
+        self.inner.check_credentials(appid, secret).await
+    }
+
     fn decrypt(
         &self,
         session_key: &Secret,
@@ -230,6 +234,10 @@ mod tests {
             _: &str,
             _: &Secret,
         ) -> Result<bool, WechatError> {
+            Err(WechatError::Transport("not used by these tests".into()))
+        }
+
+        async fn check_credentials(&self, _: &AppId, _: &Secret) -> Result<(), WechatError> {
             Err(WechatError::Transport("not used by these tests".into()))
         }
 

@@ -424,6 +424,12 @@ impl WechatApi for WechatClient {
         WechatClient::check_session(self, appid.as_str(), secret, openid, session_key).await
     }
 
+    async fn check_credentials(&self, appid: &AppId, secret: &Secret) -> Result<(), WechatError> {
+        self.fetch_stable_token(appid.as_str(), secret)
+            .await
+            .map(|_| ())
+    }
+
     fn decrypt(
         &self,
         session_key: &Secret,
