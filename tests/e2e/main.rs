@@ -1,5 +1,6 @@
 //! End-to-end tests: one test binary, the real processes.
 
+mod console;
 mod drills;
 mod https;
 mod management;

@@ -396,6 +396,10 @@ impl Iam {
     }
 }
 
+/// A mini program the simulator knows and no fixture connects: the console's tests connect it.
+pub const CONSOLE_APPID: &str = "wx0123456789abcdef";
+pub const CONSOLE_APPSECRET: &str = "00112233445566778899aabbccddeeff";
+
 /// A running `wechat-sim`.
 pub struct WechatSim {
     pub proc: Proc,
@@ -404,7 +408,8 @@ pub struct WechatSim {
 }
 
 impl WechatSim {
-    /// With the default app and `wxaaaaaaaaaaaaaaaa`/`secret-a` (open platform `platform-1`).
+    /// With the default app, `wxaaaaaaaaaaaaaaaa`/`secret-a` (open platform `platform-1`) and
+    /// [`CONSOLE_APPID`].
     pub fn start() -> Result<Self> {
         let mut cmd = Command::new(binary("wechat-sim")?);
         cmd.args([
@@ -414,6 +419,8 @@ impl WechatSim {
             "wx5f3c1b2a9d8e7f60:0c6d2a1b9e8f7d6c5b4a39281706f5e4",
             "--app",
             "wxaaaaaaaaaaaaaaaa:secret-a:platform-1",
+            "--app",
+            &format!("{CONSOLE_APPID}:{CONSOLE_APPSECRET}"),
         ]);
         let mut proc = Proc::spawn("wechat-sim", cmd)?;
         let addr = proc.wait_for("listening on ", Duration::from_secs(30))?;

@@ -70,6 +70,22 @@ fn field(name: &'static str) -> impl Fn(InvalidValue) -> Error {
     move |e| Error::Invalid(format!("{name}: {}", e.reason))
 }
 
+/// A mini program's APPID as WeChat issues them: `wx` and 16 hexadecimal digits.
+fn mini_program_appid(s: &str) -> Result<AppId, Error> {
+    let s = s.trim();
+    let well_formed =
+        s.len() == 18 && s.starts_with("wx") && s[2..].chars().all(|c| c.is_ascii_hexdigit());
+    if s.is_empty() {
+        return Err(Error::invalid("appid: is required"));
+    }
+    if !well_formed {
+        return Err(Error::invalid(
+            "appid: a mini program's APPID is \"wx\" and 16 letters and digits (0-9, a-f), like wx5f3c1b2a9d8e7f60",
+        ));
+    }
+    AppId::parse(s).map_err(field("appid"))
+}
+
 /// What a failed credentials test means, in words a mini program team can act on.
 pub fn explain_wechat_failure(e: &WechatError) -> String {
     match e.fault().map(|f| f.errcode) {
@@ -247,14 +263,14 @@ impl Iam {
         crate::admin::require_global_admin(caller)?;
         let now = Utc::now();
         let org_name = ObjectName::parse("organization", form.organization.trim())?;
-        let appid = AppId::parse(form.appid.trim()).map_err(field("appid"))?;
+        let appid = mini_program_appid(&form.appid)?;
         let secret = form.appsecret.trim();
         if secret.is_empty() {
             return Err(Error::invalid("appsecret: is required"));
         }
-        if secret.len() > 200 || !secret.chars().all(|c| c.is_ascii_graphic()) {
+        if secret.len() != 32 || !secret.chars().all(|c| c.is_ascii_hexdigit()) {
             return Err(Error::invalid(
-                "appsecret: must be the 32 letters and digits WeChat shows",
+                "appsecret: must be the 32 letters and digits WeChat shows (0-9, a-f)",
             ));
         }
         let app_name = ObjectName::parse("application", form.application.trim())?;
@@ -358,7 +374,7 @@ impl Iam {
         if !matches!(caller, Principal::User(u) if u.is_admin) && !caller.is_global_admin() {
             return Err(Error::forbidden());
         }
-        let appid = AppId::parse(appid.trim()).map_err(field("appid"))?;
+        let appid = mini_program_appid(appid)?;
         let secret = if secret == crate::objects::MASK {
             self.stored_secret_of(caller, &appid).await?
         } else {
