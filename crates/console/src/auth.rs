@@ -139,7 +139,7 @@ pub async fn logout(req: &Request, body: Body, Data(console): Data<&Arc<Console>
         Err(resp) => return resp,
     };
     let f = read_form(body).await;
-    if let Err(resp) = page::check_csrf(console, &admin, &f) {
+    if let Some(resp) = page::csrf_refusal(console, &admin, &f) {
         return resp;
     }
     let result = console

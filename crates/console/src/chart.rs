@@ -16,11 +16,11 @@ fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// A rounded-up axis maximum: 1, 2, 5, 10, 20, 50, …
+/// A rounded-up axis maximum whose half is whole too: 2, 4, 10, 20, 40, 100, …
 fn nice_max(n: u64) -> u64 {
     let mut step = 1u64;
     loop {
-        for m in [1, 2, 5] {
+        for m in [2, 4, 10] {
             if step * m >= n.max(1) {
                 return step * m;
             }
@@ -58,7 +58,7 @@ pub fn simple(
 }
 
 fn draw(title: &str, series: &[(String, Vec<(u64, &str)>)], label_every: usize) -> String {
-    let (w, h, left, bottom, top) = (640.0_f64, 200.0_f64, 40.0_f64, 24.0_f64, 8.0_f64);
+    let (w, h, left, bottom, top) = (640.0_f64, 220.0_f64, 44.0_f64, 26.0_f64, 10.0_f64);
     let max = nice_max(
         series
             .iter()
@@ -76,14 +76,14 @@ fn draw(title: &str, series: &[(String, Vec<(u64, &str)>)], label_every: usize) 
         r#"<svg class="chart" viewBox="0 0 {w} {h}" role="img" aria-label="{t}" xmlns="http://www.w3.org/2000/svg"><title>{t}</title>"#,
         t = escape(title)
     );
-    for (i, frac) in [0.0, 0.5, 1.0].iter().enumerate() {
+    for frac in [0.0, 0.5, 1.0] {
         let y = top + plot_h * (1.0 - frac);
         let v = (max as f64 * frac).round() as u64;
         let _ = write!(
             svg,
-            r##"<line x1="{left}" x2="{w}" y1="{y:.1}" y2="{y:.1}" stroke="#d9dde4" stroke-width="1"/><text x="{x:.1}" y="{ty:.1}" font-size="11" text-anchor="end" fill="#5b6473">{v}</text>"##,
+            r##"<line x1="{left}" x2="{w}" y1="{y:.1}" y2="{y:.1}" stroke="#d9dde4" stroke-width="1"/><text x="{x:.1}" y="{ty:.1}" font-size="13" text-anchor="end" fill="#5b6473">{v}</text>"##,
             x = left - 4.0,
-            ty = y + 4.0 - (i as f64) * 0.0
+            ty = y + 4.0
         );
     }
     for (i, (label, parts)) in series.iter().enumerate() {
@@ -101,11 +101,13 @@ fn draw(title: &str, series: &[(String, Vec<(u64, &str)>)], label_every: usize) 
                 l = escape(label)
             );
         }
-        if label_every > 0 && (i % label_every == 0 || i + 1 == series.len()) {
+        let last = i + 1 == series.len();
+        if label_every > 0 && (i % label_every == 0 || last) {
             let _ = write!(
                 svg,
-                r##"<text x="{cx:.1}" y="{ly:.1}" font-size="11" text-anchor="middle" fill="#5b6473">{l}</text>"##,
-                cx = x + bar_w / 2.0,
+                r##"<text x="{cx:.1}" y="{ly:.1}" font-size="13" text-anchor="{anchor}" fill="#5b6473">{l}</text>"##,
+                anchor = if last { "end" } else { "middle" },
+                cx = if last { x + bar_w } else { x + bar_w / 2.0 },
                 ly = h - 6.0,
                 l = escape(label)
             );
@@ -121,8 +123,8 @@ mod tests {
 
     #[test]
     fn axis_maximum_is_round() {
-        assert_eq!(nice_max(0), 1);
-        assert_eq!(nice_max(3), 5);
+        assert_eq!(nice_max(0), 2);
+        assert_eq!(nice_max(3), 4);
         assert_eq!(nice_max(7), 10);
         assert_eq!(nice_max(120), 200);
     }

@@ -112,7 +112,7 @@ pub async fn submit(req: &Request, body: Body, Data(console): Data<&Arc<Console>
         Err(resp) => return resp,
     };
     let f = read_form(body).await;
-    if let Err(resp) = page::check_csrf(console, &admin, &f) {
+    if let Some(resp) = page::csrf_refusal(console, &admin, &f) {
         return resp;
     }
     let result = console
@@ -173,7 +173,7 @@ pub async fn test(req: &Request, body: Body, Data(console): Data<&Arc<Console>>)
         Err(resp) => return resp,
     };
     let f = read_form(body).await;
-    if let Err(resp) = page::check_csrf(console, &admin, &f) {
+    if let Some(resp) = page::csrf_refusal(console, &admin, &f) {
         return resp;
     }
     if !matches!(admin.principal, Principal::User(_)) || !admin.principal.is_global_admin() {

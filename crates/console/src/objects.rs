@@ -578,7 +578,7 @@ pub async fn save(
         Err(resp) => return resp,
     };
     let form = read_form(body).await;
-    if let Err(resp) = page::check_csrf(console, &admin, &form) {
+    if let Some(resp) = page::csrf_refusal(console, &admin, &form) {
         return resp;
     }
     let stored = match load(console, &admin.principal, kind, &name).await {

@@ -178,12 +178,12 @@ pub async fn read_form(body: poem::Body) -> Fields {
     }
 }
 
-/// The state-changing request carries this session's form token, or it is refused (403).
-pub fn check_csrf(console: &Console, admin: &Admin, form: &Fields) -> Result<(), Response> {
+/// The refusal (403) of a state-changing request without this session's form token.
+pub fn csrf_refusal(console: &Console, admin: &Admin, form: &Fields) -> Option<Response> {
     if console.iam.form_token_ok(&admin.token, field(form, "csrf")) {
-        Ok(())
+        None
     } else {
-        Err(message_page(
+        Some(message_page(
             StatusCode::FORBIDDEN,
             "This form has expired or did not come from this console. Go back, reload the page and try again.",
         ))

@@ -395,7 +395,7 @@ where
         Err(resp) => return resp,
     };
     let form = read_form(body).await;
-    if let Err(resp) = page::check_csrf(console, &admin, &form) {
+    if let Some(resp) = page::csrf_refusal(console, &admin, &form) {
         return resp;
     }
     let (admin, form, result) = f(admin, form).await;
