@@ -168,6 +168,11 @@ await page.waitForURL(/\/console\/login$/);
 await page.goto(`${IAM}/console/users`);
 assert.match(page.url(), /\/console\/login$/, "signed out: the console asks for a sign-in again");
 
+// The API's own page: Swagger UI renders under its CSP.
+await page.goto(`${IAM}/swagger`);
+await page.waitForSelector(".swagger-ui .info .title", { timeout: 30000 });
+assert.match(await page.textContent(".swagger-ui .info .title"), /Hanzo IAM/);
+
 assert.deepEqual(problems, [], "no script or console error on any page");
 await browser.close();
 console.log(`console in chromium: ok; axe found nothing serious on ${checked.length} pages; screenshots in ${ARTIFACTS}`);

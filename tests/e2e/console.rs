@@ -247,6 +247,31 @@ async fn an_administrator_connects_a_mini_program_and_manages_its_users() -> any
         "three charts drawn on the server"
     );
 
+    // The API's answers: never sniffed; personal data never cached; its HTML page never framed
+    // and sent compressed.
+    let account = c.get("/api/get-account", "no-token").await?;
+    assert_eq!(account.header("cache-control").as_deref(), Some("no-store"));
+    assert_eq!(
+        account.header("x-content-type-options").as_deref(),
+        Some("nosniff")
+    );
+    let swagger = reqwest::Client::new()
+        .get(c.iam.url("/swagger"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await?;
+    let h = |k: &str| {
+        swagger
+            .headers()
+            .get(k)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(h("content-security-policy").contains("frame-ancestors 'none'"));
+    assert_eq!(h("content-encoding"), "gzip");
+    assert_eq!(h("x-content-type-options"), "nosniff");
+
     // A forged POST (no token, or another token) changes nothing.
     for token in ["", "0000"] {
         let f = b

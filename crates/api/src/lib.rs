@@ -91,11 +91,51 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint {
     Route::new()
         .nest("/", api)
         .at("/openapi.json", spec)
-        .nest("/swagger", ui)
+        .nest("/swagger", ui.with(poem::middleware::Compression::new()))
         .data(state)
         .around(api_not_found)
+        .around(headers)
         .around(move |ep, req| records::audit(ep, req, audited.clone()))
         .around(move |ep, req| observe::observe(ep, req, metrics.clone()))
+}
+
+/// The Swagger UI page is poem-openapi's: its script and styles are inline, so its policy allows
+/// inline (and only inline) script and style; nothing may frame it.
+const SWAGGER_CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+     img-src 'self' data:; connect-src 'self'; font-src 'self' data:; form-action 'self'; \
+     frame-ancestors 'none'; base-uri 'none'";
+
+/// Headers of every answer: never sniffed; never cached when it may carry personal data or a
+/// secret (every `/api` and `/oauth` answer); an HTML page is never framed.
+async fn headers<E: Endpoint>(ep: Arc<E>, req: poem::Request) -> poem::Result<poem::Response> {
+    use poem::IntoResponse;
+    use poem::http::{HeaderValue, header};
+    let path = req.uri().path();
+    let private = path.starts_with("/api/") || path.starts_with("/oauth/");
+    let mut resp = match ep.call(req).await {
+        Ok(r) => r.into_response(),
+        Err(e) => e.into_response(),
+    };
+    let h = resp.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if private {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    let html = h
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("text/html"));
+    if html {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(SWAGGER_CSP),
+        );
+        h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    }
+    Ok(resp)
 }
 
 /// An unknown `/api/...` route answers in Casdoor's envelope (404), as Casdoor does: its SDKs

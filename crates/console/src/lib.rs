@@ -122,10 +122,15 @@ pub fn routes(console: Arc<Console>) -> impl Endpoint {
         })
 }
 
-/// `GET /` leads to the console; everything else goes on.
+/// `GET /` leads to the console; `/favicon.ico`, which browsers ask for on every page (Swagger
+/// UI's too), is an empty answer rather than a 404; everything else goes on.
 pub async fn root_redirect<E: Endpoint>(ep: Arc<E>, req: poem::Request) -> poem::Result<Response> {
-    if req.uri().path() == "/" && req.method() == poem::http::Method::GET {
-        return Ok(page::see_other("/console/"));
+    if req.method() == poem::http::Method::GET {
+        match req.uri().path() {
+            "/" => return Ok(page::see_other("/console/")),
+            "/favicon.ico" => return Ok(poem::http::StatusCode::NO_CONTENT.into_response()),
+            _ => {}
+        }
     }
     ep.call(req).await.map(IntoResponse::into_response)
 }
