@@ -125,6 +125,7 @@ await look("dashboard");
 await page.click("nav >> text=Users");
 await page.waitForURL(/\/console\/users/);
 await look("users");
+await page.selectOption("select[name=organization]", "shop");
 await page.selectOption("select[name=by]", "openid");
 await page.fill("input[name=q]", openid);
 await page.click("button:text-is('Search')");

@@ -401,7 +401,9 @@ async fn an_administrator_connects_a_mini_program_and_manages_its_users() -> any
 
     // Find the user by openid, open them.
     let found = b
-        .get(&format!("/console/users?by=openid&q={openid}"))
+        .get(&format!(
+            "/console/users?organization=shop&by=openid&q={openid}"
+        ))
         .await?;
     let links = found.attr("tbody a", "href");
     assert_eq!(links.len(), 1, "{}", found.text);
@@ -445,7 +447,9 @@ async fn an_administrator_connects_a_mini_program_and_manages_its_users() -> any
         .post(&format!("{}/forbid", links[0]), &[("csrf", &after.csrf())])
         .await?;
     assert_eq!(forbid.status, StatusCode::SEE_OTHER);
-    let forbidden = b.get("/console/users?forbidden=yes").await?;
+    let forbidden = b
+        .get("/console/users?forbidden=yes&organization=shop")
+        .await?;
     assert_eq!(forbidden.attr("tbody a", "href"), [links[0].clone()]);
     let allowed = b
         .get("/console/users?forbidden=no&organization=shop")

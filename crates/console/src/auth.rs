@@ -13,7 +13,7 @@ use poem::{Body, Request, Response, handler};
 
 use crate::Console;
 use crate::page::{
-    self, LOGIN_COOKIE, SESSION_COOKIE, cookie, field, read_form, render_status, see_other,
+    self, LOGIN_COOKIE, Posted, SESSION_COOKIE, cookie, field, read_form, render_status, see_other,
     set_cookie,
 };
 
@@ -133,15 +133,11 @@ fn capitalized(s: &str) -> String {
 
 /// Ends this console session (it is a §9 session: revoked like any other).
 #[handler]
-pub async fn logout(req: &Request, body: Body, Data(console): Data<&Arc<Console>>) -> Response {
-    let admin = match page::admin(console, req).await {
-        Ok(a) => a,
-        Err(resp) => return resp,
-    };
-    let f = read_form(body).await;
-    if let Some(resp) = page::csrf_refusal(console, &admin, &f) {
-        return resp;
-    }
+pub async fn logout(
+    req: &Request,
+    Posted { admin, .. }: Posted,
+    Data(console): Data<&Arc<Console>>,
+) -> Response {
     let result = console
         .iam
         .revoke_session(&admin.principal, &admin.sid)

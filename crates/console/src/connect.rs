@@ -9,10 +9,10 @@ use iam_domain::console::ConnectMiniProgram;
 use iam_domain::service::Principal;
 use poem::http::StatusCode;
 use poem::web::Data;
-use poem::{Body, Request, Response, handler};
+use poem::{Request, Response, handler};
 
 use crate::Console;
-use crate::page::{self, Admin, Fields, Frame, field, read_form};
+use crate::page::{self, Admin, Fields, Frame, Posted, field};
 
 const FIELDS: [&str; 4] = ["organization", "appid", "appsecret", "application"];
 
@@ -84,11 +84,7 @@ async fn form_page(
 }
 
 #[handler]
-pub async fn show(req: &Request, Data(console): Data<&Arc<Console>>) -> Response {
-    let admin = match page::admin(console, req).await {
-        Ok(a) => a,
-        Err(resp) => return resp,
-    };
+pub async fn show(admin: Admin, Data(console): Data<&Arc<Console>>) -> Response {
     if !admin.principal.is_global_admin() {
         return page::failure(&iam_domain::Error::forbidden());
     }
@@ -106,15 +102,11 @@ fn input(f: &Fields) -> ConnectMiniProgram {
 }
 
 #[handler]
-pub async fn submit(req: &Request, body: Body, Data(console): Data<&Arc<Console>>) -> Response {
-    let admin = match page::admin(console, req).await {
-        Ok(a) => a,
-        Err(resp) => return resp,
-    };
-    let f = read_form(body).await;
-    if let Some(resp) = page::csrf_refusal(console, &admin, &f) {
-        return resp;
-    }
+pub async fn submit(
+    req: &Request,
+    Posted { admin, form: f }: Posted,
+    Data(console): Data<&Arc<Console>>,
+) -> Response {
     let result = console
         .iam
         .connect_mini_program(&admin.principal, &input(&f))
@@ -167,15 +159,10 @@ App({{
 }
 
 #[handler]
-pub async fn test(req: &Request, body: Body, Data(console): Data<&Arc<Console>>) -> Response {
-    let admin = match page::admin(console, req).await {
-        Ok(a) => a,
-        Err(resp) => return resp,
-    };
-    let f = read_form(body).await;
-    if let Some(resp) = page::csrf_refusal(console, &admin, &f) {
-        return resp;
-    }
+pub async fn test(
+    Posted { admin, form: f }: Posted,
+    Data(console): Data<&Arc<Console>>,
+) -> Response {
     if !matches!(admin.principal, Principal::User(_)) || !admin.principal.is_global_admin() {
         return page::failure(&iam_domain::Error::forbidden());
     }

@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use askama::Template;
 use poem::web::Data;
-use poem::{Request, Response, handler};
+use poem::{Response, handler};
 
 use crate::Console;
 use crate::chart;
-use crate::page::{self, Frame};
+use crate::page::{self, Admin, Frame};
 
 #[derive(Template)]
 #[template(path = "dashboard.html")]
@@ -45,11 +45,7 @@ pub fn errcode_meaning(code: i64) -> &'static str {
 }
 
 #[handler]
-pub async fn show(req: &Request, Data(console): Data<&Arc<Console>>) -> Response {
-    let admin = match page::admin(console, req).await {
-        Ok(a) => a,
-        Err(resp) => return resp,
-    };
+pub async fn show(admin: Admin, Data(console): Data<&Arc<Console>>) -> Response {
     let owner = admin.scope().unwrap_or_default();
     let d = match console.iam.dashboard(&admin.principal, &owner).await {
         Ok(d) => d,

@@ -15,10 +15,10 @@ use iam_domain::objects::{
 use iam_domain::service::Principal;
 use poem::http::StatusCode;
 use poem::web::{Data, Path};
-use poem::{Body, Request, Response, handler};
+use poem::{Request, Response, handler};
 
 use crate::Console;
-use crate::page::{self, Admin, Fields, Frame, field, read_form, see_other, when};
+use crate::page::{self, Admin, Fields, Frame, Posted, field, see_other, when};
 
 /// The kinds of object these pages edit.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -223,16 +223,12 @@ async fn list_rows(
 
 #[handler]
 pub async fn list(
-    req: &Request,
+    admin: Admin,
     Path(kind): Path<String>,
     Data(console): Data<&Arc<Console>>,
 ) -> Response {
     let Some(kind) = Kind::parse(&kind) else {
         return page::message_page(StatusCode::NOT_FOUND, "There is no such page.");
-    };
-    let admin = match page::admin(console, req).await {
-        Ok(a) => a,
-        Err(resp) => return resp,
     };
     let (headers, rows) = match list_rows(console, &admin.principal, kind).await {
         Ok(r) => r,
@@ -545,15 +541,12 @@ fn capital(s: &str) -> String {
 #[handler]
 pub async fn edit_page_handler(
     req: &Request,
+    admin: Admin,
     Path((kind, name)): Path<(String, String)>,
     Data(console): Data<&Arc<Console>>,
 ) -> Response {
     let Some(kind) = Kind::parse(&kind) else {
         return page::message_page(StatusCode::NOT_FOUND, "There is no such page.");
-    };
-    let admin = match page::admin(console, req).await {
-        Ok(a) => a,
-        Err(resp) => return resp,
     };
     let stored = match load(console, &admin.principal, kind, &name).await {
         Ok(s) => s,
@@ -566,21 +559,13 @@ pub async fn edit_page_handler(
 #[handler]
 pub async fn save(
     req: &Request,
-    body: Body,
+    Posted { admin, form }: Posted,
     Path((kind, name)): Path<(String, String)>,
     Data(console): Data<&Arc<Console>>,
 ) -> Response {
     let Some(kind) = Kind::parse(&kind) else {
         return page::message_page(StatusCode::NOT_FOUND, "There is no such page.");
     };
-    let admin = match page::admin(console, req).await {
-        Ok(a) => a,
-        Err(resp) => return resp,
-    };
-    let form = read_form(body).await;
-    if let Some(resp) = page::csrf_refusal(console, &admin, &form) {
-        return resp;
-    }
     let stored = match load(console, &admin.principal, kind, &name).await {
         Ok(s) => s,
         Err(e) => return page::failure(&e),

@@ -161,6 +161,44 @@ pub async fn admin(console: &Console, req: &Request) -> Result<Admin, Response> 
     }
 }
 
+/// The signed-in administrator, as an extractor: a handler that takes one is only reached with
+/// a live console session; otherwise the answer is the way to the sign-in page.
+impl<'a> poem::FromRequest<'a> for Admin {
+    async fn from_request(req: &'a Request, _body: &mut poem::RequestBody) -> poem::Result<Self> {
+        let console = console_of(req)?;
+        admin(console, req)
+            .await
+            .map_err(poem::Error::from_response)
+    }
+}
+
+/// A state-changing form of a signed-in administrator whose form token was checked (403
+/// otherwise, with nothing done).
+pub struct Posted {
+    pub admin: Admin,
+    pub form: Fields,
+}
+
+impl<'a> poem::FromRequest<'a> for Posted {
+    async fn from_request(req: &'a Request, body: &mut poem::RequestBody) -> poem::Result<Self> {
+        let admin = Admin::from_request(req, body).await?;
+        let form = read_form(body.take()?).await;
+        if let Some(refusal) = csrf_refusal(console_of(req)?, &admin, &form) {
+            return Err(poem::Error::from_response(refusal));
+        }
+        Ok(Self { admin, form })
+    }
+}
+
+fn console_of(req: &Request) -> poem::Result<&Arc<Console>> {
+    req.data::<Arc<Console>>().ok_or_else(|| {
+        poem::Error::from_string(
+            "the console is not set up",
+            StatusCode::INTERNAL_SERVER_ERROR,
+        )
+    })
+}
+
 /// A posted form, as fields.
 pub type Fields = HashMap<String, String>;
 
@@ -255,7 +293,7 @@ pub fn failure(e: &Error) -> Response {
 
 /// Records a console write like the API's (SPEC §10).
 pub fn record(
-    console: &Arc<Console>,
+    console: &Console,
     admin: &Admin,
     req: &Request,
     action: &str,

@@ -8,7 +8,7 @@ use poem::web::Data;
 use poem::{Request, Response, handler};
 
 use crate::Console;
-use crate::page::{self, Frame, Pager, field, page_number, query_fields, query_string};
+use crate::page::{self, Admin, Frame, Pager, field, page_number, query_fields, query_string};
 use crate::users::RecordRow;
 
 const PAGE_SIZE: u64 = 25;
@@ -34,11 +34,7 @@ struct RecordsPage {
 }
 
 #[handler]
-pub async fn list(req: &Request, Data(console): Data<&Arc<Console>>) -> Response {
-    let admin = match page::admin(console, req).await {
-        Ok(a) => a,
-        Err(resp) => return resp,
-    };
+pub async fn list(req: &Request, admin: Admin, Data(console): Data<&Arc<Console>>) -> Response {
     let q = query_fields(req);
     let page = page_number(&q);
     let user = field(&q, "user").trim().to_owned();

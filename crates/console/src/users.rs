@@ -11,11 +11,11 @@ use iam_domain::records::RecordParams;
 use iam_domain::users::UserPatch;
 use poem::http::StatusCode;
 use poem::web::{Data, Path};
-use poem::{Body, Request, Response, handler};
+use poem::{Request, Response, handler};
 
 use crate::Console;
 use crate::page::{
-    self, Admin, Fields, Frame, Pager, field, page_number, query_fields, query_string, read_form,
+    self, Admin, Fields, Frame, Pager, Posted, field, page_number, query_fields, query_string,
     see_other, when, when_opt,
 };
 
@@ -81,16 +81,13 @@ struct UsersPage {
     by: String,
     forbidden: String,
     organization: String,
+    organizations: Vec<String>,
     search_by: Vec<(&'static str, &'static str)>,
     error: Option<String>,
 }
 
 #[handler]
-pub async fn list(req: &Request, Data(console): Data<&Arc<Console>>) -> Response {
-    let admin = match page::admin(console, req).await {
-        Ok(a) => a,
-        Err(resp) => return resp,
-    };
+pub async fn list(req: &Request, admin: Admin, Data(console): Data<&Arc<Console>>) -> Response {
     let q = query_fields(req);
     let page = page_number(&q);
     let text = field(&q, "q").trim().to_owned();
@@ -100,9 +97,24 @@ pub async fn list(req: &Request, Data(console): Data<&Arc<Console>>) -> Response
     }
     .to_owned();
     let forbidden = field(&q, "forbidden").to_owned();
-    let organization = match admin.scope() {
-        Some(own) => own,
-        None => field(&q, "organization").trim().to_owned(),
+    // One organization at a time (as Casdoor's console lists them): every list and search is
+    // then served by an index of that organization's users, at any size.
+    let organizations = match admin.scope() {
+        Some(own) => vec![own],
+        None => match console.iam.admin_list_organizations(&admin.principal).await {
+            Ok(v) => v.into_iter().map(|o| o.name.to_string()).collect(),
+            Err(e) => return page::failure(&e),
+        },
+    };
+    let organization = match (admin.scope(), field(&q, "organization").trim()) {
+        (Some(own), _) => own,
+        (None, "") => organizations
+            .iter()
+            .find(|o| o.as_str() != iam_domain::model::BUILT_IN_ORG)
+            .or(organizations.first())
+            .cloned()
+            .unwrap_or_default(),
+        (None, asked) => asked.to_owned(),
     };
     let mut error = None;
     let search = match UserSearch::parse(&by) {
@@ -148,6 +160,7 @@ pub async fn list(req: &Request, Data(console): Data<&Arc<Console>>) -> Response
         by,
         forbidden,
         organization,
+        organizations,
         search_by: SEARCH_BY.to_vec(),
         error,
     };
@@ -357,13 +370,10 @@ async fn user_page(
 #[handler]
 pub async fn detail(
     req: &Request,
+    admin: Admin,
     Path((owner, name)): Path<(String, String)>,
     Data(console): Data<&Arc<Console>>,
 ) -> Response {
-    let admin = match page::admin(console, req).await {
-        Ok(a) => a,
-        Err(resp) => return resp,
-    };
     let notice = match field(&query_fields(req), "done") {
         "saved" => Some("Saved.".to_owned()),
         "forbidden" => Some("The user is forbidden: every session of theirs has ended.".to_owned()),
@@ -376,34 +386,21 @@ pub async fn detail(
     user_page(console, &admin, &owner, &name, None, notice).await
 }
 
-/// Checks the form token and runs `act`; success goes back to the user's page with `done`.
-async fn act<F, Fut>(
+/// Records what a form did; success goes back to the user's page saying `done`, a refused
+/// profile shows the form again with its error beside the field.
+async fn finish(
     req: &Request,
-    body: Body,
-    console: &Arc<Console>,
+    console: &Console,
+    Posted { admin, form }: &Posted,
     (owner, name): (&str, &str),
-    action: &str,
-    done: &str,
-    f: F,
-) -> Response
-where
-    F: FnOnce(Admin, Fields) -> Fut,
-    Fut: std::future::Future<Output = (Admin, Fields, Result<(), Error>)>,
-{
-    let admin = match page::admin(console, req).await {
-        Ok(a) => a,
-        Err(resp) => return resp,
-    };
-    let form = read_form(body).await;
-    if let Some(resp) = page::csrf_refusal(console, &admin, &form) {
-        return resp;
-    }
-    let (admin, form, result) = f(admin, form).await;
-    page::record(console, &admin, req, action, result.as_ref().map(|_| ()));
+    (action, done): (&str, &str),
+    result: Result<(), Error>,
+) -> Response {
+    page::record(console, admin, req, action, result.as_ref().map(|_| ()));
     match result {
         Ok(()) => see_other(&format!("/console/users/{owner}/{name}?done={done}")),
-        Err(e @ (Error::Invalid(_) | Error::Conflict(_))) if action == "update-user" => {
-            user_page(console, &admin, owner, name, Some((&form, &e)), None).await
+        Err(e @ (Error::Invalid(_) | Error::Conflict(_))) if done == "saved" => {
+            user_page(console, admin, owner, name, Some((form, &e)), None).await
         }
         Err(e) => page::failure(&e),
     }
@@ -412,74 +409,69 @@ where
 #[handler]
 pub async fn edit(
     req: &Request,
-    body: Body,
+    posted: Posted,
     Path((owner, name)): Path<(String, String)>,
     Data(console): Data<&Arc<Console>>,
 ) -> Response {
+    let f = &posted.form;
+    let text = |n: &str| Some(field(f, n).trim().to_owned());
+    let patch = UserPatch {
+        display_name: text("displayName"),
+        email: text("email"),
+        phone: text("phone"),
+        country_code: text("countryCode"),
+        avatar: text("avatar"),
+        ..UserPatch::default()
+    };
     let id = format!("{owner}/{name}");
-    act(
+    let result = console
+        .iam
+        .update_user(&posted.admin.principal, Some(&id), None, patch, None)
+        .await
+        .map(|_| ());
+    finish(
         req,
-        body,
         console,
+        &posted,
         (&owner, &name),
-        "update-user",
-        "saved",
-        |admin, form| async {
-            let patch = UserPatch {
-                display_name: Some(field(&form, "displayName").trim().to_owned()),
-                email: Some(field(&form, "email").trim().to_owned()),
-                phone: Some(field(&form, "phone").trim().to_owned()),
-                country_code: Some(field(&form, "countryCode").trim().to_owned()),
-                avatar: Some(field(&form, "avatar").trim().to_owned()),
-                ..UserPatch::default()
-            };
-            let r = console
-                .iam
-                .update_user(&admin.principal, Some(&id), None, patch, None)
-                .await
-                .map(|_| ());
-            (admin, form, r)
-        },
+        ("update-user", "saved"),
+        result,
     )
     .await
 }
 
-/// Forbids (`forbid = true`) or allows the user; forbidding ends every session of theirs.
+/// Forbids (`to_forbid`) or allows the user; forbidding ends every session of theirs.
 async fn set_forbidden(
     req: &Request,
-    body: Body,
-    console: &Arc<Console>,
-    owner: &str,
-    name: &str,
+    posted: Posted,
+    console: &Console,
+    (owner, name): (&str, &str),
     to_forbid: bool,
 ) -> Response {
+    let patch = UserPatch {
+        is_forbidden: Some(to_forbid),
+        ..UserPatch::default()
+    };
     let id = format!("{owner}/{name}");
+    let result = console
+        .iam
+        .update_user(
+            &posted.admin.principal,
+            Some(&id),
+            None,
+            patch,
+            Some("isForbidden"),
+        )
+        .await
+        .map(|_| ());
     let done = if to_forbid { "forbidden" } else { "allowed" };
-    act(
+    finish(
         req,
-        body,
         console,
+        &posted,
         (owner, name),
-        "update-user",
-        done,
-        |admin, form| async {
-            let patch = UserPatch {
-                is_forbidden: Some(to_forbid),
-                ..UserPatch::default()
-            };
-            let r = console
-                .iam
-                .update_user(
-                    &admin.principal,
-                    Some(&id),
-                    None,
-                    patch,
-                    Some("isForbidden"),
-                )
-                .await
-                .map(|_| ());
-            (admin, form, r)
-        },
+        ("update-user", done),
+        result,
     )
     .await
 }
@@ -487,46 +479,47 @@ async fn set_forbidden(
 #[handler]
 pub async fn forbid(
     req: &Request,
-    body: Body,
+    posted: Posted,
     Path((owner, name)): Path<(String, String)>,
     Data(console): Data<&Arc<Console>>,
 ) -> Response {
-    set_forbidden(req, body, console, &owner, &name, true).await
+    set_forbidden(req, posted, console, (&owner, &name), true).await
 }
 
 #[handler]
 pub async fn allow(
     req: &Request,
-    body: Body,
+    posted: Posted,
     Path((owner, name)): Path<(String, String)>,
     Data(console): Data<&Arc<Console>>,
 ) -> Response {
-    set_forbidden(req, body, console, &owner, &name, false).await
+    set_forbidden(req, posted, console, (&owner, &name), false).await
 }
 
 #[handler]
 pub async fn unbind(
     req: &Request,
-    body: Body,
+    posted: Posted,
     Path((owner, name)): Path<(String, String)>,
     Data(console): Data<&Arc<Console>>,
 ) -> Response {
     let id = format!("{owner}/{name}");
-    act(
+    let result = console
+        .iam
+        .unbind_wechat(
+            &posted.admin.principal,
+            Some(&id),
+            field(&posted.form, "appid"),
+        )
+        .await
+        .map(|_| ());
+    finish(
         req,
-        body,
         console,
+        &posted,
         (&owner, &name),
-        "unbind-wechat",
-        "unbound",
-        |admin, form| async {
-            let r = console
-                .iam
-                .unbind_wechat(&admin.principal, Some(&id), field(&form, "appid"))
-                .await
-                .map(|_| ());
-            (admin, form, r)
-        },
+        ("unbind-wechat", "unbound"),
+        result,
     )
     .await
 }
@@ -534,25 +527,22 @@ pub async fn unbind(
 #[handler]
 pub async fn revoke(
     req: &Request,
-    body: Body,
+    posted: Posted,
     Path((owner, name)): Path<(String, String)>,
     Data(console): Data<&Arc<Console>>,
 ) -> Response {
-    act(
+    let result = console
+        .iam
+        .revoke_session(&posted.admin.principal, field(&posted.form, "sid"))
+        .await
+        .map(|_| ());
+    finish(
         req,
-        body,
         console,
+        &posted,
         (&owner, &name),
-        "revoke-session",
-        "revoked",
-        |admin, form| async {
-            let r = console
-                .iam
-                .revoke_session(&admin.principal, field(&form, "sid"))
-                .await
-                .map(|_| ());
-            (admin, form, r)
-        },
+        ("revoke-session", "revoked"),
+        result,
     )
     .await
 }
@@ -560,26 +550,23 @@ pub async fn revoke(
 #[handler]
 pub async fn revoke_all(
     req: &Request,
-    body: Body,
+    posted: Posted,
     Path((owner, name)): Path<(String, String)>,
     Data(console): Data<&Arc<Console>>,
 ) -> Response {
     let id = format!("{owner}/{name}");
-    act(
+    let result = console
+        .iam
+        .revoke_user_sessions(&posted.admin.principal, &id)
+        .await
+        .map(|_| ());
+    finish(
         req,
-        body,
         console,
+        &posted,
         (&owner, &name),
-        "revoke-user-sessions",
-        "revoked-all",
-        |admin, form| async {
-            let r = console
-                .iam
-                .revoke_user_sessions(&admin.principal, &id)
-                .await
-                .map(|_| ());
-            (admin, form, r)
-        },
+        ("revoke-user-sessions", "revoked-all"),
+        result,
     )
     .await
 }
