@@ -166,22 +166,65 @@ pub fn size_mb(db: &Db) -> f64 {
     }
 }
 
-/// p50 and p95 of `samples` GETs of `path` with `token`; errors fail the run.
+/// How a timed request is authenticated: the API's Bearer token, or the console's cookie.
+pub enum Auth {
+    Bearer(String),
+    Cookie(String),
+}
+
+/// Signs the built-in administrator in to the console as a browser does; its session cookie.
+pub async fn console_cookie(base: &str, password: &str) -> Result<String> {
+    // The sign-in answers 303 with the cookie: it must not be followed.
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let cookie_of = |resp: &reqwest::Response, name: &str| {
+        resp.headers()
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|l| {
+                l.split(';')
+                    .next()?
+                    .strip_prefix(&format!("{name}="))
+                    .map(str::to_owned)
+            })
+            .unwrap_or_default()
+    };
+    let login = client.get(format!("{base}/console/login")).send().await?;
+    let csrf = cookie_of(&login, "iam_console_login");
+    let resp = client
+        .post(format!("{base}/console/login"))
+        .header(reqwest::header::COOKIE, format!("iam_console_login={csrf}"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("username", "admin"),
+            ("password", password),
+        ])
+        .send()
+        .await?;
+    let session = cookie_of(&resp, "iam_console");
+    anyhow::ensure!(!session.is_empty(), "console sign-in: {}", resp.status());
+    Ok(format!("iam_console={session}"))
+}
+
+/// p50 and p95 of `samples` GETs of `path`; errors fail the run.
 pub async fn timed(
     client: &reqwest::Client,
     base: &str,
     path: &str,
-    token: &str,
+    auth: &Auth,
     samples: usize,
 ) -> Result<(Duration, Duration)> {
     let mut times = Vec::with_capacity(samples);
     for _ in 0..samples {
         let t = Instant::now();
-        let resp = client
-            .get(format!("{base}{path}"))
-            .bearer_auth(token)
-            .send()
-            .await?;
+        let req = client.get(format!("{base}{path}"));
+        let req = match auth {
+            Auth::Bearer(token) => req.bearer_auth(token),
+            Auth::Cookie(cookie) => req.header(reqwest::header::COOKIE, cookie),
+        };
+        let resp = req.send().await?;
         let status = resp.status();
         let body = resp.text().await?;
         times.push(t.elapsed());
