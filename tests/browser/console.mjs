@@ -124,6 +124,9 @@ await look("dashboard");
 // 6. Find the user by openid, open them, revoke their session: their token is refused.
 await page.click("nav >> text=Users");
 await page.waitForURL(/\/console\/users/);
+await page.selectOption("select[name=organization]", "shop");
+await page.click("button:text-is('Search')");
+await page.waitForURL(/organization=shop/);
 await look("users");
 await page.selectOption("select[name=organization]", "shop");
 await page.selectOption("select[name=by]", "openid");

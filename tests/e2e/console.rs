@@ -536,6 +536,62 @@ async fn an_administrator_connects_a_mini_program_and_manages_its_users() -> any
         bad_hours.text
     );
 
+    // Every edit form names the refused field beside it, and nothing is saved.
+    let cases = [
+        (
+            "/console/organizations/shop",
+            "defaultAvatar",
+            "javascript:alert(1)",
+        ),
+        (provider_path.as_str(), "clientId", ""),
+        (
+            "/console/certs/cert-built-in",
+            "displayName",
+            &"x".repeat(101),
+        ),
+    ];
+    for (path, name, value) in cases {
+        let form_page = b.get(path).await?;
+        let mut form: Vec<(String, String)> = form_page
+            .html
+            .select(&Selector::parse("form.stack input[name]").expect("selector"))
+            .filter_map(|e| {
+                let v = e.value();
+                let kind = v.attr("type").unwrap_or("text");
+                (kind != "checkbox" || v.attr("checked").is_some()).then(|| {
+                    (
+                        v.attr("name").unwrap_or_default().to_owned(),
+                        v.attr("value").unwrap_or_default().to_owned(),
+                    )
+                })
+            })
+            .collect();
+        for (k, v) in form.iter_mut() {
+            if k == name {
+                *v = value.to_owned();
+            }
+        }
+        let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let refused = b.post(path, &pairs).await?;
+        assert_eq!(
+            refused.status,
+            StatusCode::BAD_REQUEST,
+            "{path}: {}",
+            refused.text
+        );
+        assert_eq!(
+            refused.select(&format!("#e-{name}")).len(),
+            1,
+            "{path}: {}",
+            refused.text
+        );
+        assert_ne!(
+            b.get(path).await?.attr(&format!("#f-{name}"), "value"),
+            [value],
+            "{path}"
+        );
+    }
+
     // Sign out: the session ends, the old cookie opens nothing.
     let cookie = b.cookies.get("iam_console").cloned().unwrap_or_default();
     let csrf = b.get("/console/").await?.csrf();

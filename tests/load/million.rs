@@ -225,6 +225,12 @@ pub async fn timed(
             Auth::Cookie(cookie) => req.header(reqwest::header::COOKIE, cookie),
         };
         let resp = req.send().await?;
+        // A redirect (the console's sign-in page) would time the wrong page.
+        anyhow::ensure!(
+            path.starts_with(resp.url().path()),
+            "{path} was redirected to {}",
+            resp.url()
+        );
         let status = resp.status();
         let body = resp.text().await?;
         times.push(t.elapsed());
