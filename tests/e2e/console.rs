@@ -658,3 +658,31 @@ async fn an_organization_administrator_sees_only_their_organization() -> anyhow:
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     Ok(())
 }
+
+#[tokio::test]
+async fn console_sign_ins_are_limited_per_address() -> anyhow::Result<()> {
+    let c = Ctx::start(Db::sqlite()?, &[("consoleSigninLimitPerMinute", "3")]).await?;
+    let mut b = Browser::new(&c.iam.base);
+    for _ in 0..3 {
+        let wrong = b.sign_in("admin", "guess").await?;
+        assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    }
+    // The fourth within the minute is refused before the password is looked at, the right one
+    // included.
+    let limited = b.sign_in("admin", ADMIN_PASSWORD).await?;
+    assert_eq!(
+        limited.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        limited.text
+    );
+    assert_eq!(limited.header("retry-after"), "60");
+    assert!(
+        limited
+            .select("[role=alert]")
+            .join(" ")
+            .contains("Too many")
+    );
+    assert!(!b.cookies.contains_key("iam_console"));
+    Ok(())
+}

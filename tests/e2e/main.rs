@@ -3,6 +3,7 @@
 mod console;
 mod drills;
 mod https;
+mod lockout;
 mod management;
 mod operate;
 mod phone;

@@ -320,6 +320,9 @@ pub struct UserWire {
     pub is_deleted: Option<bool>,
     #[oai(validator(max_length = 100))]
     pub signup_application: Option<String>,
+    /// Failed passwords in a row; an administrator writes 0 to unlock the account.
+    #[oai(validator(minimum(value = "0")))]
+    pub signin_wrong_times: Option<i64>,
 }
 
 impl UserWire {
@@ -424,6 +427,7 @@ impl UserWire {
                 password: self.password,
                 user_type: self.user_type,
                 signup_application: self.signup_application,
+                signin_wrong_times: self.signin_wrong_times,
             },
         )
     }

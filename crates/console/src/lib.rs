@@ -101,6 +101,7 @@ pub fn routes(console: Arc<Console>) -> impl Endpoint {
         .at("/users/:owner/:name", get(users::detail).post(users::edit))
         .at("/users/:owner/:name/forbid", post(users::forbid))
         .at("/users/:owner/:name/allow", post(users::allow))
+        .at("/users/:owner/:name/unlock", post(users::unlock))
         .at("/users/:owner/:name/unbind", post(users::unbind))
         .at("/users/:owner/:name/revoke", post(users::revoke))
         .at("/users/:owner/:name/revoke-all", post(users::revoke_all))

@@ -231,6 +231,9 @@ struct UserPage {
     base: String,
     user: UserRow,
     created: String,
+    /// Failed passwords in a row, and when the last was.
+    failures: u32,
+    last_failure: String,
     profile: Vec<ProfileField>,
     form_error: Option<String>,
     notice: Option<String>,
@@ -293,6 +296,14 @@ async fn user_page(
         Ok(v) => v,
         Err(e) => return page::failure(&e),
     };
+    let failures = match console
+        .iam
+        .user_password_failures(&admin.principal, &user)
+        .await
+    {
+        Ok(f) => f,
+        Err(e) => return page::failure(&e),
+    };
     let params = RecordParams {
         owner: Some(user.owner.to_string()),
         user: Some(user.name.to_string()),
@@ -337,6 +348,8 @@ async fn user_page(
         frame: admin.frame(format!("User {id}"), "users"),
         base: format!("/console/users/{owner}/{name}"),
         created: when(&user.created_time),
+        failures: failures.wrong_times,
+        last_failure: when_opt(&failures.last_wrong_time),
         user: UserRow::from(&user),
         profile,
         form_error,
@@ -381,6 +394,9 @@ pub async fn detail(
         "unbound" => Some("The identity was unbound.".to_owned()),
         "revoked" => Some("The session was revoked: its tokens are refused now.".to_owned()),
         "revoked-all" => Some("Every session of the user was revoked.".to_owned()),
+        "unlocked" => {
+            Some("The failed passwords were forgotten: the account is unlocked.".to_owned())
+        }
         _ => None,
     };
     user_page(console, &admin, &owner, &name, None, notice).await
@@ -494,6 +510,41 @@ pub async fn allow(
     Data(console): Data<&Arc<Console>>,
 ) -> Response {
     set_forbidden(req, posted, console, (&owner, &name), false).await
+}
+
+/// Forgets the failed passwords: a locked account may sign in again.
+#[handler]
+pub async fn unlock(
+    req: &Request,
+    posted: Posted,
+    Path((owner, name)): Path<(String, String)>,
+    Data(console): Data<&Arc<Console>>,
+) -> Response {
+    let patch = UserPatch {
+        signin_wrong_times: Some(0),
+        ..UserPatch::default()
+    };
+    let id = format!("{owner}/{name}");
+    let result = console
+        .iam
+        .update_user(
+            &posted.admin.principal,
+            Some(&id),
+            None,
+            patch,
+            Some("signinWrongTimes"),
+        )
+        .await
+        .map(|_| ());
+    finish(
+        req,
+        console,
+        &posted,
+        (&owner, &name),
+        ("update-user", "unlocked"),
+        result,
+    )
+    .await
 }
 
 #[handler]

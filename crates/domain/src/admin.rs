@@ -480,7 +480,7 @@ impl Iam {
             )));
         }
         if let Some(p) = password.filter(|p| !p.is_empty()) {
-            user.password_hash = Some(self.passwords.hash(p).await.map_err(Error::Internal)?);
+            user.password_hash = Some(self.passwords.hash(p).await?);
         }
         let now = Utc::now();
         user.created_time = now;
@@ -534,12 +534,7 @@ impl Iam {
             self.repo.get_user(owner, name).await?.ok_or_else(|| {
                 Error::NotFound(format!("the user {owner}/{name} does not exist"))
             })?;
-        user.password_hash = Some(
-            self.passwords
-                .hash(password)
-                .await
-                .map_err(Error::Internal)?,
-        );
+        user.password_hash = Some(self.passwords.hash(password).await?);
         user.updated_time = Utc::now();
         self.repo.update_user(&user).await?;
         self.user_changed(&user.id);

@@ -171,13 +171,16 @@ impl Iam {
             Some((o, n)) => (o.to_owned(), n.to_owned()),
             None => (BUILT_IN_ORG.to_owned(), req.username.trim().to_owned()),
         };
-        let user = self.repo.get_user(&owner, &name).await?.ok_or_else(wrong)?;
-        let Some(hash) = user.password_hash.clone() else {
-            return Err(wrong());
-        };
-        if !self.passwords.verify(&req.password, &hash).await {
-            return Err(wrong());
-        }
+        let user = self
+            .check_password(app, &owner, &name, &req.password)
+            .await
+            .map_err(|e| match e.event {
+                // Locked: Casdoor's message, with the minutes left.
+                Some(_) => OAuthError::new(OAuthErrorKind::InvalidClient, e.description)
+                    .as_event("signin-locked"),
+                None if e.kind == OAuthErrorKind::InvalidGrant => wrong(),
+                None => e,
+            })?;
         if user.is_blocked() {
             return Err(OAuthError::new(
                 OAuthErrorKind::InvalidClient,
@@ -240,6 +243,18 @@ impl Iam {
             forbidden: filter.forbidden,
         })
         .await
+    }
+
+    /// A user's failed passwords in a row (the lockout's count), for their administrators.
+    pub async fn user_password_failures(
+        &self,
+        caller: &Principal,
+        user: &User,
+    ) -> Result<crate::model::PasswordFailures, Error> {
+        if !caller.administers(user.owner.as_str()) {
+            return Err(Error::forbidden());
+        }
+        Ok(self.repo.password_failures(&user.id).await?)
     }
 
     /// The token a console form carries to prove it was drawn for this session (CSRF): derived

@@ -83,6 +83,29 @@ impl From<StoreError> for Error {
     }
 }
 
+impl From<crate::ports::PasswordError> for Error {
+    fn from(e: crate::ports::PasswordError) -> Self {
+        match e {
+            crate::ports::PasswordError::Busy { retry_after } => Self::Unavailable {
+                message: e.to_string(),
+                retry_after,
+            },
+            crate::ports::PasswordError::Failed(m) => Self::Internal(m),
+        }
+    }
+}
+
+impl From<crate::ports::PasswordError> for OAuthError {
+    fn from(e: crate::ports::PasswordError) -> Self {
+        match e {
+            crate::ports::PasswordError::Busy { retry_after } => {
+                OAuthError::unavailable(e.to_string(), retry_after)
+            }
+            crate::ports::PasswordError::Failed(m) => OAuthError::server_error(m),
+        }
+    }
+}
+
 impl From<InvalidValue> for Error {
     fn from(e: InvalidValue) -> Self {
         Self::Invalid(e.to_string())

@@ -664,14 +664,9 @@ impl Iam {
             Some((o, n)) => (o.to_owned(), n.to_owned()),
             None => (app.organization.to_string(), req.username.clone()),
         };
-        let wrong = || OAuthError::invalid_grant("invalid username or password");
-        let user = self.repo.get_user(&owner, &name).await?.ok_or_else(wrong)?;
-        let Some(hash) = user.password_hash.clone() else {
-            return Err(wrong());
-        };
-        if !self.passwords.verify(&req.password, &hash).await {
-            return Err(wrong());
-        }
+        let user = self
+            .check_password(&app, &owner, &name, &req.password)
+            .await?;
         if user.is_blocked() {
             return Err(OAuthError::invalid_grant(
                 "the user is forbidden to sign in",
@@ -682,7 +677,7 @@ impl Iam {
         if user.owner != app.organization
             && !(user.owner == crate::model::BUILT_IN_ORG && user.is_admin)
         {
-            return Err(wrong());
+            return Err(OAuthError::invalid_grant("invalid username or password"));
         }
         let mut u = user;
         u.last_signin_time = Some(Utc::now());

@@ -13,6 +13,7 @@ pub mod directory;
 pub mod error;
 pub mod grants;
 pub mod identities;
+pub mod lockout;
 pub mod model;
 pub mod oauth;
 pub mod objects;

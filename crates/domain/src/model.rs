@@ -267,6 +267,14 @@ pub enum UnbindOutcome {
     LastWayIn,
 }
 
+/// A user's failed password attempts in a row (Casdoor's `signinWrongTimes` and
+/// `lastSigninWrongTime`): what the lockout counts (SPEC §12).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PasswordFailures {
+    pub wrong_times: u32,
+    pub last_wrong_time: Option<DateTime<Utc>>,
+}
+
 /// One sign-in of a user (mini program, password) and the refresh chain that follows it (SPEC §9).
 /// Its id is the `sid` claim of every access and ID token issued in it.
 #[derive(Debug, Clone, PartialEq, Eq)]

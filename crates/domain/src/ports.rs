@@ -5,9 +5,9 @@ use async_trait::async_trait;
 use thiserror::Error;
 
 use crate::model::{
-    Application, Cert, Organization, Provider, PurgeReport, RefreshOutcome, RefreshToken,
-    Revocation, SeedBundle, SeedReport, Session, SessionQuery, SessionSelector, SignInWrite,
-    TokenRecord, User, WechatIdentity, WechatUserOutcome,
+    Application, Cert, Organization, PasswordFailures, Provider, PurgeReport, RefreshOutcome,
+    RefreshToken, Revocation, SeedBundle, SeedReport, Session, SessionQuery, SessionSelector,
+    SignInWrite, TokenRecord, User, WechatIdentity, WechatUserOutcome,
 };
 use crate::model::{BindOutcome, Record, RecordQuery, UnbindOutcome, UserQuery, WechatSignIn};
 use crate::values::{AppId, WechatCode};
@@ -75,6 +75,18 @@ pub trait Repository: Send + Sync + 'static {
     async fn delete_user(&self, owner: &str, name: &str) -> StoreResult<bool>;
 
     /// Every WeChat identity, for `iam export`.
+    /// The user's failed password attempts in a row.
+    async fn password_failures(&self, user_id: &str) -> StoreResult<PasswordFailures>;
+    /// Counts one more failure at `now` in one statement (nodes counting at once lose none); a
+    /// count whose last failure came before `stale_before` starts again at one. The new count.
+    async fn add_password_failure(
+        &self,
+        user_id: &str,
+        now: chrono::DateTime<chrono::Utc>,
+        stale_before: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<PasswordFailures>;
+    async fn reset_password_failures(&self, user_id: &str) -> StoreResult<()>;
+
     async fn list_wechat_identities(&self) -> StoreResult<Vec<WechatIdentity>>;
     async fn get_wechat_identity(
         &self,
@@ -467,10 +479,25 @@ pub trait SessionSealer: Send + Sync + 'static {
 }
 
 /// Password hashing (argon2), slow by design: implementations run it off the async workers.
+/// Why a password could not be hashed or checked.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum PasswordError {
+    /// Every hashing slot stayed busy for the bounded wait (SPEC §12): retry after
+    /// `retry_after` seconds.
+    #[error("too many passwords are being checked at once; retry in {retry_after} s")]
+    Busy { retry_after: u64 },
+    #[error("password hashing failed: {0}")]
+    Failed(String),
+}
+
 #[async_trait]
 pub trait PasswordHasher: Send + Sync + 'static {
-    async fn hash(&self, password: &str) -> Result<Secret, String>;
-    async fn verify(&self, password: &str, hash: &Secret) -> bool;
+    async fn hash(&self, password: &str) -> Result<Secret, PasswordError>;
+    /// Whether `password` matches `hash` (`false` for a hash that cannot be read).
+    async fn verify(&self, password: &str, hash: &Secret) -> Result<bool, PasswordError>;
+    /// A hash of no one's password with the same cost as a real one: verifying against it
+    /// makes an unknown user cost what a known one costs.
+    fn dummy_hash(&self) -> Secret;
 }
 
 /// Where audit records go that are not written in a use case's own transaction (failed

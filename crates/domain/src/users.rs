@@ -167,6 +167,14 @@ impl Iam {
                 Error::NotFound(format!("the user {owner}/{name} does not exist"))
             })?;
         let before = user.clone();
+        // Writing 0 to the failed-password count unlocks the account (SPEC §12); the count is
+        // kept apart from the user.
+        let unlock = fields.contains(&UserField::SigninWrongTimes);
+        if unlock && patch.signin_wrong_times.is_some_and(|n| n != 0) {
+            return Err(Error::invalid(
+                "signinWrongTimes: only 0 can be written: it unlocks the account",
+            ));
+        }
         for f in fields {
             self.apply_user_field(&mut user, f, &patch).await?;
         }
@@ -183,8 +191,11 @@ impl Iam {
         if user.phone != before.phone || user.country_code != before.country_code {
             user.normalize_phone()?;
         }
+        if unlock {
+            self.repo.reset_password_failures(&user.id).await?;
+        }
         if user == before {
-            return Ok(false);
+            return Ok(unlock);
         }
         user.updated_time = Utc::now();
         self.repo.update_user(&user).await.map_err(|e| match e {
@@ -216,8 +227,7 @@ impl Iam {
             F::Password => {
                 // An empty password never changes one.
                 if let Some(p) = patch.password.as_deref().filter(|p| !p.is_empty()) {
-                    user.password_hash =
-                        Some(self.passwords.hash(p).await.map_err(Error::Internal)?);
+                    user.password_hash = Some(self.passwords.hash(p).await?);
                 }
             }
             F::DisplayName => {
@@ -313,6 +323,7 @@ pub enum UserField {
     Password,
     Type,
     SignupApplication,
+    SigninWrongTimes,
 }
 
 impl UserField {
@@ -339,6 +350,7 @@ impl UserField {
         Self::Password,
         Self::Type,
         Self::SignupApplication,
+        Self::SigninWrongTimes,
     ];
 
     pub fn name(self) -> &'static str {
@@ -365,6 +377,7 @@ impl UserField {
             Self::Password => "password",
             Self::Type => "type",
             Self::SignupApplication => "signupApplication",
+            Self::SigninWrongTimes => "signinWrongTimes",
         }
     }
 
@@ -423,6 +436,8 @@ pub struct UserPatch {
     pub password: Option<String>,
     pub user_type: Option<String>,
     pub signup_application: Option<String>,
+    /// Casdoor's failed-password count: an administrator writes 0 to unlock the account.
+    pub signin_wrong_times: Option<i64>,
 }
 
 impl UserPatch {
@@ -451,6 +466,7 @@ impl UserPatch {
             F::Password => self.password.is_some(),
             F::Type => self.user_type.is_some(),
             F::SignupApplication => self.signup_application.is_some(),
+            F::SigninWrongTimes => self.signin_wrong_times.is_some(),
         }
     }
 }

@@ -68,6 +68,10 @@ pub struct Config {
     pub user_list_max: u64,
     /// Console sign-in attempts one address may make a minute (SPEC §11).
     pub console_signin_limit_per_minute: u32,
+    /// Password hashes (argon2, ~19 MB each) that may run at once; 0: one per core.
+    pub password_hash_concurrency: usize,
+    /// How long a password check waits for a free slot before answering 503.
+    pub password_hash_wait_ms: u64,
     /// The file this came from, for messages.
     pub source: String,
     /// Things worth telling the operator once logging is up (an unknown key, and its nearest
@@ -98,6 +102,8 @@ impl Default for Config {
             audit_queue_size: 10_000,
             user_list_max: 1000,
             console_signin_limit_per_minute: 10,
+            password_hash_concurrency: 0,
+            password_hash_wait_ms: 2000,
             source: "(defaults)".into(),
             warnings: Vec::new(),
         }
@@ -126,6 +132,8 @@ const KEYS: &[&str] = &[
     "auditQueueSize",
     "userListMax",
     "consoleSigninLimitPerMinute",
+    "passwordHashConcurrency",
+    "passwordHashWaitMs",
 ];
 
 /// Keys of Casdoor's own app.conf that this server does not use: a Casdoor file works here, so
@@ -496,6 +504,16 @@ impl Config {
         if c.user_list_max == 0 {
             c.user_list_max = 1;
         }
+        raw.parsed(
+            "passwordHashConcurrency",
+            &mut c.password_hash_concurrency,
+            "a whole number of hashes (0: one per core)",
+        )?;
+        raw.parsed(
+            "passwordHashWaitMs",
+            &mut c.password_hash_wait_ms,
+            "a number of milliseconds",
+        )?;
         raw.parsed(
             "consoleSigninLimitPerMinute",
             &mut c.console_signin_limit_per_minute,

@@ -94,7 +94,13 @@ pub fn build_iam(
         wechat: Arc::new(CodeGate::new(wechat)),
         codec: Arc::new(JwtCodec::new()),
         sealer: Arc::new(sealer),
-        passwords: Arc::new(Argon2Passwords),
+        passwords: Arc::new({
+            let wait = Duration::from_millis(config.password_hash_wait_ms);
+            match config.password_hash_concurrency {
+                0 => Argon2Passwords::per_core(wait),
+                n => Argon2Passwords::new(n, wait),
+            }
+        }),
         events: Arc::new(metrics.clone()),
         audit: Arc::new(audit),
     }))

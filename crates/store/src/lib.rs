@@ -7,6 +7,7 @@
 mod conn;
 mod directory;
 mod identities;
+mod passwords;
 mod records;
 mod repo;
 mod rows;

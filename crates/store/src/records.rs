@@ -374,7 +374,7 @@ impl From<CountSql> for iam_domain::model::CountRow {
 }
 
 /// `$1`-style placeholders for PostgreSQL, `?` for SQLite, in a statement written with `?`.
-fn dialect(c: &AnyConnection, sql: &str) -> String {
+pub(crate) fn dialect(c: &AnyConnection, sql: &str) -> String {
     match c {
         AnyConnection::Sqlite(_) => sql.to_owned(),
         AnyConnection::Postgresql(_) => {

@@ -10,7 +10,7 @@ use iam_domain::model::{
     RefreshToken, Revocation, SeedBundle, SeedReport, Session, SessionQuery, SessionSelector,
     SignInWrite, TokenRecord, User, WechatIdentity, WechatUserOutcome,
 };
-use iam_domain::model::{BindOutcome, UnbindOutcome, WechatSignIn};
+use iam_domain::model::{BindOutcome, PasswordFailures, UnbindOutcome, WechatSignIn};
 use iam_domain::ports::{NewUser, Repository, StoreResult};
 
 use crate::Store;
@@ -636,6 +636,27 @@ impl Repository for Store {
             Ok(n > 0)
         })
         .await
+    }
+
+    async fn password_failures(&self, user_id: &str) -> StoreResult<PasswordFailures> {
+        let id = user_id.to_owned();
+        self.run(move |c| crate::passwords::get(c, &id)).await
+    }
+
+    async fn add_password_failure(
+        &self,
+        user_id: &str,
+        now: DateTime<Utc>,
+        stale_before: DateTime<Utc>,
+    ) -> StoreResult<PasswordFailures> {
+        let id = user_id.to_owned();
+        self.run(move |c| crate::passwords::add(c, &id, now, stale_before))
+            .await
+    }
+
+    async fn reset_password_failures(&self, user_id: &str) -> StoreResult<()> {
+        let id = user_id.to_owned();
+        self.run(move |c| crate::passwords::reset(c, &id)).await
     }
 
     async fn list_wechat_identities(&self) -> StoreResult<Vec<WechatIdentity>> {

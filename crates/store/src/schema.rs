@@ -224,3 +224,11 @@ diesel::table! {
         done_time -> Text,
     }
 }
+
+diesel::table! {
+    password_failures (user_id) {
+        user_id -> Text,
+        wrong_times -> Integer,
+        last_wrong_time -> Text,
+    }
+}
