@@ -41,7 +41,8 @@ struct Cli {
     #[arg(long, default_value_t = 2000)]
     slow_concurrency: usize,
     /// Scenarios to run (comma list): bare, returning, client-credentials, bearer, first, slow,
-    /// busy, postgres, purge, million (SQLite, and PostgreSQL when a URL is given).
+    /// busy, postgres, purge, million (SQLite, and PostgreSQL when a URL is given), passwords
+    /// (500 concurrent password attempts beside mini program sign-ins).
     #[arg(
         long,
         default_value = "bare,returning,client-credentials,bearer,first,slow,busy,postgres"
@@ -820,6 +821,85 @@ async fn million_run(cli: &Cli, duration: Duration, pg_url: Option<&str>) -> Res
     Ok(())
 }
 
+/// SPEC §12's bound on password hashing: 500 clients sending wrong passwords as fast as they
+/// can (each check is ~19 MB of argon2 while it runs) beside mini program sign-ins. Reports the
+/// node's peak resident memory (target < 300 MB), how the attempts were answered (a check that
+/// waits too long for a hashing slot is a 503) and the sign-ins meanwhile.
+async fn passwords_run(cli: &Cli, duration: Duration) -> Result<()> {
+    const ATTACKERS: usize = 500;
+    let stack = start(cli, Db::sqlite()?, &[])?;
+    warm_returning(&stack, cli.returning_users).await?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(ATTACKERS + 16)
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let statuses = Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::<
+        String,
+        u64,
+    >::new()));
+    let deadline = Instant::now() + duration;
+    let mut attackers = Vec::new();
+    for i in 0..ATTACKERS {
+        let (client, statuses) = (client.clone(), statuses.clone());
+        let url = stack.target.url("/oauth/token");
+        attackers.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                n += 1;
+                // Unknown users: nobody is locked, and each costs a full argon2 check.
+                let user = format!("nobody-{i}-{n}");
+                let r = client
+                    .post(&url)
+                    .form(&[
+                        ("grant_type", "password"),
+                        ("client_id", CLIENT_ID),
+                        ("username", user.as_str()),
+                        ("password", "wrong"),
+                    ])
+                    .send()
+                    .await;
+                let key = match r {
+                    Ok(resp) => format!("HTTP {}", resp.status().as_u16()),
+                    Err(e) if e.is_timeout() => "client timeout".into(),
+                    Err(_) => "connection".into(),
+                };
+                if let Ok(mut m) = statuses.lock() {
+                    *m.entry(key).or_default() += 1;
+                }
+            }
+        }));
+    }
+    let o = run_scenario(
+        &format!("returning users beside {ATTACKERS} password attackers, SQLite"),
+        &stack.target,
+        Mode::Returning(cli.returning_users),
+        16,
+        duration,
+    )
+    .await?;
+    for a in attackers {
+        a.await?;
+    }
+    print(&o);
+    let answered = statuses.lock().map(|m| m.clone()).unwrap_or_default();
+    println!(
+        "      password attempts answered: {}",
+        answered
+            .iter()
+            .map(|(k, v)| format!("{k} × {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "      peak RSS {:.0} MB (target < 300); sign-ins meanwhile {:.0}/s, p99 {:.1} ms, errors {}",
+        o.peak_rss_mb,
+        o.rate,
+        o.p99.as_secs_f64() * 1e3,
+        o.errors.values().sum::<u64>()
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
@@ -964,6 +1044,9 @@ async fn main() -> Result<()> {
     }
     if want("million") {
         million_run(&cli, duration, pg_url.as_deref()).await?;
+    }
+    if want("passwords") {
+        passwords_run(&cli, duration).await?;
     }
     if want("slow") {
         let stack = start(&cli, Db::sqlite()?, &[])?;
