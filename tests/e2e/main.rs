@@ -12,4 +12,5 @@ mod records;
 mod restart;
 mod sessions;
 mod signin;
+mod slow_clients;
 mod upgrade;

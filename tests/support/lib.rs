@@ -335,8 +335,12 @@ impl<'a> IamOptions<'a> {
         Self {
             db,
             wechat_api_base: "http://127.0.0.1:9".into(),
-            // Tests send bursts from one address; the rate-limit test sets its own.
-            extra_env: vec![("tokenRateLimitPerIp".into(), "10000".into())],
+            // Tests send bursts from one address; the rate-limit and slow-client tests set
+            // their own.
+            extra_env: vec![
+                ("tokenRateLimitPerIp".into(), "10000".into()),
+                ("maxConnectionsPerAddress".into(), "100000".into()),
+            ],
             init_data: None,
         }
     }

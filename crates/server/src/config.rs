@@ -72,6 +72,14 @@ pub struct Config {
     pub password_hash_concurrency: usize,
     /// How long a password check waits for a free slot before answering 503.
     pub password_hash_wait_ms: u64,
+    /// Open connections one client address may hold.
+    pub max_connections_per_address: usize,
+    /// Open connections in all; 0: the descriptor limit less a reserve.
+    pub max_connections: usize,
+    /// From a request's first byte to the end of its header.
+    pub header_timeout_ms: u64,
+    /// A connection with no byte in either direction this long is closed (keep-alive idle).
+    pub idle_timeout_secs: u64,
     /// The file this came from, for messages.
     pub source: String,
     /// Things worth telling the operator once logging is up (an unknown key, and its nearest
@@ -104,6 +112,10 @@ impl Default for Config {
             console_signin_limit_per_minute: 10,
             password_hash_concurrency: 0,
             password_hash_wait_ms: 2000,
+            max_connections_per_address: 256,
+            max_connections: 0,
+            header_timeout_ms: 10_000,
+            idle_timeout_secs: 60,
             source: "(defaults)".into(),
             warnings: Vec::new(),
         }
@@ -134,6 +146,10 @@ const KEYS: &[&str] = &[
     "consoleSigninLimitPerMinute",
     "passwordHashConcurrency",
     "passwordHashWaitMs",
+    "maxConnectionsPerAddress",
+    "maxConnections",
+    "headerTimeoutMs",
+    "idleTimeoutSecs",
 ];
 
 /// Keys of Casdoor's own app.conf that this server does not use: a Casdoor file works here, so
@@ -514,6 +530,38 @@ impl Config {
             &mut c.password_hash_wait_ms,
             "a number of milliseconds",
         )?;
+        raw.parsed(
+            "maxConnectionsPerAddress",
+            &mut c.max_connections_per_address,
+            "a whole number of connections",
+        )?;
+        raw.parsed(
+            "maxConnections",
+            &mut c.max_connections,
+            "a whole number of connections (0: the descriptor limit less a reserve)",
+        )?;
+        raw.parsed(
+            "headerTimeoutMs",
+            &mut c.header_timeout_ms,
+            "a number of milliseconds",
+        )?;
+        raw.parsed(
+            "idleTimeoutSecs",
+            &mut c.idle_timeout_secs,
+            "a whole number of seconds",
+        )?;
+        for (key, zero) in [
+            (
+                "maxConnectionsPerAddress",
+                c.max_connections_per_address == 0,
+            ),
+            ("headerTimeoutMs", c.header_timeout_ms == 0),
+            ("idleTimeoutSecs", c.idle_timeout_secs == 0),
+        ] {
+            if zero && let Some((_, origin)) = raw.get(key) {
+                return Err(raw.err(key, origin, "must be greater than 0".into()));
+            }
+        }
         raw.parsed(
             "consoleSigninLimitPerMinute",
             &mut c.console_signin_limit_per_minute,

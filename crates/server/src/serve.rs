@@ -136,6 +136,32 @@ pub async fn serve(config: Config) -> Result<()> {
         .into_acceptor()
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
+    // What one client can hold of this node (SPEC §12): connections per address and in all
+    // (below the descriptor limit, raised to its hard limit), and a header's arrival time.
+    let descriptors = crate::raise_descriptor_limit();
+    let total = match config.max_connections {
+        0 => (descriptors.saturating_sub(256) as usize).max(64),
+        n => n,
+    };
+    if total as u64 + 64 > descriptors {
+        tracing::warn!(
+            max_connections = total,
+            descriptors,
+            "maxConnections is near the descriptor limit: other files may fail to open"
+        );
+    }
+    let limits = crate::guard::Limits::new(
+        config.max_connections_per_address,
+        total,
+        Duration::from_millis(config.header_timeout_ms),
+    );
+    tracing::info!(
+        max_connections = total,
+        per_address = config.max_connections_per_address,
+        descriptors,
+        "connection caps"
+    );
+    let acceptor = crate::guard::Guarded::new(acceptor, limits);
     let metrics = Metrics::new();
     let iam = build_iam(&config, store.clone(), sealer, &metrics)?;
     let seed = bootstrap::prepare_init_data(&iam, &config).await?;
@@ -188,6 +214,7 @@ pub async fn serve(config: Config) -> Result<()> {
     // The exact line end-to-end tests and scripts wait for, with the real port when httpport = 0.
     tracing::info!(addr = %local, "listening on {local}");
     let served = Server::new_with_acceptor(acceptor)
+        .idle_timeout(Duration::from_secs(config.idle_timeout_secs))
         .run_with_graceful_shutdown(app, shutdown_signal(), Some(Duration::from_secs(30)))
         .await
         .context("server error");
