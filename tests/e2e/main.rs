@@ -7,6 +7,7 @@ mod lockout;
 mod management;
 mod operate;
 mod phone;
+mod proxies;
 mod readme;
 mod records;
 mod restart;

@@ -125,9 +125,9 @@ fn token_request(p: &Params<TokenParams>) -> TokenRequest {
 
 async fn run_token(state: &AppState, req: &Request, mut tr: TokenRequest) -> TokenResult {
     rate_limited(state, req)?;
-    // Where it came from, for its session and its record: the peer's address (no proxy is
-    // trusted to say otherwise), its agent and the path.
-    let meta = crate::records::meta(req);
+    // Where it came from, for its session and its record: the client's address (through a
+    // trusted proxy, the one it forwards), its agent and the path.
+    let meta = crate::records::meta(req, &state.trusted_proxies);
     tr.client_ip = meta.client_ip;
     tr.user_agent = meta.user_agent;
     tr.request_uri = meta.request_uri;

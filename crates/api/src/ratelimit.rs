@@ -62,11 +62,13 @@ impl IpLimiter {
 
 /// `slow_down` (429) when the caller's IP is over its rate.
 pub fn check(state: &AppState, req: &Request) -> Result<(), OAuthError> {
-    let (Some(limiter), Some(addr)) = (&state.rate_limit, req.remote_addr().as_socket_addr())
-    else {
+    let (Some(limiter), Some(ip)) = (
+        &state.rate_limit,
+        crate::state::client_ip(req, &state.trusted_proxies),
+    ) else {
         return Ok(());
     };
-    limiter.check(addr.ip()).map_err(|wait| OAuthError {
+    limiter.check(ip).map_err(|wait| OAuthError {
         retry_after: Some(wait),
         ..OAuthError::new(
             OAuthErrorKind::SlowDown,

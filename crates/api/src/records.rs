@@ -80,14 +80,12 @@ pub fn record(r: &Record) -> Value {
     })
 }
 
-/// Where a request came from: the peer's address (no proxy is trusted to say otherwise) and
-/// what it said about itself.
-pub fn meta(req: &Request) -> RequestMeta {
+/// Where a request came from (the peer's address, or what a trusted proxy says it forwards)
+/// and what it said about itself.
+pub fn meta(req: &Request, trusted: &iam_domain::network::TrustedProxies) -> RequestMeta {
     RequestMeta {
-        client_ip: req
-            .remote_addr()
-            .as_socket_addr()
-            .map(|a| a.ip().to_string())
+        client_ip: crate::state::client_ip(req, trusted)
+            .map(|ip| ip.to_string())
             .unwrap_or_default(),
         user_agent: req
             .header(poem::http::header::USER_AGENT)
@@ -218,7 +216,7 @@ impl RecordsApi {
         };
         let r = state
             .iam
-            .add_record(&caller.principal, input, &meta(req))
+            .add_record(&caller.principal, input, &meta(req, &state.trusted_proxies))
             .await?;
         Ok(Reply::ok(json!("Affected"), record(&r)))
     }
@@ -290,7 +288,7 @@ pub async fn audit<E: Endpoint>(
     let Some(action) = action_of(req.method(), req.uri().path()) else {
         return ep.call(req).await.map(IntoResponse::into_response);
     };
-    let meta = meta(&req);
+    let meta = meta(&req, &state.trusted_proxies);
     let slot = CallerSlot::default();
     req.extensions_mut().insert(slot.clone());
     let resp = match ep.call(req).await {

@@ -20,6 +20,26 @@ pub struct AppState {
     pub bench_cert: Option<iam_domain::model::Cert>,
     /// The most users an unpaged `get-users` (or `get-sorted-users`) answers (`userListMax`).
     pub user_list_max: u64,
+    /// Whose `X-Forwarded-For` is believed (`trustedProxies`).
+    pub trusted_proxies: iam_domain::network::TrustedProxies,
+}
+
+/// The client's address: the peer's, or (from a trusted proxy) the one it forwards.
+pub fn client_ip(
+    req: &Request,
+    trusted: &iam_domain::network::TrustedProxies,
+) -> Option<std::net::IpAddr> {
+    let peer = req.remote_addr().as_socket_addr()?.ip();
+    if trusted.is_empty() {
+        return Some(peer);
+    }
+    let forwarded: Vec<&str> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    Some(trusted.client(peer, &forwarded, req.header("x-real-ip")))
 }
 
 impl iam_domain::ports::Events for Metrics {

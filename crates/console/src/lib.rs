@@ -36,18 +36,26 @@ pub struct Console {
     origin: String,
     /// Failed sign-ins per client address.
     login_limit: DefaultKeyedRateLimiter<IpAddr>,
+    /// Whose `X-Forwarded-For` is believed.
+    trusted_proxies: iam_domain::network::TrustedProxies,
 }
 
 impl Console {
     /// `login_failures_per_minute`: how many failed console sign-ins one address may make a
     /// minute before it is told to wait.
-    pub fn new(iam: Iam, origin: String, login_failures_per_minute: u32) -> Arc<Self> {
+    pub fn new(
+        iam: Iam,
+        origin: String,
+        login_failures_per_minute: u32,
+        trusted_proxies: iam_domain::network::TrustedProxies,
+    ) -> Arc<Self> {
         let per_minute =
             NonZeroU32::new(login_failures_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
         Arc::new(Self {
             iam,
             origin,
             login_limit: RateLimiter::keyed(Quota::per_minute(per_minute)),
+            trusted_proxies,
         })
     }
 

@@ -124,8 +124,23 @@ pub fn meta(req: &Request) -> RequestMeta {
     }
 }
 
+/// The client's address: the peer's, or (from a trusted proxy) the one it forwards.
 pub fn client_ip(req: &Request) -> Option<std::net::IpAddr> {
-    req.remote_addr().as_socket_addr().map(|a| a.ip())
+    let peer = req.remote_addr().as_socket_addr()?.ip();
+    let Some(console) = req.data::<Arc<Console>>() else {
+        return Some(peer);
+    };
+    let forwarded: Vec<&str> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    Some(
+        console
+            .trusted_proxies
+            .client(peer, &forwarded, req.header("x-real-ip")),
+    )
 }
 
 pub fn see_other(to: &str) -> Response {

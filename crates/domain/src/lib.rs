@@ -15,6 +15,7 @@ pub mod grants;
 pub mod identities;
 pub mod lockout;
 pub mod model;
+pub mod network;
 pub mod oauth;
 pub mod objects;
 pub mod phone;

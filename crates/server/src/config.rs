@@ -72,6 +72,8 @@ pub struct Config {
     pub password_hash_concurrency: usize,
     /// How long a password check waits for a free slot before answering 503.
     pub password_hash_wait_ms: u64,
+    /// Whose X-Forwarded-For / X-Real-IP is believed.
+    pub trusted_proxies: iam_domain::network::TrustedProxies,
     /// Open connections one client address may hold.
     pub max_connections_per_address: usize,
     /// Open connections in all; 0: the descriptor limit less a reserve.
@@ -112,6 +114,7 @@ impl Default for Config {
             console_signin_limit_per_minute: 10,
             password_hash_concurrency: 0,
             password_hash_wait_ms: 2000,
+            trusted_proxies: iam_domain::network::TrustedProxies::default(),
             max_connections_per_address: 256,
             max_connections: 0,
             header_timeout_ms: 10_000,
@@ -146,6 +149,7 @@ const KEYS: &[&str] = &[
     "consoleSigninLimitPerMinute",
     "passwordHashConcurrency",
     "passwordHashWaitMs",
+    "trustedProxies",
     "maxConnectionsPerAddress",
     "maxConnections",
     "headerTimeoutMs",
@@ -530,6 +534,10 @@ impl Config {
             &mut c.password_hash_wait_ms,
             "a number of milliseconds",
         )?;
+        if let Some((v, origin)) = raw.get("trustedProxies") {
+            c.trusted_proxies = iam_domain::network::TrustedProxies::parse(v)
+                .map_err(|e| raw.err("trustedProxies", origin, e.reason))?;
+        }
         raw.parsed(
             "maxConnectionsPerAddress",
             &mut c.max_connections_per_address,
@@ -677,6 +685,17 @@ mod tests {
         assert!(err.to_string().contains("key driverName"), "{err}");
         let err = Config::from_text("c", "x = ${OPEN", &no_env).unwrap_err();
         assert!(err.to_string().contains("key x"), "{err}");
+        let err = Config::from_text("c", "trustedProxies = 10.0.0.0/8, 10.1.0.0/33", &no_env)
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("key trustedProxies")
+                && err.to_string().contains("10.1.0.0/33"),
+            "{err}"
+        );
+        let c = Config::from_text("c", "trustedProxies = 10.0.0.0/8 ::1", &no_env).unwrap();
+        assert!(!c.trusted_proxies.is_empty());
+        let err = Config::from_text("c", "headerTimeoutMs = 0", &no_env).unwrap_err();
+        assert!(err.to_string().contains("key headerTimeoutMs"), "{err}");
         let env = |k: &str| (k == "wechatTimeoutMs").then(|| "soon".to_owned());
         let err = Config::from_text("c", "", &env).unwrap_err();
         assert_eq!(

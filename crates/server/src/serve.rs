@@ -183,6 +183,7 @@ pub async fn serve(config: Config) -> Result<()> {
         rate_limit: IpLimiter::new(config.token_rate_limit_per_ip),
         bench_cert,
         user_list_max: config.user_list_max,
+        trusted_proxies: config.trusted_proxies.clone(),
     });
     // Revocations made before this start are in force from the first request.
     state.iam.sync_revocations().await?;
@@ -196,6 +197,7 @@ pub async fn serve(config: Config) -> Result<()> {
         state.iam.clone(),
         config.origin.clone(),
         config.console_signin_limit_per_minute,
+        config.trusted_proxies.clone(),
     );
     // The console beside the API, over the same use cases; `GET /` leads to it.
     let app = poem::EndpointExt::around(

@@ -1,0 +1,97 @@
+//! Trusted proxies (SPEC §12): `X-Forwarded-For` names the client only when the peer is a
+//! proxy `trustedProxies` lists — for the rate limit, the records and the sessions. From anyone
+//! else a spoofed header changes nothing.
+
+use std::time::{Duration, Instant};
+
+use iam_e2e::Db;
+
+use crate::signin::{CLIENT_ID, Ctx};
+
+async fn token_from(c: &Ctx, forwarded_for: &str) -> anyhow::Result<u16> {
+    let a = c
+        .rec
+        .send(
+            c.rec
+                .http
+                .post(c.iam.url("/oauth/token"))
+                .header("x-forwarded-for", forwarded_for)
+                .form(&[
+                    ("grant_type", "password"),
+                    ("client_id", CLIENT_ID),
+                    ("username", "bob"),
+                    ("password", "bob-pw"),
+                ]),
+        )
+        .await?;
+    Ok(a.status)
+}
+
+/// The client address of bob's newest password sign-in record.
+async fn recorded_ip(c: &Ctx, admin: &str) -> anyhow::Result<String> {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let a = c
+            .get(
+                "/api/get-records?owner=demo&user=bob&action=signin-password",
+                admin,
+            )
+            .await?;
+        let v = a.json();
+        if let Some(ip) = v["data"][0]["clientIp"].as_str() {
+            return Ok(ip.to_owned());
+        }
+        anyhow::ensure!(Instant::now() < deadline, "no record: {}", a.text);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_spoofed_header_from_an_untrusted_peer_changes_nothing() -> anyhow::Result<()> {
+    let c = Ctx::start(Db::sqlite()?, &[("tokenRateLimitPerIp", "2")]).await?;
+    let admin = c.password_token("demo-admin", "demo-admin-pw").await?;
+    // A fresh address in every header: still one client, 127.0.0.1, and its limit.
+    let mut limited = false;
+    for n in 0..20 {
+        if token_from(&c, &format!("198.51.100.{n}")).await? == 429 {
+            limited = true;
+            break;
+        }
+    }
+    assert!(limited, "the header did not lift the per-address limit");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(token_from(&c, "203.0.113.7").await?, 200);
+    assert_eq!(recorded_ip(&c, &admin).await?, "127.0.0.1");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_trusted_proxy_names_the_client() -> anyhow::Result<()> {
+    let c = Ctx::start(
+        Db::sqlite()?,
+        &[
+            ("trustedProxies", "127.0.0.1/32"),
+            ("tokenRateLimitPerIp", "2"),
+        ],
+    )
+    .await?;
+    let admin = c.password_token("demo-admin", "demo-admin-pw").await?;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(token_from(&c, "203.0.113.7").await?, 200);
+    assert_eq!(recorded_ip(&c, &admin).await?, "203.0.113.7");
+    // Each forwarded client has its own limit: one exhausted, another still answered.
+    let mut limited = false;
+    for _ in 0..20 {
+        if token_from(&c, "203.0.113.8").await? == 429 {
+            limited = true;
+            break;
+        }
+    }
+    assert!(limited);
+    assert_eq!(
+        token_from(&c, "203.0.113.9").await?,
+        200,
+        "another client behind the proxy"
+    );
+    Ok(())
+}
