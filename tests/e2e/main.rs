@@ -2,6 +2,7 @@
 
 mod console;
 mod drills;
+mod grants;
 mod https;
 mod lockout;
 mod management;

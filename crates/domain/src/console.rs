@@ -56,16 +56,6 @@ pub struct UserFilter {
     pub limit: u64,
 }
 
-/// Casdoor console's default grant types for a new application.
-pub const DEFAULT_GRANT_TYPES: [&str; 6] = [
-    "authorization_code",
-    "password",
-    "client_credentials",
-    "token",
-    "id_token",
-    "refresh_token",
-];
-
 fn field(name: &'static str) -> impl Fn(InvalidValue) -> Error {
     move |e| Error::Invalid(format!("{name}: {}", e.reason))
 }
@@ -357,10 +347,7 @@ impl Iam {
                     can_sign_up: Some(true),
                     can_sign_in: Some(true),
                 }],
-                grant_types: DEFAULT_GRANT_TYPES
-                    .iter()
-                    .map(|g| (*g).to_owned())
-                    .collect(),
+                // Empty: Casdoor console's default list.
                 ..ApplicationInput::default()
             },
             Purpose::Create,

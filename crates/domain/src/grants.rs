@@ -199,6 +199,18 @@ pub(crate) fn wechat_failure(e: WechatError) -> OAuthError {
     err.with_wechat_errcode(errcode)
 }
 
+/// The application's `grantTypes` decide which grants it may use (a mini program sign-in,
+/// `tag=wechat_miniprogram`, is exempt, as in Casdoor).
+fn allow_grant(app: &Application, grant: &str) -> Result<(), OAuthError> {
+    if app.grant_types.iter().any(|g| g == grant) {
+        return Ok(());
+    }
+    Err(OAuthError::new(
+        OAuthErrorKind::UnsupportedGrantType,
+        format!("grant_type: {grant} is not supported in this application"),
+    ))
+}
+
 impl Iam {
     /// `POST /oauth/token` and its aliases. Every attempt is recorded (SPEC §10): a user's
     /// successful sign-in in its own transaction, everything else through the audit queue.
@@ -231,6 +243,7 @@ impl Iam {
                 let app = self
                     .authenticate_client(&req.client_id, &req.client_secret, true)
                     .await?;
+                allow_grant(&app, "client_credentials")?;
                 self.issue_app_token(&app, &req.scope, issuer).await
             }
             "password" => self.password_grant(req, issuer).await,
@@ -588,6 +601,7 @@ impl Iam {
         let app = self
             .authenticate_client(&req.client_id, &req.client_secret, false)
             .await?;
+        allow_grant(&app, "refresh_token")?;
         if req.refresh_token.is_empty() {
             return Err(OAuthError::invalid_request("refresh_token is required"));
         }
@@ -655,6 +669,7 @@ impl Iam {
         let app = self
             .authenticate_client(&req.client_id, &req.client_secret, false)
             .await?;
+        allow_grant(&app, "password")?;
         if req.username.is_empty() || req.password.is_empty() {
             return Err(OAuthError::invalid_request(
                 "username and password are required",

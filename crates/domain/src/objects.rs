@@ -93,6 +93,17 @@ pub struct ApplicationInput {
     pub extra: Extra,
 }
 
+/// Casdoor console's grant types for an application created without any: what a stored
+/// application with an empty list gets too (the migration of 2026-12-02).
+pub const DEFAULT_GRANT_TYPES: [&str; 6] = [
+    "authorization_code",
+    "password",
+    "client_credentials",
+    "token",
+    "id_token",
+    "refresh_token",
+];
+
 /// Whether a constructor makes a new object (secrets may be generated) or the next version of a
 /// stored one (an empty or masked secret keeps the stored one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,7 +165,15 @@ impl Application {
             cert,
             enable_sign_up: i.enable_sign_up,
             providers,
-            grant_types: i.grant_types,
+            // An empty list is Casdoor console's default, never "nothing allowed".
+            grant_types: if i.grant_types.is_empty() {
+                DEFAULT_GRANT_TYPES
+                    .iter()
+                    .map(|g| (*g).to_owned())
+                    .collect()
+            } else {
+                i.grant_types
+            },
             token_format: or_default(i.token_format, "JWT"),
             expire_in_hours: hours(
                 "expireInHours",

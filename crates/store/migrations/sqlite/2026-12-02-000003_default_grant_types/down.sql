@@ -1,0 +1,1 @@
+-- The lists stay: nothing tells the defaulted ones from those set by hand.
