@@ -119,6 +119,9 @@ pub fn build_pool(driver: Driver, url: &str, size: u32) -> Result<Pool, StoreErr
             StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
         })?;
     }
+    if driver == Driver::Sqlite {
+        private_database_file(url)?;
+    }
     if driver == Driver::Postgres {
         check_database_exists(url)?;
     }
@@ -129,6 +132,38 @@ pub fn build_pool(driver: Driver, url: &str, size: u32) -> Result<Pool, StoreErr
         .test_on_check_out(false)
         .build(Manager::new(driver, url))
         .map_err(|e| StoreError::Unavailable(redact(&e.to_string())))
+}
+
+/// The SQLite file holds password hashes, signing keys and secrets: a new one is created
+/// readable by its owner only (SQLite gives its -wal and -shm files the same mode); an existing
+/// one others can read is named in a warning.
+fn private_database_file(path: &str) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    if path == ":memory:" || path.starts_with("file:") {
+        return Ok(());
+    }
+    match std::fs::metadata(path) {
+        Ok(m) => {
+            if m.permissions().mode() & 0o077 != 0 {
+                tracing::warn!(
+                    file = path,
+                    mode = format!("{:o}", m.permissions().mode() & 0o777),
+                    "the database file can be read by other users: chmod 600 it"
+                );
+            }
+            Ok(())
+        }
+        Err(_) => std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map(|_| ())
+            .or_else(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => Ok(()),
+                _ => Err(StoreError::Unavailable(format!("cannot create {path}: {e}"))),
+            }),
+    }
 }
 
 /// A database that does not exist will not appear by waiting: say so at once, with the command
@@ -340,6 +375,18 @@ pub fn write_tx<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_sqlite_database_is_readable_by_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("iam.db");
+        let url = path.to_string_lossy().to_string();
+        let pool = build_pool(Driver::Sqlite, &url, 1).expect("pool");
+        drop(pool);
+        let mode = std::fs::metadata(&path).expect("file").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{mode:o}");
+    }
 
     #[test]
     fn passwords_are_redacted() {
