@@ -95,3 +95,26 @@ async fn a_trusted_proxy_names_the_client() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn guessing_client_secrets_is_limited_like_the_token_endpoint() -> anyhow::Result<()> {
+    let c = Ctx::start(Db::sqlite()?, &[("tokenRateLimitPerIp", "2")]).await?;
+    let mut answers = Vec::new();
+    for n in 0..20 {
+        let a = c
+            .rec
+            .send(c.rec.http.get(c.iam.url(&format!(
+                "/api/get-users?owner=demo&clientId={CLIENT_ID}&clientSecret=guess-{n}"
+            ))))
+            .await?;
+        answers.push(a.status);
+        if a.status == 429 {
+            assert!(a.header("retry-after").is_some(), "{}", a.text);
+            assert_eq!(a.json()["status"], "error");
+            break;
+        }
+    }
+    assert_eq!(answers.first(), Some(&401));
+    assert_eq!(answers.last(), Some(&429), "{answers:?}");
+    Ok(())
+}

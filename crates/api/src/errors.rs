@@ -192,6 +192,7 @@ impl Failure {
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -218,7 +219,7 @@ impl IntoResponse for Failure {
             Error::Unauthenticated(_) => {
                 h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            Error::Unavailable { retry_after, .. } => {
+            Error::Unavailable { retry_after, .. } | Error::TooManyRequests { retry_after, .. } => {
                 if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
                     h.insert(header::RETRY_AFTER, v);
                 }

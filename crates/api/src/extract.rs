@@ -141,7 +141,12 @@ impl<const BEARER_ONLY: bool> Authenticated<BEARER_ONLY> {
                 .map(|(id, secret)| (id.clone(), secret.clone()))
         });
         match credentials {
-            Some((id, secret)) => Ok(of(state.iam.authenticate_app(&id, &secret).await?, None)),
+            Some((id, secret)) => {
+                // Client secrets are guessed here as at the token endpoint: the same per-address
+                // limit.
+                crate::ratelimit::check(state, req).map_err(|e| Failure(e.into()))?;
+                Ok(of(state.iam.authenticate_app(&id, &secret).await?, None))
+            }
             None => Err(Failure(Error::Unauthenticated(
                 "Please sign in first".into(),
             ))),

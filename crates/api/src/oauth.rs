@@ -265,6 +265,7 @@ impl OAuthApi {
         req: &Request,
         params: Params<RevokeParams>,
     ) -> Result<OAuthReply<IntrospectionAnswer>, OAuthFailure> {
+        rate_limited(&state, req)?;
         let i: Introspection = state
             .iam
             .introspect(

@@ -49,6 +49,9 @@ pub enum Error {
     /// Something we depend on (the database, WeChat) is down; try again after `retry_after` s.
     #[error("{message}")]
     Unavailable { message: String, retry_after: u64 },
+    /// This client sent too much; try again after `retry_after` s.
+    #[error("{message}")]
+    TooManyRequests { message: String, retry_after: u64 },
     /// Our own fault or misconfiguration.
     #[error("{0}")]
     Internal(String),
@@ -117,12 +120,14 @@ impl From<InvalidValue> for Error {
 impl From<OAuthError> for Error {
     fn from(e: OAuthError) -> Self {
         match e.kind {
-            OAuthErrorKind::TemporarilyUnavailable | OAuthErrorKind::SlowDown => {
-                Self::Unavailable {
-                    message: e.description,
-                    retry_after: e.retry_after.unwrap_or(2),
-                }
-            }
+            OAuthErrorKind::TemporarilyUnavailable => Self::Unavailable {
+                message: e.description,
+                retry_after: e.retry_after.unwrap_or(2),
+            },
+            OAuthErrorKind::SlowDown => Self::TooManyRequests {
+                message: e.description,
+                retry_after: e.retry_after.unwrap_or(1),
+            },
             OAuthErrorKind::ServerError => Self::Internal(e.description),
             OAuthErrorKind::InvalidClient => Self::Unauthenticated(e.description),
             _ => Self::Invalid(e.description),

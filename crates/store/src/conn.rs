@@ -161,7 +161,9 @@ fn private_database_file(path: &str) -> Result<(), StoreError> {
             .map(|_| ())
             .or_else(|e| match e.kind() {
                 std::io::ErrorKind::AlreadyExists => Ok(()),
-                _ => Err(StoreError::Unavailable(format!("cannot create {path}: {e}"))),
+                _ => Err(StoreError::Unavailable(format!(
+                    "cannot create {path}: {e}"
+                ))),
             }),
     }
 }
