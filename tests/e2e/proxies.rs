@@ -1,4 +1,4 @@
-//! Trusted proxies (SPEC §12): `X-Forwarded-For` names the client only when the peer is a
+//! Trusted proxies and what else a node keeps from strangers (SPEC §12): `X-Forwarded-For` names the client only when the peer is a
 //! proxy `trustedProxies` lists — for the rate limit, the records and the sessions. From anyone
 //! else a spoofed header changes nothing.
 
@@ -116,5 +116,20 @@ async fn guessing_client_secrets_is_limited_like_the_token_endpoint() -> anyhow:
     }
     assert_eq!(answers.first(), Some(&401));
     assert_eq!(answers.last(), Some(&429), "{answers:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn metrics_can_be_served_on_their_own_address() -> anyhow::Result<()> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let c = Ctx::start(Db::sqlite()?, &[("metricsAddr", addr.as_str())]).await?;
+    let beside = reqwest::get(c.iam.url("/metrics")).await?;
+    assert_eq!(beside.status(), 404, "not beside the API any more");
+    let own = reqwest::get(format!("http://{addr}/metrics")).await?;
+    assert_eq!(own.status(), 200);
+    assert!(own.text().await?.contains("iam_"), "the node's metrics");
     Ok(())
 }

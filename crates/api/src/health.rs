@@ -21,6 +21,15 @@ enum Ready {
     Unavailable(PlainText<String>),
 }
 
+#[derive(ApiResponse)]
+enum MetricsAnswer {
+    #[oai(status = 200)]
+    Text(PlainText<String>),
+    /// `metricsAddr` is set: the metrics are served there, not here.
+    #[oai(status = 404)]
+    Elsewhere(PlainText<&'static str>),
+}
+
 #[OpenApi]
 impl HealthApi {
     /// The process is alive.
@@ -44,7 +53,22 @@ impl HealthApi {
     /// Prometheus text exposition: requests by route and status with latency histograms,
     /// sign-ins, users created, WeChat calls by errcode.
     #[oai(path = "/metrics", method = "get", tag = "Tag::Operations")]
-    async fn metrics(&self, state: Data<&Arc<AppState>>) -> PlainText<String> {
-        PlainText(state.metrics.render())
+    async fn metrics(&self, state: Data<&Arc<AppState>>) -> MetricsAnswer {
+        if state.metrics_elsewhere {
+            return MetricsAnswer::Elsewhere(PlainText("not found"));
+        }
+        MetricsAnswer::Text(PlainText(state.metrics.render()))
     }
+}
+
+/// `/metrics` alone, for its own listen address (`metricsAddr`), so it need not be public.
+pub fn metrics_only(metrics: crate::Metrics) -> impl poem::Endpoint {
+    poem::Route::new().at(
+        "/metrics",
+        poem::get(poem::endpoint::make_sync(move |_| {
+            poem::Response::builder()
+                .content_type("text/plain; version=0.0.4; charset=utf-8")
+                .body(metrics.render())
+        })),
+    )
 }

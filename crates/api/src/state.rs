@@ -22,6 +22,8 @@ pub struct AppState {
     pub user_list_max: u64,
     /// Whose `X-Forwarded-For` is believed (`trustedProxies`).
     pub trusted_proxies: iam_domain::network::TrustedProxies,
+    /// `/metrics` is served on its own address (`metricsAddr`), not beside the API.
+    pub metrics_elsewhere: bool,
 }
 
 /// The client's address: the peer's, or (from a trusted proxy) the one it forwards.

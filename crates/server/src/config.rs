@@ -72,6 +72,8 @@ pub struct Config {
     pub password_hash_concurrency: usize,
     /// How long a password check waits for a free slot before answering 503.
     pub password_hash_wait_ms: u64,
+    /// Where `/metrics` is served instead of beside the API (`host:port`); empty: beside it.
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// Whose X-Forwarded-For / X-Real-IP is believed.
     pub trusted_proxies: iam_domain::network::TrustedProxies,
     /// Open connections one client address may hold.
@@ -114,6 +116,7 @@ impl Default for Config {
             console_signin_limit_per_minute: 10,
             password_hash_concurrency: 0,
             password_hash_wait_ms: 2000,
+            metrics_addr: None,
             trusted_proxies: iam_domain::network::TrustedProxies::default(),
             max_connections_per_address: 256,
             max_connections: 0,
@@ -150,6 +153,7 @@ const KEYS: &[&str] = &[
     "passwordHashConcurrency",
     "passwordHashWaitMs",
     "trustedProxies",
+    "metricsAddr",
     "maxConnectionsPerAddress",
     "maxConnections",
     "headerTimeoutMs",
@@ -534,6 +538,17 @@ impl Config {
             &mut c.password_hash_wait_ms,
             "a number of milliseconds",
         )?;
+        if let Some((v, origin)) = raw.get("metricsAddr")
+            && !v.trim().is_empty()
+        {
+            c.metrics_addr = Some(v.trim().parse().map_err(|_| {
+                raw.err(
+                    "metricsAddr",
+                    origin,
+                    format!("{v:?} is not an address and port (127.0.0.1:9100)"),
+                )
+            })?);
+        }
         if let Some((v, origin)) = raw.get("trustedProxies") {
             c.trusted_proxies = iam_domain::network::TrustedProxies::parse(v)
                 .map_err(|e| raw.err("trustedProxies", origin, e.reason))?;

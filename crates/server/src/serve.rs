@@ -184,6 +184,7 @@ pub async fn serve(config: Config) -> Result<()> {
         bench_cert,
         user_list_max: config.user_list_max,
         trusted_proxies: config.trusted_proxies.clone(),
+        metrics_elsewhere: config.metrics_addr.is_some(),
     });
     // Revocations made before this start are in force from the first request.
     state.iam.sync_revocations().await?;
@@ -192,6 +193,19 @@ pub async fn serve(config: Config) -> Result<()> {
         Duration::from_secs(config.purge_interval_seconds),
         config.audit_retention_days,
     );
+    if let Some(addr) = config.metrics_addr {
+        let listener = TcpListener::bind(addr.to_string())
+            .into_acceptor()
+            .await
+            .with_context(|| format!("metricsAddr: cannot listen on {addr}"))?;
+        let endpoint = iam_api::health::metrics_only(state.metrics.clone());
+        tracing::info!(addr = %addr, "metrics served on their own address");
+        tokio::spawn(async move {
+            if let Err(e) = Server::new_with_acceptor(listener).run(endpoint).await {
+                tracing::error!(error = %e, "the metrics listener stopped");
+            }
+        });
+    }
     let audit = state.iam.clone();
     let console = iam_console::Console::new(
         state.iam.clone(),
