@@ -84,3 +84,38 @@ async fn one_address_holding_half_sent_requests_does_not_stop_sign_ins() -> anyh
     assert_eq!(ok.status(), 200);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_stops_arriving_is_refused_within_the_body_timeout() -> anyhow::Result<()> {
+    let c = Ctx::start(Db::sqlite()?, &[("bodyTimeoutMs", "1000")]).await?;
+    let addr: std::net::SocketAddr = c.iam.base.trim_start_matches("http://").parse()?;
+    let mut s = TcpStream::connect(addr).await?;
+    s.write_all(
+        b"POST /oauth/token HTTP/1.1\r\nHost: iam\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\ngrant_type",
+    )
+    .await?;
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    // Read until the server answers or closes; never beyond five seconds.
+    while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await {
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buf[..n]);
+        if answer.windows(4).any(|w| w == b"\r\n\r\n") {
+            break;
+        }
+    }
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(4),
+        "the stalled body was held {took:?}"
+    );
+    let text = String::from_utf8_lossy(&answer);
+    assert!(
+        text.is_empty() || text.starts_with("HTTP/1.1 400"),
+        "refused, or closed: {text}"
+    );
+    Ok(())
+}

@@ -82,6 +82,8 @@ pub struct Config {
     pub max_connections: usize,
     /// From a request's first byte to the end of its header.
     pub header_timeout_ms: u64,
+    /// From the header's end to the body's.
+    pub body_timeout_ms: u64,
     /// A connection with no byte in either direction this long is closed (keep-alive idle).
     pub idle_timeout_secs: u64,
     /// The file this came from, for messages.
@@ -121,6 +123,7 @@ impl Default for Config {
             max_connections_per_address: 256,
             max_connections: 0,
             header_timeout_ms: 10_000,
+            body_timeout_ms: 30_000,
             idle_timeout_secs: 60,
             source: "(defaults)".into(),
             warnings: Vec::new(),
@@ -157,6 +160,7 @@ const KEYS: &[&str] = &[
     "maxConnectionsPerAddress",
     "maxConnections",
     "headerTimeoutMs",
+    "bodyTimeoutMs",
     "idleTimeoutSecs",
 ];
 
@@ -569,6 +573,11 @@ impl Config {
             "a number of milliseconds",
         )?;
         raw.parsed(
+            "bodyTimeoutMs",
+            &mut c.body_timeout_ms,
+            "a number of milliseconds",
+        )?;
+        raw.parsed(
             "idleTimeoutSecs",
             &mut c.idle_timeout_secs,
             "a whole number of seconds",
@@ -579,6 +588,7 @@ impl Config {
                 c.max_connections_per_address == 0,
             ),
             ("headerTimeoutMs", c.header_timeout_ms == 0),
+            ("bodyTimeoutMs", c.body_timeout_ms == 0),
             ("idleTimeoutSecs", c.idle_timeout_secs == 0),
         ] {
             if zero && let Some((_, origin)) = raw.get(key) {

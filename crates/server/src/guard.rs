@@ -6,8 +6,8 @@
 //! [`Guarded`] wraps the listener: a connection over either cap is closed at once, before any
 //! byte is read; every other connection is counted until it closes. Its stream enforces the
 //! header read timeout: from a request's first byte to the blank line that ends its header, at
-//! most `header_timeout`, else the connection is closed. Bodies and idle keep-alive connections
-//! are bounded elsewhere (the body timeout in the api's middleware, poem's idle timeout).
+//! most `header_timeout`, else the connection is closed. [`body_deadline`] bounds the time a
+//! request's body may take to arrive; poem's idle timeout closes idle keep-alive connections.
 
 use std::collections::HashMap;
 use std::io;
@@ -260,6 +260,47 @@ impl<Io: AsyncWrite + Unpin> AsyncWrite for GuardedIo<Io> {
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
     }
+}
+
+/// A request body that must arrive whole by a deadline; past it, reading fails.
+struct TimedBody<R> {
+    inner: R,
+    deadline: Pin<Box<Sleep>>,
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for TimedBody<R> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match Pin::new(&mut self.inner).poll_read(cx, buf) {
+            Poll::Pending if self.deadline.as_mut().poll(cx).is_ready() => {
+                Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the request body did not arrive in time",
+                )))
+            }
+            other => other,
+        }
+    }
+}
+
+/// Every request's body must arrive within `timeout` of the request reaching the endpoint (the
+/// body read timeout of SPEC §12); a slower one fails to read, which the reader answers as a
+/// bad request.
+pub async fn body_deadline<E: poem::Endpoint>(
+    ep: Arc<E>,
+    mut req: poem::Request,
+    timeout: Duration,
+) -> poem::Result<poem::Response> {
+    use poem::IntoResponse;
+    let body = req.take_body();
+    req.set_body(poem::Body::from_async_read(TimedBody {
+        inner: body.into_async_read(),
+        deadline: Box::pin(tokio::time::sleep(timeout)),
+    }));
+    ep.call(req).await.map(IntoResponse::into_response)
 }
 
 #[cfg(test)]

@@ -220,6 +220,10 @@ pub async fn serve(config: Config) -> Result<()> {
             .nest("/", iam_api::app(state)),
         iam_console::root_redirect,
     );
+    let body_timeout = Duration::from_millis(config.body_timeout_ms);
+    let app = poem::EndpointExt::around(app, move |ep, req| {
+        crate::guard::body_deadline(ep, req, body_timeout)
+    });
     let Some(local) = acceptor
         .local_addr()
         .into_iter()
