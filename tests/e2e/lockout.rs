@@ -224,3 +224,55 @@ async fn two_nodes_share_the_count() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn an_organizations_password_rules_are_enforced() -> anyhow::Result<()> {
+    let c = Ctx::start(Db::sqlite()?, &[]).await?;
+    let admin = c.password_token("demo-admin", "demo-admin-pw").await?;
+    // Casdoor's default, AtLeast6.
+    let short = c
+        .post_json(
+            "/api/add-user",
+            &admin,
+            json!({"owner": "demo", "name": "shorty", "password": "12345"}),
+        )
+        .await?;
+    assert_eq!(short.status, 400, "{}", short.text);
+    assert_eq!(
+        short.msg(),
+        "password: The password must have at least 6 characters"
+    );
+    // The organization asks for more: an update must meet it too.
+    let global = c
+        .password_token("built-in/admin", iam_e2e::ADMIN_PASSWORD)
+        .await?;
+    let mut org = c
+        .get("/api/get-organization?id=admin/demo", &global)
+        .await?
+        .json()["data"]
+        .clone();
+    org["passwordOptions"] = json!(["AtLeast6", "Aa123"]);
+    let a = c
+        .post_json("/api/update-organization?id=admin/demo", &global, org)
+        .await?;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let weak = c
+        .post_json(
+            "/api/update-user?id=demo/bob",
+            &admin,
+            json!({"password": "abcdef12"}),
+        )
+        .await?;
+    assert_eq!(weak.status, 400, "{}", weak.text);
+    assert!(weak.msg().contains("uppercase"), "{}", weak.text);
+    let strong = c
+        .post_json(
+            "/api/update-user?id=demo/bob",
+            &admin,
+            json!({"password": "Abcdef12"}),
+        )
+        .await?;
+    assert_eq!(strong.status, 200, "{}", strong.text);
+    assert_eq!(password(&c, &c.iam.base, "bob", "Abcdef12").await?.0, 200);
+    Ok(())
+}

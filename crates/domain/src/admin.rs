@@ -473,13 +473,17 @@ impl Iam {
         if !caller.administers(&user.owner) {
             return Err(Error::Forbidden("Unauthorized operation".into()));
         }
-        if self.repo.get_organization(&user.owner).await?.is_none() {
+        let Some(org) = self.repo.get_organization(&user.owner).await? else {
             return Err(Error::Invalid(format!(
                 "owner: organization {:?} does not exist",
                 user.owner
             )));
-        }
+        };
         if let Some(p) = password.filter(|p| !p.is_empty()) {
+            crate::password_rules::check_password(
+                &crate::password_rules::password_options(&org),
+                p,
+            )?;
             user.password_hash = Some(self.passwords.hash(p).await?);
         }
         let now = Utc::now();

@@ -18,6 +18,7 @@ pub mod model;
 pub mod network;
 pub mod oauth;
 pub mod objects;
+pub mod password_rules;
 pub mod phone;
 pub mod ports;
 pub mod records;

@@ -271,6 +271,20 @@ impl crate::service::Iam {
                 }
                 user.password_hash = Some(Secret::new(hash));
             } else if let Some(p) = u.password.filter(|p| !p.is_empty()) {
+                // A seeded password is accepted even when it breaks the organization's rules
+                // (Casdoor itself seeds `123`), with a warning naming the user.
+                let options = b
+                    .organizations
+                    .iter()
+                    .find(|o| o.name == user.owner)
+                    .map(crate::password_rules::password_options)
+                    .unwrap_or_else(|| vec!["AtLeast6".into()]);
+                if let Err(e) = crate::password_rules::check_password(&options, &p) {
+                    tracing::warn!(
+                        user = %format!("{}/{}", user.owner, user.name),
+                        "the seeded {e}; accepted, change it"
+                    );
+                }
                 user.password_hash = Some(
                     self.passwords
                         .hash(&p)

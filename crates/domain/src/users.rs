@@ -227,6 +227,10 @@ impl Iam {
             F::Password => {
                 // An empty password never changes one.
                 if let Some(p) = patch.password.as_deref().filter(|p| !p.is_empty()) {
+                    if let Some(org) = self.organization(user.owner.as_str()).await? {
+                        let options = crate::password_rules::password_options(&org);
+                        crate::password_rules::check_password(&options, p)?;
+                    }
                     user.password_hash = Some(self.passwords.hash(p).await?);
                 }
             }
