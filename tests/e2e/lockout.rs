@@ -276,3 +276,108 @@ async fn an_organizations_password_rules_are_enforced() -> anyhow::Result<()> {
     assert_eq!(password(&c, &c.iam.base, "bob", "Abcdef12").await?.0, 200);
     Ok(())
 }
+
+#[tokio::test]
+async fn set_password_and_check_user_password_as_casdoor_has_them() -> anyhow::Result<()> {
+    let c = Ctx::start(Db::sqlite()?, &[]).await?;
+    let bob = c.password_token("bob", "bob-pw").await?;
+    let form = |pairs: &[(&str, &str)]| {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect::<Vec<_>>()
+    };
+    let post = |path: &str, bearer: &str, f: Vec<(String, String)>| {
+        c.rec.send(
+            c.rec
+                .http
+                .post(c.iam.url(path))
+                .bearer_auth(bearer)
+                .form(&f),
+        )
+    };
+    // Yourself: the old password is required, and must be right.
+    let a = post(
+        "/api/set-password",
+        &bob,
+        form(&[
+            ("userOwner", "demo"),
+            ("userName", "bob"),
+            ("newPassword", "new-bob-pw"),
+        ]),
+    )
+    .await?;
+    assert_eq!(a.status, 400, "{}", a.text);
+    assert!(a.msg().starts_with("oldPassword"), "{}", a.text);
+    let a = post(
+        "/api/set-password",
+        &bob,
+        form(&[("oldPassword", "wrong"), ("newPassword", "new-bob-pw")]),
+    )
+    .await?;
+    assert_eq!(a.status, 400, "{}", a.text);
+    let a = post(
+        "/api/set-password",
+        &bob,
+        form(&[("oldPassword", "bob-pw"), ("newPassword", "123")]),
+    )
+    .await?;
+    assert_eq!(a.status, 400, "{}", a.text);
+    assert!(
+        a.msg()
+            .starts_with("newPassword: The password must have at least 6"),
+        "{}",
+        a.text
+    );
+    let a = post(
+        "/api/set-password",
+        &bob,
+        form(&[("oldPassword", "bob-pw"), ("newPassword", "new-bob-pw")]),
+    )
+    .await?;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(password(&c, &c.iam.base, "bob", "new-bob-pw").await?.0, 200);
+    // Another user's: refused; an administrator of the organization needs no old password.
+    let a = post(
+        "/api/set-password",
+        &bob,
+        form(&[
+            ("userOwner", "demo"),
+            ("userName", "demo-admin"),
+            ("newPassword", "taken-over"),
+        ]),
+    )
+    .await?;
+    assert_eq!(a.status, 403, "{}", a.text);
+    let admin = c.password_token("demo-admin", "demo-admin-pw").await?;
+    let a = post(
+        "/api/set-password",
+        &admin,
+        form(&[
+            ("userOwner", "demo"),
+            ("userName", "bob"),
+            ("newPassword", "reset-by-admin"),
+        ]),
+    )
+    .await?;
+    assert_eq!(a.status, 200, "{}", a.text);
+
+    // check-user-password: right, wrong, and wrong often enough to lock.
+    let check = |pw: &str| {
+        c.post_json(
+            "/api/check-user-password",
+            &admin,
+            json!({"owner": "demo", "name": "bob", "password": pw}),
+        )
+    };
+    assert_eq!(check("reset-by-admin").await?.status, 200);
+    for _ in 0..5 {
+        assert_eq!(check("wrong").await?.status, 400);
+    }
+    let locked = check("reset-by-admin").await?;
+    assert_eq!(locked.status, 400);
+    assert!(locked.msg().contains(LOCKED), "{}", locked.text);
+    let (_, said) = password(&c, &c.iam.base, "bob", "reset-by-admin").await?;
+    assert!(said.starts_with(LOCKED), "the same lockout: {said}");
+    Ok(())
+}

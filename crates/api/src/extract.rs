@@ -295,6 +295,42 @@ impl<'a, T: Type> ApiExtractor<'a> for Params<T> {
     }
 }
 
+/// [`Params`] for an `/api` route: the query, then a form or JSON body, whatever the
+/// Content-Type (Casdoor's SDKs post some routes as forms); a body that cannot be read answers
+/// in Casdoor's envelope.
+pub struct FormParams<T>(pub Params<T>);
+
+impl<T> FormParams<T> {
+    pub fn get(&self, key: &str) -> &str {
+        self.0.get(key)
+    }
+}
+
+impl<'a, T: Type> ApiExtractor<'a> for FormParams<T> {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+
+    fn request_meta() -> Option<MetaRequest> {
+        body_meta::<T>(&["application/x-www-form-urlencoded", "application/json"])
+    }
+
+    async fn from_request(
+        req: &'a Request,
+        body: &mut RequestBody,
+        _opts: ExtractParamOptions<()>,
+    ) -> poem::Result<Self> {
+        Params::read(req, body)
+            .await
+            .map(Self)
+            .map_err(|e| Failure(Error::Invalid(e.description)).into_poem())
+    }
+}
+
 /// A JSON object body whatever the Content-Type; `T` is its wire type.
 pub struct LaxJson<T> {
     object: Map<String, Value>,

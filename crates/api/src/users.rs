@@ -10,7 +10,7 @@ use poem_openapi::{Object, OpenApi};
 use serde_json::{Value, json};
 
 use crate::errors::{Envelope, Failure, Reply};
-use crate::extract::{BearerCaller, Caller, LaxJson};
+use crate::extract::{BearerCaller, Caller, FormParams, LaxJson};
 use crate::state::AppState;
 use crate::tags::Tag;
 use crate::wire::{self, UserWire};
@@ -26,6 +26,26 @@ pub struct UserInfo {
     #[oai(rename = "displayName")]
     pub display_name: String,
     pub picture: String,
+}
+
+/// Casdoor's `set-password` form.
+#[derive(Object, Default)]
+#[oai(rename_all = "camelCase")]
+pub struct SetPasswordForm {
+    /// The user's organization; with `userName`, the user (else the caller).
+    pub user_owner: Option<String>,
+    pub user_name: Option<String>,
+    /// Required unless the caller administers the user's organization.
+    pub old_password: Option<String>,
+    pub new_password: Option<String>,
+}
+
+/// Casdoor's `check-user-password` body: the user and the password to check.
+#[derive(Object, Default)]
+pub struct CheckPasswordForm {
+    pub owner: Option<String>,
+    pub name: Option<String>,
+    pub password: Option<String>,
 }
 
 /// `/api/get-account`'s envelope, with the user's id and name on top.
@@ -308,5 +328,68 @@ impl UsersApi {
         let _ = is_online;
         let n = state.iam.user_count(&caller.principal, &owner.0).await?;
         Ok(Reply::ok(json!(n), Value::Null))
+    }
+
+    /// Sets a password: your own with the old one, or (an administrator of the user's
+    /// organization) anyone's without it. The organization's password rules apply; a wrong old
+    /// password counts toward the lockout.
+    #[oai(
+        path = "/api/set-password",
+        method = "post",
+        operation_id = "set-password"
+    )]
+    async fn set_password(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        form: FormParams<SetPasswordForm>,
+    ) -> Result<Reply<Envelope>, Failure> {
+        let (owner, name) = match (form.get("userOwner"), form.get("userName")) {
+            ("", "") => match &caller.principal {
+                Principal::User(u) => (u.owner.to_string(), u.name.to_string()),
+                Principal::Application(_) => {
+                    return Err(Failure(Error::invalid(
+                        "userOwner, userName: the user is required",
+                    )));
+                }
+            },
+            (o, n) => (o.to_owned(), n.to_owned()),
+        };
+        state
+            .iam
+            .set_user_password(
+                &caller.principal,
+                &owner,
+                &name,
+                form.get("oldPassword"),
+                form.get("newPassword"),
+            )
+            .await?;
+        Ok(Reply::affected(true))
+    }
+
+    /// Whether a password is the user's, for an administrator of the user's organization (an
+    /// application's backend). Counts toward the lockout like a sign-in.
+    #[oai(
+        path = "/api/check-user-password",
+        method = "post",
+        operation_id = "check-user-password"
+    )]
+    async fn check_user_password(
+        &self,
+        state: Data<&Arc<AppState>>,
+        caller: Caller,
+        form: FormParams<CheckPasswordForm>,
+    ) -> Result<Reply<Envelope>, Failure> {
+        state
+            .iam
+            .check_user_password(
+                &caller.principal,
+                form.get("owner"),
+                form.get("name"),
+                form.get("password"),
+            )
+            .await?;
+        Ok(Reply::ok(json!("ok"), Value::Null))
     }
 }

@@ -53,6 +53,108 @@ impl LockoutPolicy {
     }
 }
 
+impl Iam {
+    /// Casdoor's `POST /api/set-password`: a user changes their own password with the old one;
+    /// an administrator of the user's organization sets it without. A wrong old password
+    /// counts toward the lockout like a failed sign-in. The organization's password rules apply.
+    pub async fn set_user_password(
+        &self,
+        caller: &crate::service::Principal,
+        owner: &str,
+        name: &str,
+        old_password: &str,
+        new_password: &str,
+    ) -> Result<(), crate::Error> {
+        use crate::Error;
+        let user =
+            self.repo.get_user(owner, name).await?.ok_or_else(|| {
+                Error::NotFound(format!("the user {owner}/{name} does not exist"))
+            })?;
+        let is_self = matches!(caller, crate::service::Principal::User(u) if u.id == user.id);
+        let admin = caller.administers(owner);
+        if !is_self && !admin {
+            return Err(Error::forbidden());
+        }
+        if new_password.is_empty() {
+            return Err(Error::invalid("newPassword: is required"));
+        }
+        if !admin {
+            if old_password.is_empty() {
+                return Err(Error::invalid("oldPassword: is required"));
+            }
+            let app = self.lockout_application(&user).await?;
+            self.check_password(&app, owner, name, old_password)
+                .await
+                .map_err(|e| match e.event {
+                    Some(_) => Error::Invalid(format!("oldPassword: {}", e.description)),
+                    None if e.kind == crate::oauth::OAuthErrorKind::InvalidGrant => {
+                        Error::invalid("oldPassword: the old password is wrong")
+                    }
+                    None => e.into(),
+                })?;
+        }
+        if let Some(org) = self.organization(owner).await? {
+            let options = crate::password_rules::password_options(&org);
+            crate::password_rules::check_password(&options, new_password).map_err(|e| {
+                Error::Invalid(e.to_string().replacen("password:", "newPassword:", 1))
+            })?;
+        }
+        let mut changed = user;
+        changed.password_hash = Some(self.passwords.hash(new_password).await?);
+        changed.updated_time = Utc::now();
+        self.repo.update_user(&changed).await?;
+        self.user_changed(&changed.id);
+        Ok(())
+    }
+
+    /// Casdoor's `POST /api/check-user-password`: whether `password` is the user's, for an
+    /// administrator of the user's organization (an application's backend). Counts toward the
+    /// lockout like a sign-in.
+    pub async fn check_user_password(
+        &self,
+        caller: &crate::service::Principal,
+        owner: &str,
+        name: &str,
+        password: &str,
+    ) -> Result<(), crate::Error> {
+        if !caller.administers(owner) {
+            return Err(crate::Error::forbidden());
+        }
+        let user = self.repo.get_user(owner, name).await?;
+        let app = match &user {
+            Some(u) => self.lockout_application(u).await?,
+            None => self.built_in_application().await?,
+        };
+        self.check_password(&app, owner, name, password)
+            .await
+            .map(|_| ())
+            .map_err(|e| match e.kind {
+                crate::oauth::OAuthErrorKind::InvalidGrant => {
+                    crate::Error::Invalid(format!("password: {}", e.description))
+                }
+                _ => e.into(),
+            })
+    }
+
+    /// Whose lockout policy applies outside a sign-in: the user's sign-up application, else
+    /// `app-built-in`.
+    async fn lockout_application(&self, user: &User) -> Result<Application, crate::StoreError> {
+        if !user.signup_application.is_empty()
+            && let Some(app) = self.repo.get_application(&user.signup_application).await?
+        {
+            return Ok(app);
+        }
+        self.built_in_application().await
+    }
+
+    async fn built_in_application(&self) -> Result<Application, crate::StoreError> {
+        self.repo
+            .get_application(crate::model::BUILT_IN_APP)
+            .await?
+            .ok_or_else(|| crate::StoreError::Corrupt("app-built-in does not exist".into()))
+    }
+}
+
 /// Casdoor's message for a locked account.
 pub fn locked_message(minutes: i64) -> String {
     format!(
