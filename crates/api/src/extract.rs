@@ -196,6 +196,32 @@ async fn read_body(body: &mut RequestBody) -> Result<Vec<u8>, String> {
     }
 }
 
+/// The text fields of a multipart body already read (within the body limit).
+async fn multipart_fields(
+    content_type: &str,
+    bytes: Vec<u8>,
+) -> Result<Vec<(String, String)>, OAuthError> {
+    let bad = |e: poem::Error| {
+        OAuthError::invalid_request(format!("the multipart body cannot be read: {e}"))
+    };
+    let (req, mut body) = Request::builder()
+        .content_type(content_type)
+        .body(bytes)
+        .split();
+    let mut parts = <poem::web::Multipart as poem::FromRequest>::from_request(&req, &mut body)
+        .await
+        .map_err(bad)?;
+    let mut fields = Vec::new();
+    while let Some(field) = parts.next_field().await.map_err(|e| bad(e.into()))? {
+        let Some(name) = field.name().map(str::to_owned) else {
+            continue;
+        };
+        let text = field.text().await.map_err(|e| bad(e.into()))?;
+        fields.push((name, text));
+    }
+    Ok(fields)
+}
+
 fn value_text(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
@@ -236,6 +262,12 @@ impl<T> Params<T> {
                     p.insert(k, s);
                 }
             }
+        } else if let Some(ct) = req
+            .content_type()
+            .filter(|ct| ct.starts_with("multipart/form-data"))
+        {
+            // Casdoor's Python SDK posts forms as multipart (`set-password`, …).
+            p.extend(multipart_fields(ct, bytes).await?);
         } else if !text.is_empty() {
             let form: Vec<(String, String)> = serde_urlencoded::from_str(text).map_err(|e| {
                 OAuthError::invalid_request(format!("the request body is not form-encoded: {e}"))
