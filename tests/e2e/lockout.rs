@@ -361,6 +361,19 @@ async fn set_password_and_check_user_password_as_casdoor_has_them() -> anyhow::R
     )
     .await?;
     assert_eq!(a.status, 200, "{}", a.text);
+    // An administrator's own password needs the old one too.
+    let a = post(
+        "/api/set-password",
+        &admin,
+        form(&[
+            ("userOwner", "demo"),
+            ("userName", "demo-admin"),
+            ("newPassword", "taken-over"),
+        ]),
+    )
+    .await?;
+    assert_eq!(a.status, 400, "{}", a.text);
+    assert!(a.msg().starts_with("oldPassword"), "{}", a.text);
 
     // check-user-password: right, wrong, and wrong often enough to lock.
     let check = |pw: &str| {

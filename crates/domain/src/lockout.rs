@@ -55,7 +55,7 @@ impl LockoutPolicy {
 
 impl Iam {
     /// Casdoor's `POST /api/set-password`: a user changes their own password with the old one;
-    /// an administrator of the user's organization sets it without. A wrong old password
+    /// an administrator of the user's organization sets another's without. A wrong old password
     /// counts toward the lockout like a failed sign-in. The organization's password rules apply.
     pub async fn set_user_password(
         &self,
@@ -78,7 +78,9 @@ impl Iam {
         if new_password.is_empty() {
             return Err(Error::invalid("newPassword: is required"));
         }
-        if !admin {
+        // Your own password needs the old one, administrator or not: a stolen token alone must
+        // not be able to take the account over.
+        if is_self || !admin {
             if old_password.is_empty() {
                 return Err(Error::invalid("oldPassword: is required"));
             }
