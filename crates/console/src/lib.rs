@@ -78,7 +78,7 @@ const HTMX: &[u8] = include_bytes!("../static/htmx-2.0.11.min.js");
 const CSS: &[u8] = include_bytes!("../static/console.css");
 /// The file names carry the version, so they are cached for a year.
 pub const HTMX_PATH: &str = "/console/static/htmx-2.0.11.min.js";
-pub const CSS_PATH: &str = "/console/static/console-1.css";
+pub const CSS_PATH: &str = "/console/static/console-2.css";
 
 #[handler]
 fn htmx() -> Response {
@@ -120,7 +120,7 @@ pub fn routes(console: Arc<Console>) -> impl Endpoint {
             get(objects::edit_page_handler).post(objects::save),
         )
         .at("/static/htmx-2.0.11.min.js", get(htmx))
-        .at("/static/console-1.css", get(css))
+        .at("/static/console-2.css", get(css))
         .data(console)
         .around(|ep, req| async move {
             let resp = match ep.call(req).await {
