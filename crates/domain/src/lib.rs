@@ -5,6 +5,7 @@
 //! `users` parts) only talk to those traits. Values that come from outside are parsed into types
 //! of [`values`] that cannot hold a bad value.
 
+pub mod access_tokens;
 pub mod admin;
 pub mod cache;
 pub mod console;

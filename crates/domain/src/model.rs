@@ -275,6 +275,19 @@ pub struct PasswordFailures {
     pub last_wrong_time: Option<DateTime<Utc>>,
 }
 
+/// The cluster's WeChat access token of one appid as the database holds it (SPEC §12): sealed,
+/// versioned (every refresh adds one), with the refresh lease one node at a time holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredAccessToken {
+    /// Sealed; `None` before the first refresh.
+    pub sealed: Option<Vec<u8>>,
+    pub version: i64,
+    /// Unix milliseconds: after `refresh_at` a node refreshes it, after `expires_at` nobody
+    /// uses it (both 0 once WeChat refused it).
+    pub refresh_at: i64,
+    pub expires_at: i64,
+}
+
 /// One sign-in of a user (mini program, password) and the refresh chain that follows it (SPEC §9).
 /// Its id is the `sid` claim of every access and ID token issued in it.
 #[derive(Debug, Clone, PartialEq, Eq)]

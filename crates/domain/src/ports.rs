@@ -7,7 +7,7 @@ use thiserror::Error;
 use crate::model::{
     Application, Cert, Organization, PasswordFailures, Provider, PurgeReport, RefreshOutcome,
     RefreshToken, Revocation, SeedBundle, SeedReport, Session, SessionQuery, SessionSelector,
-    SignInWrite, TokenRecord, User, WechatIdentity, WechatUserOutcome,
+    SignInWrite, StoredAccessToken, TokenRecord, User, WechatIdentity, WechatUserOutcome,
 };
 use crate::model::{BindOutcome, Record, RecordQuery, UnbindOutcome, UserQuery, WechatSignIn};
 use crate::values::{AppId, WechatCode};
@@ -86,6 +86,35 @@ pub trait Repository: Send + Sync + 'static {
         stale_before: chrono::DateTime<chrono::Utc>,
     ) -> StoreResult<PasswordFailures>;
     async fn reset_password_failures(&self, user_id: &str) -> StoreResult<()>;
+
+    /// The cluster's access token of `appid`, if a row exists (SPEC §12).
+    async fn get_access_token(&self, appid: &str) -> StoreResult<Option<StoredAccessToken>>;
+    /// Takes the refresh lease of `appid` for `holder` until `until_ms` when the stored version
+    /// is still `seen_version` and no live lease is held (creating the row at version 0 if
+    /// missing). True when `holder` now holds it: at most one caller at a time gets true.
+    async fn lease_access_token(
+        &self,
+        appid: &str,
+        holder: &str,
+        seen_version: i64,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> StoreResult<bool>;
+    /// Stores a fresh token (version + 1) and ends `holder`'s lease; `None` when `holder` no
+    /// longer held it (its lease ran out and another took it): nothing is written.
+    async fn put_access_token(
+        &self,
+        appid: &str,
+        holder: &str,
+        sealed: &[u8],
+        refresh_at_ms: i64,
+        expires_at_ms: i64,
+    ) -> StoreResult<Option<i64>>;
+    /// Ends `holder`'s lease without a new token (the refresh failed).
+    async fn release_access_token(&self, appid: &str, holder: &str) -> StoreResult<()>;
+    /// WeChat refused version `version`: it is due at once and used by nobody, if it is still
+    /// the stored one (a newer version means another node already replaced it).
+    async fn expire_access_token(&self, appid: &str, version: i64) -> StoreResult<bool>;
 
     async fn list_wechat_identities(&self) -> StoreResult<Vec<WechatIdentity>>;
     async fn get_wechat_identity(
@@ -476,6 +505,39 @@ pub trait SessionSealer: Send + Sync + 'static {
     fn seal(&self, appid: &str, openid: &str, session_key: &Secret) -> Result<Vec<u8>, String>;
     /// The secret sealed under (`appid`, `openid`); fails for another key or other context.
     fn open(&self, appid: &str, openid: &str, sealed: &[u8]) -> Result<Secret, String>;
+}
+
+/// A WeChat access token shared by every node (SPEC §12): what the WeChat adapter's token
+/// cache asks before it calls `stable_token` itself.
+#[derive(Debug, Clone)]
+pub struct SharedToken {
+    pub token: Secret,
+    pub version: i64,
+    /// Unix milliseconds.
+    pub refresh_at: i64,
+    pub expires_at: i64,
+}
+
+/// The cluster's access tokens: read, leased for refresh by one node at a time, replaced,
+/// expired by version. Errors are the database's, in words.
+#[async_trait]
+pub trait SharedAccessTokens: Send + Sync + 'static {
+    async fn load(&self, appid: &str) -> Result<Option<SharedToken>, String>;
+    /// True when this node may refresh `appid` now (nobody else holds the lease and the
+    /// version is still `seen_version`); the lease lasts `lease_ms`.
+    async fn lease(&self, appid: &str, seen_version: i64, lease_ms: i64) -> Result<bool, String>;
+    /// Stores the token this node fetched under its lease; its version, or `None` when the
+    /// lease had run out (nothing stored).
+    async fn store(
+        &self,
+        appid: &str,
+        token: &Secret,
+        refresh_at: i64,
+        expires_at: i64,
+    ) -> Result<Option<i64>, String>;
+    async fn release(&self, appid: &str) -> Result<(), String>;
+    /// WeChat refused `version`; true when this call marked it (the first to notice).
+    async fn expire(&self, appid: &str, version: i64) -> Result<bool, String>;
 }
 
 /// Password hashing (argon2), slow by design: implementations run it off the async workers.

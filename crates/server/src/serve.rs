@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use iam_api::{AppState, IpLimiter, Metrics};
 use iam_domain::Secret;
+use iam_domain::access_tokens::ClusterAccessTokens;
 use iam_domain::ports::Repository;
 use iam_domain::service::{Iam, Ports};
 use iam_jwt::JwtCodec;
@@ -84,6 +85,12 @@ pub fn build_iam(
     .map_err(|e| anyhow::anyhow!("{e}"))?
     .with_observer(observer);
     let repo: Arc<dyn iam_domain::ports::Repository> = Arc::new(store);
+    let sealer: Arc<dyn iam_domain::ports::SessionSealer> = Arc::new(sealer);
+    // One access token per appid for every node on this database (SPEC §12).
+    let wechat = wechat.with_shared_tokens(Arc::new(ClusterAccessTokens::new(
+        repo.clone(),
+        sealer.clone(),
+    )));
     let dropped = {
         let m = metrics.clone();
         Arc::new(move || m.record_dropped())
@@ -93,7 +100,7 @@ pub fn build_iam(
         repo,
         wechat: Arc::new(CodeGate::new(wechat)),
         codec: Arc::new(JwtCodec::new()),
-        sealer: Arc::new(sealer),
+        sealer,
         passwords: Arc::new({
             let wait = Duration::from_millis(config.password_hash_wait_ms);
             match config.password_hash_concurrency {
@@ -162,6 +169,20 @@ pub async fn serve(config: Config) -> Result<()> {
         "connection caps"
     );
     let acceptor = crate::guard::Guarded::new(acceptor, limits);
+    let Some(local) = acceptor
+        .local_addr()
+        .into_iter()
+        .find_map(|a| a.as_socket_addr().copied())
+    else {
+        bail!("listener on {addr} has no local address");
+    };
+    // The issuer is never taken from a request (SPEC §12): a prod configuration without an
+    // origin does not load; dev without one issues for this listener on localhost.
+    let origin = match config.origin.as_str() {
+        "" => format!("http://localhost:{}", local.port()),
+        o => o.to_owned(),
+    };
+    tracing::info!(origin = %origin, "issuer");
     let metrics = Metrics::new();
     let iam = build_iam(&config, store.clone(), sealer, &metrics)?;
     let seed = bootstrap::prepare_init_data(&iam, &config).await?;
@@ -179,7 +200,7 @@ pub async fn serve(config: Config) -> Result<()> {
     let state = Arc::new(AppState {
         iam,
         metrics,
-        origin: config.origin.clone(),
+        origin: origin.clone(),
         rate_limit: IpLimiter::new(config.token_rate_limit_per_ip),
         bench_cert,
         user_list_max: config.user_list_max,
@@ -209,7 +230,7 @@ pub async fn serve(config: Config) -> Result<()> {
     let audit = state.iam.clone();
     let console = iam_console::Console::new(
         state.iam.clone(),
-        config.origin.clone(),
+        origin,
         config.console_signin_limit_per_minute,
         config.trusted_proxies.clone(),
     );
@@ -224,13 +245,6 @@ pub async fn serve(config: Config) -> Result<()> {
     let app = poem::EndpointExt::around(app, move |ep, req| {
         crate::guard::body_deadline(ep, req, body_timeout)
     });
-    let Some(local) = acceptor
-        .local_addr()
-        .into_iter()
-        .find_map(|a| a.as_socket_addr().copied())
-    else {
-        bail!("listener on {addr} has no local address");
-    };
     // The exact line end-to-end tests and scripts wait for, with the real port when httpport = 0.
     tracing::info!(addr = %local, "listening on {local}");
     let served = Server::new_with_acceptor(acceptor)

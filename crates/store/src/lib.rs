@@ -4,6 +4,7 @@
 //! Diesel is synchronous, so every query runs on tokio's blocking pool through [`Store::run`];
 //! the async runtime's worker threads never wait on the database.
 
+mod access_tokens;
 mod conn;
 mod directory;
 mod identities;

@@ -10,7 +10,9 @@ use iam_domain::model::{
     RefreshToken, Revocation, SeedBundle, SeedReport, Session, SessionQuery, SessionSelector,
     SignInWrite, TokenRecord, User, WechatIdentity, WechatUserOutcome,
 };
-use iam_domain::model::{BindOutcome, PasswordFailures, UnbindOutcome, WechatSignIn};
+use iam_domain::model::{
+    BindOutcome, PasswordFailures, StoredAccessToken, UnbindOutcome, WechatSignIn,
+};
 use iam_domain::ports::{NewUser, Repository, StoreResult};
 
 use crate::Store;
@@ -657,6 +659,54 @@ impl Repository for Store {
     async fn reset_password_failures(&self, user_id: &str) -> StoreResult<()> {
         let id = user_id.to_owned();
         self.run(move |c| crate::passwords::reset(c, &id)).await
+    }
+
+    async fn get_access_token(&self, appid: &str) -> StoreResult<Option<StoredAccessToken>> {
+        let appid = appid.to_owned();
+        self.run(move |c| crate::access_tokens::get(c, &appid))
+            .await
+    }
+
+    async fn lease_access_token(
+        &self,
+        appid: &str,
+        holder: &str,
+        seen_version: i64,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> StoreResult<bool> {
+        let (appid, holder) = (appid.to_owned(), holder.to_owned());
+        self.run(move |c| {
+            crate::access_tokens::lease(c, &appid, &holder, seen_version, now_ms, until_ms)
+        })
+        .await
+    }
+
+    async fn put_access_token(
+        &self,
+        appid: &str,
+        holder: &str,
+        sealed: &[u8],
+        refresh_at_ms: i64,
+        expires_at_ms: i64,
+    ) -> StoreResult<Option<i64>> {
+        let (appid, holder, sealed) = (appid.to_owned(), holder.to_owned(), sealed.to_vec());
+        self.run(move |c| {
+            crate::access_tokens::put(c, &appid, &holder, &sealed, refresh_at_ms, expires_at_ms)
+        })
+        .await
+    }
+
+    async fn release_access_token(&self, appid: &str, holder: &str) -> StoreResult<()> {
+        let (appid, holder) = (appid.to_owned(), holder.to_owned());
+        self.run(move |c| crate::access_tokens::release(c, &appid, &holder))
+            .await
+    }
+
+    async fn expire_access_token(&self, appid: &str, version: i64) -> StoreResult<bool> {
+        let appid = appid.to_owned();
+        self.run(move |c| crate::access_tokens::expire(c, &appid, version))
+            .await
     }
 
     async fn list_wechat_identities(&self) -> StoreResult<Vec<WechatIdentity>> {

@@ -1189,6 +1189,8 @@ contract!(
             .await
             .unwrap();
         assert_eq!(before, vec![Revocation::Session("a".into())]);
+        // "a" was ended at t(2), ahead of the clock: the cursor must come after it.
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         let cursor = Utc::now();
         let which = SessionSelector::User {
             user_id: "u1".into(),
@@ -1525,3 +1527,95 @@ async fn the_audit_writer_flushes_what_it_queued_and_drops_when_full() {
         "every record is written or counted"
     );
 }
+
+contract!(one_access_token_lease_at_a_time, |s: Store| async move {
+    let appid = "wx5f3c1b2a9d8e7f60";
+    assert!(s.get_access_token(appid).await.unwrap().is_none());
+    // Eight nodes race for the first lease: exactly one takes it.
+    let mut tasks = Vec::new();
+    for n in 0..8 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            s.lease_access_token(appid, &format!("node-{n}"), 0, 1_000, 16_000)
+                .await
+                .unwrap()
+        }));
+    }
+    let mut won = 0;
+    for t in tasks {
+        won += usize::from(t.await.unwrap());
+    }
+    assert_eq!(won, 1, "one lease");
+    let row = s.get_access_token(appid).await.unwrap().unwrap();
+    assert_eq!((row.sealed, row.version), (None, 0));
+    // Only the holder stores; the version counts refreshes.
+    let holder = {
+        let mut h = String::new();
+        for n in 0..8 {
+            if s.put_access_token(appid, &format!("node-{n}"), b"t1", 5_000, 7_000)
+                .await
+                .unwrap()
+                .is_some()
+            {
+                h = format!("node-{n}");
+            }
+        }
+        h
+    };
+    assert!(!holder.is_empty());
+    let row = s.get_access_token(appid).await.unwrap().unwrap();
+    assert_eq!(row.sealed.as_deref(), Some(&b"t1"[..]));
+    assert_eq!(
+        (row.version, row.refresh_at, row.expires_at),
+        (1, 5_000, 7_000)
+    );
+    // A lease at a version already replaced is refused; at the current one it is taken.
+    assert!(
+        !s.lease_access_token(appid, "late", 0, 2_000, 17_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.lease_access_token(appid, "b", 1, 2_000, 17_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.lease_access_token(appid, "c", 1, 3_000, 18_000)
+            .await
+            .unwrap(),
+        "held"
+    );
+    // A crashed holder's lease runs out.
+    assert!(
+        s.lease_access_token(appid, "c", 1, 17_001, 32_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.put_access_token(appid, "b", b"late", 1, 1)
+            .await
+            .unwrap()
+            .is_none(),
+        "the lapsed holder stores nothing"
+    );
+    s.release_access_token(appid, "c").await.unwrap();
+    // A refusal expires the version it was seen with, once; an old version changes nothing.
+    assert!(!s.expire_access_token(appid, 0).await.unwrap());
+    assert!(s.expire_access_token(appid, 1).await.unwrap());
+    assert!(
+        !s.expire_access_token(appid, 1).await.unwrap(),
+        "already expired"
+    );
+    let row = s.get_access_token(appid).await.unwrap().unwrap();
+    assert_eq!((row.version, row.refresh_at, row.expires_at), (1, 0, 0));
+    assert!(
+        s.lease_access_token(appid, "d", 1, 40_000, 55_000)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.put_access_token(appid, "d", b"t2", 9, 9).await.unwrap(),
+        Some(2)
+    );
+});

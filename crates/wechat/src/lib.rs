@@ -6,7 +6,8 @@
 //! - Success is "errcode absent or 0" plus the fields that must be there.
 //! - Only -1 and connection failures are retried (twice at most, jittered backoff): a request
 //!   that may have reached WeChat with a single-use code is never sent again.
-//! - Access tokens come from `stable_token`, cached per appid, refreshed by one caller at a time.
+//! - Access tokens come from `stable_token`, cached per appid, refreshed by one caller at a time
+//!   (with shared tokens: by one node of the cluster at a time).
 
 mod crypto;
 mod errors;
@@ -19,7 +20,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use iam_domain::Secret;
 use iam_domain::ports::{
-    DecryptError, PhoneInfo, WechatApi, WechatError, WechatFault, WechatSession,
+    DecryptError, PhoneInfo, SharedAccessTokens, WechatApi, WechatError, WechatFault, WechatSession,
 };
 use iam_domain::values::{AppId, WechatCode};
 use rand::Rng;
@@ -97,6 +98,13 @@ impl WechatClient {
             tokens: Arc::new(TokenCache::default()),
             observer: None,
         })
+    }
+
+    /// Shares access tokens with the other nodes on the same database (SPEC §12) instead of
+    /// each node fetching its own.
+    pub fn with_shared_tokens(mut self, shared: Arc<dyn SharedAccessTokens>) -> Self {
+        self.tokens = Arc::new(TokenCache::shared(shared));
+        self
     }
 
     pub fn with_observer(mut self, observer: CallObserver) -> Self {
