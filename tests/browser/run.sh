@@ -27,7 +27,11 @@ sim="$(sed -n 's/.*listening on //p' "$work/sim.out" | head -n1)"
 [ -n "$sim" ] || { cat "$work/sim.out"; echo "wechat-sim did not start"; exit 1; }
 
 password="browser-admin-password"
-(cd "$work" && IAM_ADMIN_PASSWORD="$password" httpaddr=127.0.0.1 httpport=0 \
+# The issuer (and the snippet the console shows) is the configured origin, never a request's
+# Host, so the port is chosen first.
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+(cd "$work" && IAM_ADMIN_PASSWORD="$password" httpaddr=127.0.0.1 httpport="$port" \
+  origin="http://127.0.0.1:$port" \
   dataSourceName="$work/iam.db" sessionKeyFile="$work/key" wechatApiBase="http://$sim" \
   initDataFile="$root/conf/init_data.json" \
   "$root/target/debug/iam" --config "$root/conf/app.conf" > "$work/iam.out" 2>&1) &

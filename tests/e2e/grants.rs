@@ -1,5 +1,6 @@
 //! An application's `grantTypes` is enforced at the token endpoint, as Casdoor does; an
-//! application without any gets Casdoor console's default list, so nothing stops working.
+//! application without any gets Casdoor console's default list, so nothing stops working. The
+//! password grant finds users of the application's own organization only.
 
 use iam_e2e::{ADMIN_PASSWORD, Db};
 use serde_json::json;
@@ -60,5 +61,45 @@ async fn an_applications_grant_types_decide_what_it_may_use() -> anyhow::Result<
     assert!(c.password_tokens("bob", "bob-pw").await.is_ok());
     let a = c.sign_in_with("grants", &[]).await?;
     assert_eq!(a.status, 200, "{}", a.text);
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_password_grant_looks_in_the_applications_organization_only() -> anyhow::Result<()> {
+    let c = Ctx::start(Db::sqlite()?, &[]).await?;
+    let built_in = c.iam.built_in_client_id()?;
+    let grant = |client: &str, user: &str, pw: &str| {
+        let form = [
+            ("grant_type", "password".to_owned()),
+            ("client_id", client.to_owned()),
+            ("username", user.to_owned()),
+            ("password", pw.to_owned()),
+        ];
+        let c = &c;
+        async move { c.token(&form).await }
+    };
+    // The mini program's client id ships inside every copy of the mini program: it signs in
+    // its own organization's users, with or without the organization's prefix...
+    assert_eq!(grant(CLIENT_ID, "bob", "bob-pw").await?.status, 200);
+    assert_eq!(grant(CLIENT_ID, "demo/bob", "bob-pw").await?.status, 200);
+    // ...and no one else: not the global administrator, with the same answer as a wrong
+    // password (who exists is not revealed).
+    for user in ["built-in/admin", "admin"] {
+        let a = grant(CLIENT_ID, user, ADMIN_PASSWORD).await?;
+        assert_eq!(a.status, 400, "{user}: {}", a.text);
+        assert_eq!(a.json()["error"], "invalid_grant");
+        assert_eq!(
+            a.json()["error_description"],
+            "invalid username or password"
+        );
+    }
+    // Another organization's application does not find bob.
+    let a = grant("other000000000000000", "demo/bob", "bob-pw").await?;
+    assert_eq!(a.status, 400, "{}", a.text);
+    // The global administrator signs in through app-built-in.
+    for user in ["built-in/admin", "admin"] {
+        let a = grant(&built_in, user, ADMIN_PASSWORD).await?;
+        assert_eq!(a.status, 200, "{user}: {}", a.text);
+    }
     Ok(())
 }

@@ -9,7 +9,7 @@ async fn admin_token(c: &Ctx) -> anyhow::Result<String> {
     let a = c
         .token(&[
             ("grant_type", "password".into()),
-            ("client_id", crate::signin::CLIENT_ID.into()),
+            ("client_id", c.iam.built_in_client_id()?),
             ("username", "built-in/admin".into()),
             ("password", iam_e2e::ADMIN_PASSWORD.into()),
         ])

@@ -67,10 +67,11 @@ async fn the_operator_recovers_the_admin_and_rotates_secrets() -> anyhow::Result
     let db = Db::sqlite()?;
     let iam = Iam::start(&IamOptions::new(&db))?;
     let rec = Recorder::default();
+    let built_in = iam.built_in_client_id()?;
     let password = |p: &'static str| {
         [
             ("grant_type", "password"),
-            ("client_id", CLIENT_ID),
+            ("client_id", built_in.as_str()),
             ("username", "built-in/admin"),
             ("password", p),
         ]
@@ -97,7 +98,7 @@ async fn the_operator_recovers_the_admin_and_rotates_secrets() -> anyhow::Result
     assert!(printed.len() >= 16, "{out}");
     let form = [
         ("grant_type", "password"),
-        ("client_id", CLIENT_ID),
+        ("client_id", built_in.as_str()),
         ("username", "built-in/admin"),
         ("password", printed.as_str()),
     ];
@@ -210,7 +211,8 @@ async fn a_first_start_in_prod_without_a_key_creates_and_prints_nothing() -> any
     let conf = dir.path().join("app.conf");
     std::fs::write(
         &conf,
-        "runmode = prod\nhttpaddr = 127.0.0.1\nhttpport = 0\ndataSourceName = iam.db\n",
+        "runmode = prod\norigin = http://127.0.0.1\nhttpaddr = 127.0.0.1\nhttpport = 0\n\
+         dataSourceName = iam.db\n",
     )?;
     let out = Command::new(iam_e2e::binary("iam")?)
         .arg("--config")
@@ -421,7 +423,7 @@ async fn moving_from_sqlite_to_postgres_keeps_every_user_and_token() -> anyhow::
     let a = rec
         .send(rec.http.post(new.url("/oauth/token")).form(&[
             ("grant_type", "password"),
-            ("client_id", CLIENT_ID),
+            ("client_id", new.built_in_client_id()?.as_str()),
             ("username", "built-in/admin"),
             ("password", iam_e2e::ADMIN_PASSWORD),
         ]))

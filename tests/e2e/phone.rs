@@ -657,13 +657,25 @@ async fn linked_identities(db: Db) -> anyhow::Result<()> {
     let a = bind(&c, &bob, code).await?;
     assert_eq!(a.status, 400, "{}", a.text);
     assert!(a.msg().contains("40029"), "{}", a.text);
-    // A global administrator's account is not reachable through a mini program.
+    // A global administrator's account is not reachable through a mini program: their token
+    // comes from app-built-in, which has no mini program to bind...
     let global = c
         .password_token("built-in/admin", iam_e2e::ADMIN_PASSWORD)
         .await?;
     let (code, _) = c.sim.login(APPID, "root-wx").await?;
     let a = bind(&c, &global, code).await?;
-    assert_eq!(a.status, 403, "{}", a.text);
+    assert_eq!(a.status, 400, "{}", a.text);
+    assert!(a.msg().contains("app-built-in has no such"), "{}", a.text);
+    // ...and the mini program's public client id does not sign them in.
+    let a = c
+        .token(&[
+            ("grant_type", "password".into()),
+            ("client_id", crate::signin::CLIENT_ID.into()),
+            ("username", "built-in/admin".into()),
+            ("password", iam_e2e::ADMIN_PASSWORD.into()),
+        ])
+        .await?;
+    assert_eq!(a.status, 400, "{}", a.text);
 
     // Who may read and unbind: the user and administrators of their organization.
     let a = c

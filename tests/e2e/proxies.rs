@@ -1,6 +1,7 @@
-//! Trusted proxies and what else a node keeps from strangers (SPEC §12): `X-Forwarded-For` names the client only when the peer is a
-//! proxy `trustedProxies` lists — for the rate limit, the records and the sessions. From anyone
-//! else a spoofed header changes nothing.
+//! Trusted proxies and what else a node keeps from strangers (SPEC §12): `X-Forwarded-For` names
+//! the client only when the peer is a proxy `trustedProxies` lists — for the rate limit, the
+//! records and the sessions; from anyone else a spoofed header changes nothing. Nor does the
+//! Host header: the issuer and the discovery document come from `origin` only.
 
 use std::time::{Duration, Instant};
 
@@ -131,5 +132,59 @@ async fn metrics_can_be_served_on_their_own_address() -> anyhow::Result<()> {
     let own = reqwest::get(format!("http://{addr}/metrics")).await?;
     assert_eq!(own.status(), 200);
     assert!(own.text().await?.contains("iam_"), "the node's metrics");
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_host_header_never_names_the_issuer() -> anyhow::Result<()> {
+    let c = Ctx::start(Db::sqlite()?, &[]).await?;
+    // The harness configures `origin` as the node's own address, so that is the issuer.
+    let origin = c.iam.base.clone();
+    let discovery = c
+        .rec
+        .send(
+            c.rec
+                .http
+                .get(c.iam.url("/.well-known/openid-configuration"))
+                .header("host", "evil.example"),
+        )
+        .await?;
+    assert_eq!(discovery.status, 200, "{}", discovery.text);
+    let d = discovery.json();
+    assert_eq!(d["issuer"], origin.as_str());
+    assert_eq!(d["jwks_uri"], format!("{origin}/.well-known/jwks").as_str());
+    let a = c
+        .rec
+        .send(
+            c.rec
+                .http
+                .post(c.iam.url("/oauth/token"))
+                .header("host", "evil.example")
+                .form(&[
+                    ("grant_type", "password"),
+                    ("client_id", CLIENT_ID),
+                    ("username", "bob"),
+                    ("password", "bob-pw"),
+                ]),
+        )
+        .await?;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let token = a.json()["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(iam_e2e::claims(&token)?["iss"], origin.as_str());
+    // And the token works whatever Host the next request names.
+    let me = c
+        .rec
+        .send(
+            c.rec
+                .http
+                .get(c.iam.url("/api/userinfo"))
+                .header("host", "other.example")
+                .bearer_auth(&token),
+        )
+        .await?;
+    assert_eq!(me.status, 200, "{}", me.text);
     Ok(())
 }

@@ -191,7 +191,10 @@ async fn session_key_encryption_key_is_required_in_prod_and_generated_privately_
         db.url(),
         dir.path().join("keys/session.key").display()
     );
-    std::fs::write(&conf, format!("{base}runmode = prod\n"))?;
+    std::fs::write(
+        &conf,
+        format!("{base}runmode = prod\norigin = http://127.0.0.1\n"),
+    )?;
     let out = std::process::Command::new(iam_e2e::binary("iam")?)
         .arg("--config")
         .arg(&conf)

@@ -109,16 +109,24 @@ impl Ctx {
         self.post_json(path, bearer, body).await
     }
 
-    /// The password grant through the demo application: (access token, refresh token).
+    /// The password grant through the demo application (app-built-in for `built-in/` users):
+    /// (access token, refresh token).
     pub async fn password_tokens(
         &self,
         username: &str,
         password: &str,
     ) -> anyhow::Result<(String, String)> {
+        // A global administrator signs in through app-built-in; everyone else through the demo
+        // application.
+        let client_id = if username.starts_with("built-in/") {
+            self.iam.built_in_client_id()?
+        } else {
+            CLIENT_ID.to_owned()
+        };
         let a = self
             .token(&[
                 ("grant_type", "password".into()),
-                ("client_id", CLIENT_ID.into()),
+                ("client_id", client_id),
                 ("username", username.into()),
                 ("password", password.into()),
             ])

@@ -695,11 +695,15 @@ async fn million_run(cli: &Cli, duration: Duration, pg_url: Option<&str>) -> Res
             million::size_mb(db)
         );
         let client = reqwest::Client::new();
+        let built_in = match &stack._procs {
+            Some((_, iam, _)) => iam.built_in_client_id()?,
+            None => anyhow::bail!("the tool owns the database"),
+        };
         let admin: serde_json::Value = client
             .post(format!("{}/oauth/token", stack.target.iam))
             .form(&[
                 ("grant_type", "password"),
-                ("client_id", CLIENT_ID),
+                ("client_id", built_in.as_str()),
                 ("username", "built-in/admin"),
                 ("password", iam_e2e::ADMIN_PASSWORD),
             ])

@@ -23,9 +23,12 @@ pids+=($!)
 wait_for "$work/sim.out"
 sim="http://$(sed -n 's/.*listening on //p' "$work/sim.out" | head -n1)"
 
+# The issuer is the configured origin (never a request's Host), so the port is chosen first.
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 cat > "$work/app.conf" <<CONF
 httpaddr = 127.0.0.1
-httpport = 0
+httpport = $port
+origin = http://127.0.0.1:$port
 driverName = sqlite
 dataSourceName = $work/iam.db
 initDataFile = $root/conf/init_data.json
@@ -39,7 +42,9 @@ wait_for "$work/iam.out"
 iam="http://$(sed -n 's/.*listening on \([0-9.:]*\).*/\1/p' "$work/iam.out" | head -n1)"
 
 json() { "$work/venv/bin/python" -c "import sys,json;print(json.load(sys.stdin)$1)"; }
-admin=$(curl -sf -X POST "$iam/oauth/token" -d "grant_type=password&client_id=6825f4f0af45554c8952&username=built-in/admin&password=contract-admin" | json '["access_token"]')
+# Global administrators sign in through app-built-in, whose client id the operator reads so:
+builtin=$(cd "$work" && "$root/target/debug/iam" --config "$work/app.conf" app show-credentials app-built-in | sed -n 's/^clientId: *//p')
+admin=$(curl -sf -X POST "$iam/oauth/token" -d "grant_type=password&client_id=$builtin&username=admin&password=contract-admin" | json '["access_token"]')
 code=$(curl -sf -X POST "$sim/sim/login" -d '{"appid":"wx5f3c1b2a9d8e7f60","user":"sdk-user"}' | json '["code"]')
 user_token=$(curl -sf -X POST "$iam/oauth/token" -d "tag=wechat_miniprogram&client_id=6825f4f0af45554c8952&code=$code&username=SDK" | json '["access_token"]')
 user_name=$(curl -sf "$iam/api/get-account" -H "Authorization: Bearer $user_token" | json '["name"]')

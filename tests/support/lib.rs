@@ -316,6 +316,13 @@ macro_rules! both_backends {
     };
 }
 
+/// A port nobody listens on now, on 127.0.0.1.
+pub fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
 /// A running `iam`.
 pub struct Iam {
     pub proc: Proc,
@@ -352,6 +359,36 @@ pub const SESSION_KEY_ENCRYPTION_KEY: &str =
 
 impl Iam {
     pub fn start(opts: &IamOptions<'_>) -> Result<Self> {
+        // Production mode needs an origin (the issuer is never a request's Host): a test that
+        // sets none gets this node's own address, on a port picked before the start (picked
+        // again should another process take it in between).
+        let explicit = opts
+            .extra_env
+            .iter()
+            .find(|(k, _)| k == "origin")
+            .map(|(_, v)| v.clone());
+        let mut attempt = 0;
+        loop {
+            let (port, origin) = match &explicit {
+                Some(o) => (0, o.clone()),
+                None => {
+                    let port = free_port()?;
+                    (port, format!("http://127.0.0.1:{port}"))
+                }
+            };
+            match Self::start_on(opts, port, &origin) {
+                Ok(iam) => return Ok(iam),
+                Err(e) if attempt < 3 && format!("{e:#}").contains("cannot listen") => {
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Written into the configuration file too, so the `iam` commands a test runs beside the
+    /// server (which read that file) load it.
+    fn start_on(opts: &IamOptions<'_>, port: u16, origin: &str) -> Result<Self> {
         let workdir = tempfile::tempdir()?;
         let conf = workdir.path().join("app.conf");
         let init = opts
@@ -361,7 +398,8 @@ impl Iam {
         std::fs::write(
             &conf,
             format!(
-                "httpaddr = 127.0.0.1\nhttpport = 0\nrunmode = prod\ndriverName = {}\n\
+                "httpaddr = 127.0.0.1\nhttpport = {port}\nrunmode = prod\norigin = {origin}\n\
+                 driverName = {}\n\
                  dataSourceName = {}\ninitDataFile = {}\nwechatApiBase = {}\n\
                  sessionKeyFile = {}\nsessionKeyEncryptionKey = {}\n",
                 opts.db.driver(),
@@ -397,6 +435,29 @@ impl Iam {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
+    }
+
+    /// `app-built-in`'s client id, read as an operator reads it (`iam app show-credentials`):
+    /// global administrators sign in through it, never through another application.
+    pub fn built_in_client_id(&self) -> Result<String> {
+        let out = Command::new(binary("iam")?)
+            .arg("--config")
+            .arg(self.workdir.path().join("app.conf"))
+            .args(["app", "show-credentials", "app-built-in"])
+            .current_dir(self.workdir.path())
+            .env_remove("IAM_CONFIG")
+            .output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.lines()
+            .find_map(|l| l.strip_prefix("clientId:"))
+            .map(|id| id.trim().to_owned())
+            .filter(|id| out.status.success() && !id.is_empty())
+            .ok_or_else(|| {
+                anyhow!(
+                    "iam app show-credentials: {text}{}",
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            })
     }
 }
 

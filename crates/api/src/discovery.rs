@@ -2,13 +2,12 @@
 
 use std::sync::Arc;
 
-use poem::Request;
 use poem::web::Data;
 use poem_openapi::OpenApi;
 use serde_json::json;
 
 use crate::errors::{AnyJson, Failure, Reply};
-use crate::state::{AppState, issuer};
+use crate::state::AppState;
 use crate::tags::Tag;
 
 pub struct DiscoveryApi;
@@ -24,9 +23,8 @@ impl DiscoveryApi {
     async fn openid_configuration(
         &self,
         state: Data<&Arc<AppState>>,
-        req: &Request,
     ) -> Result<Reply<AnyJson>, Failure> {
-        let iss = issuer(req, &state.origin);
+        let iss = state.origin.clone();
         Ok(Reply::json(&json!({
             "issuer": iss,
             "token_endpoint": format!("{iss}/api/login/oauth/access_token"),

@@ -28,7 +28,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::errors::{Failure, OAuthFailure};
-use crate::state::{AppState, issuer};
+use crate::state::AppState;
 
 /// Request bodies above this are refused: nothing we accept is anywhere near it.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -125,7 +125,7 @@ impl<const BEARER_ONLY: bool> Authenticated<BEARER_ONLY> {
         let state = state(req)?;
         let of = |principal, claims| Self { principal, claims };
         if let Some(token) = bearer_token(req) {
-            let iss = issuer(req, &state.origin);
+            let iss = state.origin.clone();
             let (p, claims) = state.iam.authenticate_bearer(&token, Some(&iss)).await?;
             return Ok(of(p, Some(claims)));
         }

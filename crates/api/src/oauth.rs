@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::errors::{AnyJson, OAuthFailure, OAuthReply};
 use crate::extract::Params;
-use crate::state::{AppState, issuer};
+use crate::state::AppState;
 use crate::tags::Tag;
 
 /// Parameters of the token endpoint (RFC 6749 §4 and the mini program flow), from the query
@@ -131,7 +131,7 @@ async fn run_token(state: &AppState, req: &Request, mut tr: TokenRequest) -> Tok
     tr.client_ip = meta.client_ip;
     tr.user_agent = meta.user_agent;
     tr.request_uri = meta.request_uri;
-    let t = state.iam.token(&tr, &issuer(req, &state.origin)).await?;
+    let t = state.iam.token(&tr, &state.origin).await?;
     Ok(OAuthReply::token(&serde_json::to_value(&t).map_err(
         |e| OAuthFailure(OAuthError::server_error(e.to_string())),
     )?))
@@ -272,7 +272,7 @@ impl OAuthApi {
                 params.get("client_id"),
                 params.get("client_secret"),
                 params.get("token"),
-                &issuer(req, &state.origin),
+                &state.origin,
             )
             .await?;
         Ok(OAuthReply::token(&serde_json::to_value(&i).map_err(
@@ -302,7 +302,7 @@ impl OAuthApi {
                 params.get("code"),
                 params.get("username"),
                 params.get("avatar"),
-                &issuer(req, &state.origin),
+                &state.origin,
             )
             .map_err(|e| OAuthFailure(OAuthError::server_error(e.to_string())))?;
         Ok(OAuthReply::token(

@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use iam_domain::service::Iam;
 use poem::Request;
-use poem::http::header;
 
 use crate::metrics::Metrics;
 use crate::ratelimit::IpLimiter;
@@ -12,7 +11,8 @@ use crate::ratelimit::IpLimiter;
 pub struct AppState {
     pub iam: Iam,
     pub metrics: Metrics,
-    /// The configured issuer; empty: derived from each request's Host.
+    /// The issuer and base of every discovery URL (SPEC §12): the configured `origin`, in dev
+    /// `http://localhost:<port>` when none is; never a request's Host.
     pub origin: String,
     pub rate_limit: Option<Arc<IpLimiter>>,
     /// When set (config `benchEndpoints = true`), `POST /bench/sign` signs with this cert: the
@@ -55,36 +55,5 @@ impl iam_domain::ports::Events for Metrics {
 
     fn purged(&self, table: &str, rows: u64) {
         Metrics::purged(self, table, rows);
-    }
-}
-
-/// The issuer of tokens minted for this request: `origin` when configured, else the Host the
-/// client used (the domain's rule, [`iam_domain::service::issuer_for_host`]).
-pub fn issuer(req: &Request, origin: &str) -> String {
-    let host = req
-        .header(header::HOST)
-        .map(str::to_owned)
-        .or_else(|| req.uri().authority().map(|a| a.to_string()))
-        .unwrap_or_else(|| "localhost".into());
-    iam_domain::service::issuer_for_host(origin, &host)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn issuer_from_host() {
-        let req = Request::builder().header("host", "127.0.0.1:8000").finish();
-        assert_eq!(issuer(&req, ""), "http://127.0.0.1:8000");
-        let req = Request::builder().header("host", "localhost:8000").finish();
-        assert_eq!(issuer(&req, ""), "http://localhost:8000");
-        let req = Request::builder()
-            .header("host", "iam.example.com")
-            .finish();
-        assert_eq!(issuer(&req, ""), "https://iam.example.com");
-        let req = Request::builder().header("host", "[::1]:8000").finish();
-        assert_eq!(issuer(&req, ""), "http://[::1]:8000");
-        assert_eq!(issuer(&req, "https://iam.hanzo.ai"), "https://iam.hanzo.ai");
     }
 }

@@ -27,13 +27,7 @@ struct LoginPage {
 }
 
 /// The sign-in form, with a fresh token bound to a pre-sign-in cookie (login CSRF).
-fn form(
-    console: &Console,
-    req: &Request,
-    username: &str,
-    error: Option<String>,
-    status: StatusCode,
-) -> Response {
+fn form(console: &Console, username: &str, error: Option<String>, status: StatusCode) -> Response {
     let csrf = random_hex(32);
     let mut resp = render_status(
         &LoginPage {
@@ -44,13 +38,7 @@ fn form(
         },
         status,
     );
-    set_cookie(
-        &mut resp,
-        LOGIN_COOKIE,
-        &csrf,
-        console.secure(req),
-        Some(1800),
-    );
+    set_cookie(&mut resp, LOGIN_COOKIE, &csrf, console.secure(), Some(1800));
     resp
 }
 
@@ -59,7 +47,7 @@ pub async fn login_page(req: &Request, Data(console): Data<&Arc<Console>>) -> Re
     if page::admin(console, req).await.is_ok() {
         return see_other("/console/");
     }
-    form(console, req, "", None, StatusCode::OK)
+    form(console, "", None, StatusCode::OK)
 }
 
 #[handler]
@@ -80,7 +68,6 @@ pub async fn login(req: &Request, body: Body, Data(console): Data<&Arc<Console>>
     {
         let mut resp = form(
             console,
-            req,
             &username,
             Some("Too many failed sign-ins from this address. Wait a minute and try again.".into()),
             StatusCode::TOO_MANY_REQUESTS,
@@ -97,13 +84,13 @@ pub async fn login(req: &Request, body: Body, Data(console): Data<&Arc<Console>>
     };
     match console
         .iam
-        .console_sign_in(&login, &console.issuer(req))
+        .console_sign_in(&login, &console.origin.clone())
         .await
     {
         Ok(token) => {
             let mut resp = see_other("/console/");
-            set_cookie(&mut resp, SESSION_COOKIE, &token, console.secure(req), None);
-            set_cookie(&mut resp, LOGIN_COOKIE, "", console.secure(req), Some(0));
+            set_cookie(&mut resp, SESSION_COOKIE, &token, console.secure(), None);
+            set_cookie(&mut resp, LOGIN_COOKIE, "", console.secure(), Some(0));
             resp
         }
         Err(e) => {
@@ -118,7 +105,7 @@ pub async fn login(req: &Request, body: Body, Data(console): Data<&Arc<Console>>
                 }
                 other => capitalized(&other.to_string()),
             };
-            form(console, req, &username, Some(message), status)
+            form(console, &username, Some(message), status)
         }
     }
 }
@@ -150,6 +137,6 @@ pub async fn logout(
         result.as_ref().map(|_| ()),
     );
     let mut resp = see_other("/console/login");
-    set_cookie(&mut resp, SESSION_COOKIE, "", console.secure(req), Some(0));
+    set_cookie(&mut resp, SESSION_COOKIE, "", console.secure(), Some(0));
     resp
 }

@@ -120,7 +120,7 @@ pub async fn submit(
     );
     match result {
         Ok(app) => {
-            let origin = console.issuer(req);
+            let origin = console.origin.clone();
             let t = ConnectedPage {
                 frame: admin.frame("Mini program connected", "connect"),
                 snippet: snippet(&origin, app.client_id.as_str()),

@@ -32,7 +32,8 @@ pub use page::CSP;
 /// What the console's pages reach.
 pub struct Console {
     iam: Iam,
-    /// The configured origin; empty: each request's Host.
+    /// The issuer and public URL: the configured `origin` (in dev, `http://localhost:<port>`
+    /// when none is configured); never a request's Host.
     origin: String,
     /// Failed sign-ins per client address.
     login_limit: DefaultKeyedRateLimiter<IpAddr>,
@@ -59,18 +60,9 @@ impl Console {
         })
     }
 
-    fn issuer(&self, req: &poem::Request) -> String {
-        let host = req
-            .header(header::HOST)
-            .map(str::to_owned)
-            .or_else(|| req.uri().authority().map(|a| a.to_string()))
-            .unwrap_or_else(|| "localhost".into());
-        iam_domain::service::issuer_for_host(&self.origin, &host)
-    }
-
     /// Cookies are `Secure` when the console is served over https.
-    fn secure(&self, req: &poem::Request) -> bool {
-        self.issuer(req).starts_with("https://")
+    fn secure(&self) -> bool {
+        self.origin.starts_with("https://")
     }
 }
 

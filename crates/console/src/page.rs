@@ -156,7 +156,7 @@ pub async fn admin(console: &Console, req: &Request) -> Result<Admin, Response> 
     let Some(token) = cookie(req, SESSION_COOKIE).filter(|t| !t.is_empty()) else {
         return Err(to_login());
     };
-    let issuer = console.issuer(req);
+    let issuer = console.origin.clone();
     match console.iam.console_principal(&token, Some(&issuer)).await {
         Ok((user, sid)) => Ok(Admin {
             principal: Principal::User(user.clone()),
@@ -170,7 +170,7 @@ pub async fn admin(console: &Console, req: &Request) -> Result<Admin, Response> 
         }
         Err(_) => {
             let mut resp = to_login();
-            crate::page::set_cookie(&mut resp, SESSION_COOKIE, "", console.secure(req), Some(0));
+            crate::page::set_cookie(&mut resp, SESSION_COOKIE, "", console.secure(), Some(0));
             Err(resp)
         }
     }

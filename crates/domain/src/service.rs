@@ -39,27 +39,6 @@ pub struct Iam {
     pub(crate) sessions: Arc<crate::sessions::SessionState>,
 }
 
-/// The issuer of tokens minted for a request to `host`: `origin` when configured, else the
-/// host the client used (`http://` for an IP or a name without a dot, `https://` otherwise).
-pub fn issuer_for_host(origin: &str, host: &str) -> String {
-    if !origin.is_empty() {
-        return origin.to_owned();
-    }
-    let name = if host.starts_with('[') {
-        host.split(']')
-            .next()
-            .unwrap_or_default()
-            .trim_start_matches('[')
-            .to_owned()
-    } else {
-        host.rsplit_once(':')
-            .map(|(h, _)| h.to_owned())
-            .unwrap_or_else(|| host.to_owned())
-    };
-    let plain = name.parse::<std::net::IpAddr>().is_ok() || !name.contains('.');
-    format!("{}://{}", if plain { "http" } else { "https" }, host)
-}
-
 /// Who is calling, once authenticated.
 #[derive(Debug, Clone)]
 #[allow(clippy::large_enum_variant)] // short-lived, one per request

@@ -437,6 +437,25 @@ impl Config {
         };
         raw.string("origin", &mut c.origin);
         c.origin = c.origin.trim_end_matches('/').to_owned();
+        if let Some((_, origin)) = raw.get("origin")
+            && !c.origin.is_empty()
+        {
+            let rest = c
+                .origin
+                .strip_prefix("https://")
+                .or_else(|| c.origin.strip_prefix("http://"));
+            if rest.is_none_or(|r| r.is_empty() || r.contains(['/', '?', '#', ' '])) {
+                return Err(raw.err(
+                    "origin",
+                    origin,
+                    format!(
+                        "{:?} is not an http(s) origin such as https://iam.example.com \
+                         (no path)",
+                        c.origin
+                    ),
+                ));
+            }
+        }
         raw.string("httpaddr", &mut c.http_addr);
         raw.parsed("httpport", &mut c.http_port, "a port number (0-65535)")?;
         if let Some((v, origin)) = raw.get("runmode") {
@@ -636,6 +655,18 @@ impl Config {
             }
             c.warnings.push(format!("{file}:{line}: {message}"));
         }
+        if c.run_mode == RunMode::Prod
+            && c.origin.is_empty()
+            && let Some((_, origin)) = raw.get("runmode")
+        {
+            return Err(raw.err(
+                "origin",
+                origin,
+                "is empty while runmode = prod: set the public URL tokens are issued by \
+                 (origin = https://iam.example.com); a request's Host header is never trusted"
+                    .into(),
+            ));
+        }
         Ok(c)
     }
 }
@@ -646,6 +677,28 @@ mod tests {
 
     fn no_env(_: &str) -> Option<String> {
         None
+    }
+
+    #[test]
+    fn prod_needs_an_origin_and_an_origin_is_a_url() {
+        let err = Config::from_text("c", "runmode = prod\n", &no_env).unwrap_err();
+        assert!(err.to_string().contains("key origin"), "{err}");
+        let c = Config::from_text(
+            "c",
+            "runmode = prod\norigin = https://iam.example.com\n",
+            &no_env,
+        )
+        .unwrap();
+        assert_eq!(c.origin, "https://iam.example.com");
+        for bad in [
+            "iam.example.com",
+            "https://",
+            "https://a.example/path",
+            "ftp://a.example",
+        ] {
+            let err = Config::from_text("c", &format!("origin = {bad}\n"), &no_env).unwrap_err();
+            assert!(err.to_string().contains("key origin"), "{bad}: {err}");
+        }
     }
 
     #[test]
