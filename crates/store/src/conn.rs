@@ -170,38 +170,102 @@ fn private_database_file(path: &str) -> Result<(), StoreError> {
 
 /// A database that does not exist will not appear by waiting: say so at once, with the command
 /// that creates it. Other failures (the server still starting) are left to the pool's retries.
+/// The first connection, tried a bounded number of times (a database starting beside the
+/// server gets a few seconds): a missing database is named with the command that creates it,
+/// an unreachable server with its host and port. The password never appears.
 fn check_database_exists(url: &str) -> Result<(), StoreError> {
-    match diesel::PgConnection::establish(url) {
-        Err(e) if e.to_string().contains("does not exist") => {
-            Err(StoreError::Unavailable(format!(
-                "{}; create it with: {}",
-                redact(e.to_string().trim()),
-                createdb_command(url)
-            )))
+    const ATTEMPTS: u32 = 4;
+    let target = PgTarget::of(url);
+    let mut last = String::new();
+    for attempt in 0..ATTEMPTS {
+        if attempt > 0 {
+            std::thread::sleep(Duration::from_millis(250 << (attempt - 1)));
         }
-        _ => Ok(()),
+        match diesel::PgConnection::establish(url) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.to_string().contains("does not exist") => {
+                return Err(StoreError::Unavailable(format!(
+                    "{}; create it with: {}",
+                    redact(e.to_string().trim()),
+                    target.createdb()
+                )));
+            }
+            Err(e) => {
+                last = redact(e.to_string().trim());
+                tracing::warn!(
+                    host = %target.host,
+                    port = %target.port,
+                    attempt = attempt + 1,
+                    error = %last,
+                    "cannot connect to PostgreSQL"
+                );
+            }
+        }
     }
+    Err(StoreError::Unavailable(format!(
+        "dataSourceName: cannot connect to PostgreSQL at {}:{} as {} (database {}) after {ATTEMPTS} \
+         attempts: {last}",
+        if target.host.is_empty() {
+            "localhost"
+        } else {
+            &target.host
+        },
+        if target.port.is_empty() {
+            "5432"
+        } else {
+            &target.port
+        },
+        if target.user.is_empty() {
+            "(default user)"
+        } else {
+            &target.user
+        },
+        target.db(),
+    )))
 }
 
-/// `createdb` with the host, port and user of a `postgres://user:pass@host:port/db` URL.
-fn createdb_command(url: &str) -> String {
-    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
-    let rest = rest.split('?').next().unwrap_or_default();
-    let (authority, db) = rest.split_once('/').unwrap_or((rest, ""));
-    let (user, hostport) = match authority.rsplit_once('@') {
-        Some((u, h)) => (u.split(':').next().unwrap_or_default(), h),
-        None => ("", authority),
-    };
-    let (host, port) = hostport.rsplit_once(':').unwrap_or((hostport, ""));
-    let mut cmd = String::from("createdb");
-    for (flag, value) in [("-h", host), ("-p", port), ("-U", user)] {
-        if !value.is_empty() {
-            cmd.push_str(&format!(" {flag} {value}"));
+/// The parts of a `postgres://user:pass@host:port/db` URL that may be shown (no password).
+struct PgTarget {
+    user: String,
+    host: String,
+    port: String,
+    db: String,
+}
+
+impl PgTarget {
+    fn of(url: &str) -> Self {
+        let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+        let rest = rest.split('?').next().unwrap_or_default();
+        let (authority, db) = rest.split_once('/').unwrap_or((rest, ""));
+        let (user, hostport) = match authority.rsplit_once('@') {
+            Some((u, h)) => (u.split(':').next().unwrap_or_default(), h),
+            None => ("", authority),
+        };
+        let (host, port) = hostport.rsplit_once(':').unwrap_or((hostport, ""));
+        Self {
+            user: user.to_owned(),
+            host: host.to_owned(),
+            port: port.to_owned(),
+            db: db.to_owned(),
         }
     }
-    cmd.push(' ');
-    cmd.push_str(if db.is_empty() { "iam" } else { db });
-    cmd
+
+    fn db(&self) -> &str {
+        if self.db.is_empty() { "iam" } else { &self.db }
+    }
+
+    /// `createdb` with the host, port and user.
+    fn createdb(&self) -> String {
+        let mut cmd = String::from("createdb");
+        for (flag, value) in [("-h", &self.host), ("-p", &self.port), ("-U", &self.user)] {
+            if !value.is_empty() {
+                cmd.push_str(&format!(" {flag} {value}"));
+            }
+        }
+        cmd.push(' ');
+        cmd.push_str(self.db());
+        cmd
+    }
 }
 
 /// Keeps a PostgreSQL password out of error messages.
@@ -401,13 +465,27 @@ mod tests {
     #[test]
     fn createdb_hint_names_host_port_user_and_database() {
         assert_eq!(
-            createdb_command("postgres://postgres:pw@127.0.0.1:5432/iam?sslmode=disable"),
+            PgTarget::of("postgres://postgres:pw@127.0.0.1:5432/iam?sslmode=disable").createdb(),
             "createdb -h 127.0.0.1 -p 5432 -U postgres iam"
         );
         assert_eq!(
-            createdb_command("postgres://db.local/app"),
+            PgTarget::of("postgres://db.local/app").createdb(),
             "createdb -h db.local app"
         );
+    }
+
+    #[test]
+    fn an_unreachable_server_is_named_after_bounded_retries_without_its_password() {
+        // Port 1 on loopback refuses at once: four attempts, about two seconds.
+        let started = std::time::Instant::now();
+        let err = check_database_exists("postgres://iam:s3cret-pw@127.0.0.1:1/iam")
+            .expect_err("nothing listens on port 1");
+        let msg = err.to_string();
+        assert!(msg.contains("127.0.0.1:1"), "{msg}");
+        assert!(msg.contains("after 4 attempts"), "{msg}");
+        assert!(msg.contains("dataSourceName"), "{msg}");
+        assert!(!msg.contains("s3cret-pw"), "{msg}");
+        assert!(started.elapsed() < Duration::from_secs(10));
     }
 
     #[test]
