@@ -42,7 +42,8 @@ struct Cli {
     slow_concurrency: usize,
     /// Scenarios to run (comma list): bare, returning, client-credentials, bearer, first, slow,
     /// busy, postgres, purge, million (SQLite, and PostgreSQL when a URL is given), passwords
-    /// (500 concurrent password attempts beside mini program sign-ins).
+    /// (500 concurrent password attempts beside mini program sign-ins), nodes (returning
+    /// sign-ins over 1, 2 and 3 nodes on one PostgreSQL, with its transactions per sign-in).
     #[arg(
         long,
         default_value = "bare,returning,client-credentials,bearer,first,slow,busy,postgres"
@@ -80,12 +81,23 @@ struct Cli {
 struct Target {
     sim: String,
     iam: String,
+    /// More nodes behind the same database: sign-ins are spread over `iam` and these, worker
+    /// by worker, as a load balancer spreads clients.
+    others: Vec<String>,
     pid: Option<u32>,
 }
 
 impl Target {
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.iam)
+    }
+
+    /// `path` on the node worker `worker` talks to.
+    fn url_for(&self, worker: usize, path: &str) -> String {
+        match worker % (self.others.len() + 1) {
+            0 => self.url(path),
+            n => format!("{}{path}", self.others[n - 1]),
+        }
     }
 
     async fn exchanges(&self) -> u64 {
@@ -218,10 +230,10 @@ async fn run_scenario(
     let mut tasks = Vec::new();
     for (worker, mut pool) in pools.into_iter().enumerate() {
         let (client, tally, mode) = (client.clone(), tally.clone(), mode.clone());
-        let (sim_base, token_url) = (target.sim.clone(), target.url("/oauth/token"));
-        let bench_url = target.url("/bench/sign");
-        let account_url = target.url("/api/get-account");
-        let health_url = target.url("/healthz");
+        let (sim_base, token_url) = (target.sim.clone(), target.url_for(worker, "/oauth/token"));
+        let bench_url = target.url_for(worker, "/bench/sign");
+        let account_url = target.url_for(worker, "/api/get-account");
+        let health_url = target.url_for(worker, "/healthz");
         tasks.push(tokio::spawn(async move {
             let mut n = 0u64;
             let mut lat = Vec::new();
@@ -439,6 +451,7 @@ fn start(cli: &Cli, db: Db, extra: &[(&str, &str)]) -> Result<Stack> {
             target: Target {
                 sim: sim.trim_end_matches('/').to_owned(),
                 iam: iam.trim_end_matches('/').to_owned(),
+                others: Vec::new(),
                 pid: cli.iam_pid,
             },
             _procs: None,
@@ -461,6 +474,7 @@ fn start(cli: &Cli, db: Db, extra: &[(&str, &str)]) -> Result<Stack> {
     let target = Target {
         sim: sim.base.clone(),
         iam: iam.base.clone(),
+        others: Vec::new(),
         pid: Some(iam.proc.child.id()),
     };
     Ok(Stack {
@@ -829,6 +843,107 @@ async fn million_run(cli: &Cli, duration: Duration, pg_url: Option<&str>) -> Res
 /// can (each check is ~19 MB of argon2 while it runs) beside mini program sign-ins. Reports the
 /// node's peak resident memory (target < 300 MB), how the attempts were answered (a check that
 /// waits too long for a hashing slot is a 503) and the sign-ins meanwhile.
+/// What PostgreSQL counted for one database: transactions, rows written.
+#[derive(Default, Clone, Copy)]
+struct PgCounts {
+    xacts: i64,
+    rows_written: i64,
+}
+
+fn pg_counts(url: &str) -> Result<PgCounts> {
+    use diesel::prelude::*;
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        xacts: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        rows_written: i64,
+    }
+    let mut c = diesel::PgConnection::establish(url)?;
+    let r: Row = diesel::sql_query(
+        "SELECT (xact_commit + xact_rollback)::bigint AS xacts, \
+                (tup_inserted + tup_updated + tup_deleted)::bigint AS rows_written \
+         FROM pg_stat_database WHERE datname = current_database()",
+    )
+    .get_result(&mut c)?;
+    Ok(PgCounts {
+        xacts: r.xacts,
+        rows_written: r.rows_written,
+    })
+}
+
+/// SPEC §12's drill on this machine: returning sign-ins spread over 1, 2 and 3 nodes on one
+/// PostgreSQL, beside what the database counted (transactions and rows written per sign-in).
+/// On 2 cores the nodes, the database, the simulator and this tool share the CPU: the figures
+/// say what one PostgreSQL takes per sign-in more than how nodes scale.
+async fn nodes_run(cli: &Cli, duration: Duration, pg_url: &str) -> Result<()> {
+    println!("  nodes: returning sign-ins over N nodes on one PostgreSQL");
+    // SAFETY of the environment: only this thread reads it before the children start.
+    unsafe { std::env::set_var("IAM_TEST_POSTGRES_URL", pg_url) };
+    for n in 1..=3usize {
+        let Some(db) = Db::postgres()? else {
+            bail!("postgres")
+        };
+        let extra = [("origin", "http://iam.load.test")];
+        let stack = start(cli, db, &extra)?;
+        let (Some((sim, _, db)), mut target) = (&stack._procs, stack.target.clone()) else {
+            bail!("the tool owns the nodes")
+        };
+        let mut more = Vec::new();
+        for _ in 1..n {
+            let mut opts = IamOptions::new(db);
+            opts.wechat_api_base = sim.base.clone();
+            opts.init_data = Some(workspace_root().join("conf/init_data.json"));
+            for (k, v) in [
+                ("tokenRateLimitPerIp", "0"),
+                ("IAM_LOG", "warn,iam::serve=info"),
+                ("origin", "http://iam.load.test"),
+            ] {
+                opts.extra_env.push((k.into(), v.into()));
+            }
+            let node = Iam::start(&opts)?;
+            target.others.push(node.base.clone());
+            more.push(node);
+        }
+        target.pid = None;
+        warm_returning(&stack, cli.returning_users).await?;
+        let url = db.url();
+        // Idle backends report their counts within 10 s (PostgreSQL 15's stats flush).
+        tokio::time::sleep(Duration::from_secs(11)).await;
+        let before = pg_counts(&url)?;
+        let o = run_scenario(
+            &format!("returning users, {n} node(s), PostgreSQL"),
+            &target,
+            Mode::Returning(cli.returning_users),
+            cli.concurrency,
+            duration,
+        )
+        .await?;
+        tokio::time::sleep(Duration::from_secs(11)).await;
+        let after = pg_counts(&url)?;
+        println!(
+            "  {:<48} {:>5.0}/s  p50 {:>7.1} ms  p95 {:>7.1} ms  p99 {:>7.1} ms  ok {:>7}  errors {:>5}",
+            o.name,
+            o.rate,
+            o.p50.as_secs_f64() * 1e3,
+            o.p95.as_secs_f64() * 1e3,
+            o.p99.as_secs_f64() * 1e3,
+            o.ok,
+            o.errors.values().sum::<u64>(),
+        );
+        let secs = duration.as_secs_f64();
+        let per = |d: i64| d as f64 / o.ok.max(1) as f64;
+        println!(
+            "      database: {:.0} transactions/s; per sign-in {:.2} transactions, {:.2} rows written",
+            (after.xacts - before.xacts) as f64 / secs,
+            per(after.xacts - before.xacts),
+            per(after.rows_written - before.rows_written),
+        );
+        drop(more);
+    }
+    Ok(())
+}
+
 async fn passwords_run(cli: &Cli, duration: Duration) -> Result<()> {
     const ATTACKERS: usize = 500;
     let stack = start(cli, Db::sqlite()?, &[])?;
@@ -1051,6 +1166,15 @@ async fn main() -> Result<()> {
     }
     if want("passwords") {
         passwords_run(&cli, duration).await?;
+    }
+    if want("nodes") {
+        match &pg_url {
+            Some(url) if cli.iam_url.is_none() => nodes_run(&cli, duration, url).await?,
+            _ => println!(
+                "  (nodes scenario skipped: it starts its own nodes on --postgres or \
+                 IAM_TEST_POSTGRES_URL)"
+            ),
+        }
     }
     if want("slow") {
         let stack = start(&cli, Db::sqlite()?, &[])?;
