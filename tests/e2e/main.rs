@@ -1,5 +1,6 @@
 //! End-to-end tests: one test binary, the real processes.
 
+mod at_rest;
 mod cluster;
 mod console;
 mod drills;

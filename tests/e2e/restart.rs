@@ -179,8 +179,8 @@ async fn a_malformed_seed_file_stops_startup_and_writes_nothing() -> anyhow::Res
 }
 
 #[tokio::test]
-async fn session_key_encryption_key_is_required_in_prod_and_generated_privately_in_dev()
--> anyhow::Result<()> {
+async fn the_sealing_key_is_required_in_prod_and_generated_privately_in_dev() -> anyhow::Result<()>
+{
     use std::os::unix::fs::PermissionsExt;
     let db = Db::sqlite()?;
     let dir = tempfile::tempdir()?;
@@ -223,6 +223,24 @@ async fn session_key_encryption_key_is_required_in_prod_and_generated_privately_
     assert!(
         !child.lines().iter().any(|l| l.contains(key.trim())),
         "the key itself is never logged"
+    );
+    // In prod a key file the operator put there (the same on every node) is used as it is.
+    std::fs::write(
+        &conf,
+        format!("{base}runmode = prod\norigin = http://127.0.0.1\n"),
+    )?;
+    let mut cmd = std::process::Command::new(iam_e2e::binary("iam")?);
+    cmd.arg("--config")
+        .arg(&conf)
+        .current_dir(dir.path())
+        .env("IAM_ADMIN_PASSWORD", "x");
+    let mut child = iam_e2e::Proc::spawn_for_test("iam", cmd)?;
+    child.wait_for("listening on ", Duration::from_secs(30))?;
+    assert!(child.terminate(Duration::from_secs(10))?.success());
+    assert_eq!(
+        std::fs::read_to_string(&key_file)?,
+        key,
+        "read, never replaced"
     );
     Ok(())
 }

@@ -255,10 +255,16 @@ impl Db {
         }
     }
 
-    /// A store on the same database, to look at what the server wrote.
+    /// A store on the same database, to look at what the server wrote, with the sealing key
+    /// every test server gets (so secrets sealed at rest open).
     pub async fn store(&self) -> Result<iam_store::Store> {
         let driver = iam_store::Driver::parse(self.driver()).ok_or_else(|| anyhow!("driver"))?;
-        Ok(iam_store::Store::open(driver, &self.url(), 2).await?)
+        let sealer = iam_jwt::seal::SessionKeySealer::from_text(&iam_domain::Secret::new(
+            SESSION_KEY_ENCRYPTION_KEY.to_owned(),
+        ))?;
+        Ok(iam_store::Store::open(driver, &self.url(), 2)
+            .await?
+            .with_sealer(Arc::new(sealer)))
     }
 }
 

@@ -110,11 +110,13 @@ pub enum ExportSecrets {
 
 const SEALED: &str = "sealed:";
 
-fn hex(bytes: &[u8]) -> String {
+/// Lower-case hex of `bytes` (sealed secrets are written so, in exports and at rest).
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn unhex(s: &str) -> Option<Vec<u8>> {
+/// The bytes of lower- or upper-case hex; `None` for anything else.
+pub fn unhex(s: &str) -> Option<Vec<u8>> {
     if !s.len().is_multiple_of(2) {
         return None;
     }

@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use iam_api::{AppState, IpLimiter, Metrics};
 use iam_domain::Secret;
 use iam_domain::access_tokens::ClusterAccessTokens;
-use iam_domain::ports::Repository;
+use iam_domain::ports::{Repository, SessionSealer};
 use iam_domain::service::{Iam, Ports};
 use iam_jwt::JwtCodec;
 use iam_jwt::password::Argon2Passwords;
@@ -21,7 +21,9 @@ use poem::listener::{Acceptor, Listener, TcpListener};
 use crate::bootstrap;
 use crate::config::{Config, RunMode};
 
-async fn open_store(config: &Config) -> Result<Store> {
+/// The store, migrated; with the sealing key, its secrets sealed at rest (those an older version
+/// left in plaintext are sealed now).
+async fn open_store(config: &Config, sealer: Option<Arc<dyn SessionSealer>>) -> Result<Store> {
     let driver = Driver::parse(&config.driver_name).with_context(|| {
         format!(
             "driverName {:?} is not sqlite or postgres",
@@ -31,15 +33,26 @@ async fn open_store(config: &Config) -> Result<Store> {
     let store = Store::open(driver, &config.data_source_name, config.db_pool_size)
         .await
         .context("cannot open the database")?;
+    let store = match sealer {
+        Some(sealer) => store.with_sealer(sealer),
+        None => store,
+    };
     let applied = store.migrate().await?;
     if applied > 0 {
         tracing::info!(applied, "database migrations applied");
+    }
+    let sealed = store.seal_plaintext_secrets().await?;
+    if sealed > 0 {
+        tracing::info!(
+            sealed,
+            "secrets stored in plaintext by an older version are now sealed"
+        );
     }
     Ok(store)
 }
 
 pub async fn migrate_only(config: &Config) -> Result<()> {
-    open_store(config).await?;
+    open_store(config, None).await?;
     tracing::info!("database is up to date");
     Ok(())
 }
@@ -71,7 +84,7 @@ async fn shutdown_signal() {
 pub fn build_iam(
     config: &Config,
     store: Store,
-    sealer: SessionKeySealer,
+    sealer: Arc<dyn SessionSealer>,
     metrics: &Metrics,
 ) -> Result<Iam> {
     let observer = {
@@ -85,7 +98,6 @@ pub fn build_iam(
     .map_err(|e| anyhow::anyhow!("{e}"))?
     .with_observer(observer);
     let repo: Arc<dyn iam_domain::ports::Repository> = Arc::new(store);
-    let sealer: Arc<dyn iam_domain::ports::SessionSealer> = Arc::new(sealer);
     // One access token per appid for every node on this database (SPEC §12).
     let wechat = wechat.with_shared_tokens(Arc::new(ClusterAccessTokens::new(
         repo.clone(),
@@ -116,8 +128,8 @@ pub fn build_iam(
 /// The store and the use cases, for the commands that work on the data (`iam admin`, `iam app`,
 /// `iam cert`, `iam backup`).
 pub async fn open_iam(config: &Config) -> Result<(Store, Iam)> {
-    let sealer = session_key_sealer(config).await?;
-    let store = open_store(config).await?;
+    let sealer: Arc<dyn SessionSealer> = Arc::new(session_key_sealer(config).await?);
+    let store = open_store(config, Some(sealer.clone())).await?;
     let iam = build_iam(config, store.clone(), sealer, &Metrics::new())?;
     Ok((store, iam))
 }
@@ -132,8 +144,8 @@ pub async fn serve(config: Config) -> Result<()> {
     // Everything that can stop a start is checked before anything is created: the sealing key,
     // the database, the listening address, the seed file. So the credentials a first start
     // prints are never printed and then lost to a failed start.
-    let sealer = session_key_sealer(&config).await?;
-    let store = open_store(&config).await?;
+    let sealer: Arc<dyn SessionSealer> = Arc::new(session_key_sealer(&config).await?);
+    let store = open_store(&config, Some(sealer.clone())).await?;
     // Every 200 ms. Once a second was tried (a page written many times within the second is
     // copied once): no less CPU per sign-in within the runs' spread, and the longer log made the
     // tail slower (p99 410 ms against 242) and the log larger.
@@ -320,15 +332,24 @@ async fn session_key_sealer(config: &Config) -> Result<SessionKeySealer> {
         return SessionKeySealer::from_text(key)
             .map_err(|e| anyhow::anyhow!("sessionKeyEncryptionKey: {e}"));
     }
-    if config.run_mode == RunMode::Prod {
-        bail!(
-            "sessionKeyEncryptionKey is not set: in prod, WeChat session keys must be sealed with a \
-             key you keep (64 hex characters, e.g. from `openssl rand -hex 32`)"
-        );
-    }
+    // Every node of a cluster must have the same key: from sessionKeyEncryptionKey (the file or
+    // an environment variable of that name), or from a file the operator put at sessionKeyFile.
+    // Only dev makes one up.
     let path = config.session_key_file.clone();
     let text = match tokio::fs::read_to_string(&path).await {
-        Ok(t) => Secret::new(t.trim()),
+        Ok(t) => {
+            warn_if_readable_by_others(&path);
+            Secret::new(t.trim())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && config.run_mode == RunMode::Prod => {
+            bail!(
+                "sessionKeyEncryptionKey is not set and sessionKeyFile {} does not exist: in prod, \
+                 session keys, signing keys, client secrets and AppSecrets are sealed with a key \
+                 you keep, the same on every node (64 hex characters, e.g. from `openssl rand \
+                 -hex 32`, in sessionKeyEncryptionKey or in that file)",
+                path.display()
+            );
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = SessionKeySealer::generate_text().map_err(|e| anyhow::anyhow!("{e}"))?;
             write_private(&path, key.expose()).await?;
@@ -342,6 +363,20 @@ async fn session_key_sealer(config: &Config) -> Result<SessionKeySealer> {
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     };
     SessionKeySealer::from_text(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+/// The sealing key's file should be its owner's only: say so when it is not.
+fn warn_if_readable_by_others(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(m) = std::fs::metadata(path)
+        && m.permissions().mode() & 0o077 != 0
+    {
+        tracing::warn!(
+            file = %path.display(),
+            mode = format!("{:o}", m.permissions().mode() & 0o777),
+            "the sealing key file can be read by other users: chmod 600 it"
+        );
+    }
 }
 
 /// Writes a file only its owner can read.

@@ -13,6 +13,7 @@ mod records;
 mod repo;
 mod rows;
 mod schema;
+mod secrets;
 mod sessions;
 
 use std::sync::Arc;
@@ -28,6 +29,9 @@ pub struct Store {
     pool: Arc<Pool>,
     driver: Driver,
     url: String,
+    /// Seals secrets at rest (signing keys, client secrets, AppSecrets); without it they are
+    /// written as they are (the storage contract tests, `iam` commands that need no secret).
+    sealer: Option<Arc<dyn iam_domain::ports::SessionSealer>>,
 }
 
 /// The write-ahead log is reset (TRUNCATE) once it passes this size; below it a passive
@@ -45,7 +49,14 @@ impl Store {
             pool: Arc::new(pool),
             driver,
             url: url.to_owned(),
+            sealer: None,
         })
+    }
+
+    /// Secrets are sealed with `sealer` as they are written and opened as they are read.
+    pub fn with_sealer(mut self, sealer: Arc<dyn iam_domain::ports::SessionSealer>) -> Self {
+        self.sealer = Some(sealer);
+        self
     }
 
     pub fn driver(&self) -> Driver {
@@ -111,6 +122,7 @@ impl Store {
                     pool,
                     driver,
                     url: url.clone(),
+                    sealer: None,
                 };
                 match store.checkpoint(reset_bytes).await {
                     Ok(true) => tracing::debug!("write-ahead log reset"),

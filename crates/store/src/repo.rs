@@ -351,7 +351,9 @@ impl Repository for Store {
                 .optional()?;
             convert_opt(row)
         })
-        .await
+        .await?
+        .map(|x| self.open_app(x))
+        .transpose()
     }
 
     async fn get_application_by_client_id(
@@ -367,7 +369,9 @@ impl Repository for Store {
                 .optional()?;
             convert_opt(row)
         })
-        .await
+        .await?
+        .map(|x| self.open_app(x))
+        .transpose()
     }
 
     async fn list_applications(&self, organization: Option<&str>) -> StoreResult<Vec<Application>> {
@@ -382,11 +386,14 @@ impl Repository for Store {
             }
             convert(q.load(c)?)
         })
-        .await
+        .await?
+        .into_iter()
+        .map(|x| self.open_app(x))
+        .collect()
     }
 
     async fn insert_application(&self, app: &Application) -> StoreResult<()> {
-        let app = app.clone();
+        let app = self.seal_app(app)?;
         self.run(move |c| {
             write_tx(c, |c| {
                 check_application_refs(c, &app)?;
@@ -400,7 +407,7 @@ impl Repository for Store {
     }
 
     async fn update_application(&self, app: &Application) -> StoreResult<bool> {
-        let app = app.clone();
+        let app = self.seal_app(app)?;
         self.run(move |c| {
             write_tx(c, |c| {
                 check_application_refs(c, &app)?;
@@ -429,7 +436,9 @@ impl Repository for Store {
                 .optional()?;
             convert_opt(row)
         })
-        .await
+        .await?
+        .map(|x| self.open_provider(x))
+        .transpose()
     }
 
     async fn list_providers(&self, owner: Option<&str>) -> StoreResult<Vec<Provider>> {
@@ -444,17 +453,20 @@ impl Repository for Store {
             }
             convert(q.load(c)?)
         })
-        .await
+        .await?
+        .into_iter()
+        .map(|x| self.open_provider(x))
+        .collect()
     }
 
     async fn insert_together(&self, bundle: &SeedBundle) -> StoreResult<()> {
-        let bundle = bundle.clone();
+        let bundle = self.seal_bundle(bundle)?;
         self.run(move |c| write_tx(c, |c| insert_together(c, &bundle)))
             .await
     }
 
     async fn insert_provider(&self, provider: &Provider) -> StoreResult<()> {
-        let row = ProviderRow::from(provider);
+        let row = ProviderRow::from(&self.seal_provider(provider)?);
         self.run(move |c| {
             diesel::insert_into(providers::table)
                 .values(&row)
@@ -465,7 +477,7 @@ impl Repository for Store {
     }
 
     async fn update_provider(&self, provider: &Provider) -> StoreResult<bool> {
-        let row = ProviderRow::from(provider);
+        let row = ProviderRow::from(&self.seal_provider(provider)?);
         self.run(move |c| {
             let key = (row.owner.clone(), row.name.clone());
             Ok(diesel::update(providers::table.find(key))
@@ -492,7 +504,9 @@ impl Repository for Store {
                 .optional()?;
             convert_opt(row)
         })
-        .await
+        .await?
+        .map(|x| self.open_cert(x))
+        .transpose()
     }
 
     async fn list_certs(&self) -> StoreResult<Vec<Cert>> {
@@ -504,11 +518,14 @@ impl Repository for Store {
                     .load(c)?,
             )
         })
-        .await
+        .await?
+        .into_iter()
+        .map(|x| self.open_cert(x))
+        .collect()
     }
 
     async fn insert_cert(&self, cert: &Cert) -> StoreResult<()> {
-        let row = CertRow::from(cert);
+        let row = CertRow::from(&self.seal_cert(cert)?);
         self.run(move |c| {
             diesel::insert_into(certs::table).values(&row).execute(c)?;
             Ok(())
@@ -517,7 +534,7 @@ impl Repository for Store {
     }
 
     async fn update_cert(&self, cert: &Cert) -> StoreResult<bool> {
-        let row = CertRow::from(cert);
+        let row = CertRow::from(&self.seal_cert(cert)?);
         self.run(move |c| {
             Ok(diesel::update(certs::table.find(row.name.clone()))
                 .set(&row)
@@ -978,7 +995,7 @@ impl Repository for Store {
     }
 
     async fn apply_seed(&self, bundle: &SeedBundle, new_only: bool) -> StoreResult<SeedReport> {
-        let bundle = bundle.clone();
+        let bundle = self.seal_bundle(bundle)?;
         self.run(move |c| write_tx(c, |c| apply_seed(c, &bundle, new_only)))
             .await
     }

@@ -1619,3 +1619,103 @@ contract!(one_access_token_lease_at_a_time, |s: Store| async move {
         Some(2)
     );
 });
+
+/// A stand-in for the AES-GCM sealer (tested in iam-jwt): bound to its context, reversible.
+struct TestSealer;
+
+impl iam_domain::ports::SessionSealer for TestSealer {
+    fn seal(&self, a: &str, b: &str, secret: &Secret) -> Result<Vec<u8>, String> {
+        let mut v = format!("{a}|{b}|").into_bytes();
+        v.extend(secret.expose().bytes().rev());
+        Ok(v)
+    }
+
+    fn open(&self, a: &str, b: &str, sealed: &[u8]) -> Result<Secret, String> {
+        let rest = sealed
+            .strip_prefix(format!("{a}|{b}|").as_bytes())
+            .ok_or("another context")?;
+        String::from_utf8(rest.iter().rev().copied().collect())
+            .map(Secret::new)
+            .map_err(|e| e.to_string())
+    }
+}
+
+contract!(
+    secrets_are_sealed_at_rest_and_old_plaintext_is_sealed_in_place,
+    |plain: Store| async move {
+        // What an older version wrote: plaintext.
+        plain.insert_organization(&org("demo")).await.unwrap();
+        plain
+            .insert_provider(&provider("admin", "wx"))
+            .await
+            .unwrap();
+        plain.insert_cert(&cert("k")).await.unwrap();
+        plain
+            .insert_application(&app("demo-app", "demo", "client-1", &["wx"]))
+            .await
+            .unwrap();
+        let sealed = plain.clone().with_sealer(Arc::new(TestSealer));
+        assert_eq!(
+            sealed
+                .get_application("demo-app")
+                .await
+                .unwrap()
+                .unwrap()
+                .client_secret
+                .expose(),
+            "s3cret",
+            "plaintext reads as it is"
+        );
+        assert_eq!(sealed.seal_plaintext_secrets().await.unwrap(), 3);
+        assert_eq!(sealed.seal_plaintext_secrets().await.unwrap(), 0, "once");
+        // Sealed now: a store without the key cannot read them, and says why.
+        let err = plain.get_application("demo-app").await.unwrap_err();
+        assert!(err.to_string().contains("without the sealing key"), "{err}");
+        assert!(plain.get_cert("k").await.is_err());
+        assert!(plain.list_providers(None).await.is_err());
+        // With the key every secret opens as it was.
+        let a = sealed
+            .get_application_by_client_id("client-1")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(a.client_secret.expose(), "s3cret");
+        let p = sealed.get_provider("admin", "wx").await.unwrap().unwrap();
+        assert_eq!(p.client_secret.expose(), "0c6d2a1b9e8f7d6c5b4a39281706f5e4");
+        let c = sealed.list_certs().await.unwrap();
+        assert_eq!(c[0].private_key.expose(), "-----BEGIN PRIVATE KEY-----");
+        // New writes are sealed, updates too; the seed path as well.
+        let mut p2 = provider("admin", "wx2");
+        p2.client_secret = Secret::new("second-secret");
+        sealed.insert_provider(&p2).await.unwrap();
+        assert!(plain.get_provider("admin", "wx2").await.is_err());
+        p2.client_secret = Secret::new("third-secret");
+        assert!(sealed.update_provider(&p2).await.unwrap());
+        assert_eq!(
+            sealed
+                .get_provider("admin", "wx2")
+                .await
+                .unwrap()
+                .unwrap()
+                .client_secret
+                .expose(),
+            "third-secret"
+        );
+        let bundle = SeedBundle {
+            certs: vec![cert("k2")],
+            ..Default::default()
+        };
+        sealed.apply_seed(&bundle, true).await.unwrap();
+        assert!(plain.get_cert("k2").await.is_err());
+        assert_eq!(
+            sealed
+                .get_cert("k2")
+                .await
+                .unwrap()
+                .unwrap()
+                .private_key
+                .expose(),
+            "-----BEGIN PRIVATE KEY-----"
+        );
+    }
+);
