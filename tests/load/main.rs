@@ -43,7 +43,8 @@ struct Cli {
     /// Scenarios to run (comma list): bare, returning, client-credentials, bearer, first, slow,
     /// busy, postgres, purge, million (SQLite, and PostgreSQL when a URL is given), passwords
     /// (500 concurrent password attempts beside mini program sign-ins), nodes (returning
-    /// sign-ins over 1, 2 and 3 nodes on one PostgreSQL, with its transactions per sign-in).
+    /// sign-ins over 1, 2 and 3 nodes on one PostgreSQL, with its transactions per sign-in),
+    /// held (sign-ins while another address holds 3,000 half-sent requests).
     #[arg(
         long,
         default_value = "bare,returning,client-credentials,bearer,first,slow,busy,postgres"
@@ -843,6 +844,102 @@ async fn million_run(cli: &Cli, duration: Duration, pg_url: Option<&str>) -> Res
 /// can (each check is ~19 MB of argon2 while it runs) beside mini program sign-ins. Reports the
 /// node's peak resident memory (target < 300 MB), how the attempts were answered (a check that
 /// waits too long for a hashing slot is a 503) and the sign-ins meanwhile.
+/// How one held connection ended.
+enum Held {
+    /// The server closed it after this long.
+    Closed(Duration),
+    /// Still open when the drill stopped looking.
+    Open,
+    /// Refused or reset at connect.
+    Refused,
+}
+
+/// One connection from `ip` that sends half a request and then nothing; how long until the
+/// server lets go (at most `patience`).
+async fn hold_half_sent(
+    ip: std::net::IpAddr,
+    to: std::net::SocketAddr,
+    patience: Duration,
+) -> Held {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(socket) = tokio::net::TcpSocket::new_v4() else {
+        return Held::Refused;
+    };
+    if socket.bind(std::net::SocketAddr::new(ip, 0)).is_err() {
+        return Held::Refused;
+    }
+    let Ok(mut s) = socket.connect(to).await else {
+        return Held::Refused;
+    };
+    let opened = Instant::now();
+    if s.write_all(b"POST /oauth/token HTTP/1.1\r\nHost: iam\r\nContent-Type: application/x-www-")
+        .await
+        .is_err()
+    {
+        return Held::Closed(opened.elapsed());
+    }
+    let mut buf = [0u8; 512];
+    let deadline = opened + patience;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return Held::Closed(opened.elapsed()),
+            Ok(Ok(_)) => continue,
+            Err(_) => return Held::Open,
+        }
+    }
+}
+
+/// SPEC §12's slow-client drill: one address (127.0.0.2) opens thousands of connections that
+/// send half a request and then nothing, while mini program sign-ins go on from another
+/// (127.0.0.1). The server's defaults: 256 connections per address, a 10 s header timeout.
+async fn held_run(cli: &Cli, duration: Duration) -> Result<()> {
+    const ATTACK: usize = 3000;
+    // The defaults, not the test harness's raised per-address cap.
+    let stack = start(cli, Db::sqlite()?, &[("maxConnectionsPerAddress", "256")])?;
+    warm_returning(&stack, cli.returning_users).await?;
+    let addr: std::net::SocketAddr = stack
+        .target
+        .iam
+        .trim_start_matches("http://")
+        .parse()
+        .context("the server's address")?;
+    let attacker: std::net::IpAddr = "127.0.0.2".parse()?;
+    let patience = Duration::from_secs(30);
+    let mut holds = Vec::with_capacity(ATTACK);
+    for _ in 0..ATTACK {
+        holds.push(tokio::spawn(hold_half_sent(attacker, addr, patience)));
+    }
+    let o = run_scenario(
+        &format!("sign-ins while 127.0.0.2 holds {ATTACK} half-sent requests"),
+        &stack.target,
+        Mode::Returning(cli.returning_users),
+        cli.concurrency,
+        duration,
+    )
+    .await?;
+    print(&o);
+    let (mut refused, mut open, mut at_once, mut held) = (0, 0, 0, Vec::new());
+    for h in holds {
+        match h.await? {
+            Held::Refused => refused += 1,
+            Held::Open => open += 1,
+            Held::Closed(d) if d < Duration::from_secs(1) => at_once += 1,
+            Held::Closed(d) => held.push(d),
+        }
+    }
+    held.sort();
+    println!(
+        "      {ATTACK} held connections: {at_once} closed at once (over the per-address cap), {} \
+         closed by the header timeout (the last after {:.1} s), {open} still open after {} s, \
+         {refused} refused",
+        held.len(),
+        held.last().map_or(0.0, |d| d.as_secs_f64()),
+        patience.as_secs()
+    );
+    Ok(())
+}
+
 /// What PostgreSQL counted for one database: transactions, rows written.
 #[derive(Default, Clone, Copy)]
 struct PgCounts {
@@ -1166,6 +1263,12 @@ async fn main() -> Result<()> {
     }
     if want("passwords") {
         passwords_run(&cli, duration).await?;
+    }
+    if want("held") {
+        match cli.iam_url {
+            None => held_run(&cli, duration).await?,
+            Some(_) => println!("  (held scenario skipped: it starts its own server)"),
+        }
     }
     if want("nodes") {
         match &pg_url {
