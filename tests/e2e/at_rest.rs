@@ -45,6 +45,17 @@ fn stored_secrets(db: &Db) -> anyhow::Result<Vec<String>> {
     Ok(rows.into_iter().map(|r| r.value).collect())
 }
 
+fn assert_all_sealed(db: &Db) -> anyhow::Result<()> {
+    let stored = stored_secrets(db)?;
+    assert!(
+        stored
+            .iter()
+            .all(|s| s.is_empty() || s.starts_with("sealed:v1:")),
+        "{stored:?}"
+    );
+    Ok(())
+}
+
 async fn client_credentials(c: &Ctx, secret: &str) -> anyhow::Result<u16> {
     Ok(c.token(&[
         ("grant_type", "client_credentials".into()),
@@ -73,13 +84,7 @@ async fn no_secret_reaches_the_database_file_in_plaintext() -> anyhow::Result<()
         !contains(&bytes, "PRIVATE KEY"),
         "a signing key is in the database file"
     );
-    let stored = stored_secrets(&c.db)?;
-    assert!(
-        stored
-            .iter()
-            .all(|s| s.is_empty() || s.starts_with("sealed:v1:")),
-        "{stored:?}"
-    );
+    assert_all_sealed(&c.db)?;
     Ok(())
 }
 
@@ -116,13 +121,7 @@ async fn plaintext_left_by_an_older_version_is_sealed_at_start() -> anyhow::Resu
         c.iam.proc.lines().iter().any(|l| l.contains("now sealed")),
         "the start says it sealed them"
     );
-    let stored = stored_secrets(&c.db)?;
-    assert!(
-        stored
-            .iter()
-            .all(|s| s.is_empty() || s.starts_with("sealed:v1:")),
-        "{stored:?}"
-    );
+    assert_all_sealed(&c.db)?;
     // Everything still works with the secrets as they were.
     assert_eq!(client_credentials(&c, "an-old-plain-secret").await?, 200);
     c.sign_in("after-sealing").await?;

@@ -5,18 +5,18 @@
 
 use std::time::{Duration, Instant};
 
-use iam_e2e::Db;
+use iam_e2e::{Answer, Db};
 
 use crate::signin::{CLIENT_ID, Ctx};
 
-async fn token_from(c: &Ctx, forwarded_for: &str) -> anyhow::Result<u16> {
-    let a = c
-        .rec
+/// bob's password grant, with one more request header.
+async fn bob_with(c: &Ctx, header: &str, value: &str) -> anyhow::Result<Answer> {
+    c.rec
         .send(
             c.rec
                 .http
                 .post(c.iam.url("/oauth/token"))
-                .header("x-forwarded-for", forwarded_for)
+                .header(header, value)
                 .form(&[
                     ("grant_type", "password"),
                     ("client_id", CLIENT_ID),
@@ -24,8 +24,11 @@ async fn token_from(c: &Ctx, forwarded_for: &str) -> anyhow::Result<u16> {
                     ("password", "bob-pw"),
                 ]),
         )
-        .await?;
-    Ok(a.status)
+        .await
+}
+
+async fn token_from(c: &Ctx, forwarded_for: &str) -> anyhow::Result<u16> {
+    Ok(bob_with(c, "x-forwarded-for", forwarded_for).await?.status)
 }
 
 /// The client address of bob's newest password sign-in record.
@@ -153,21 +156,7 @@ async fn the_host_header_never_names_the_issuer() -> anyhow::Result<()> {
     let d = discovery.json();
     assert_eq!(d["issuer"], origin.as_str());
     assert_eq!(d["jwks_uri"], format!("{origin}/.well-known/jwks").as_str());
-    let a = c
-        .rec
-        .send(
-            c.rec
-                .http
-                .post(c.iam.url("/oauth/token"))
-                .header("host", "evil.example")
-                .form(&[
-                    ("grant_type", "password"),
-                    ("client_id", CLIENT_ID),
-                    ("username", "bob"),
-                    ("password", "bob-pw"),
-                ]),
-        )
-        .await?;
+    let a = bob_with(&c, "host", "evil.example").await?;
     assert_eq!(a.status, 200, "{}", a.text);
     let token = a.json()["access_token"]
         .as_str()
