@@ -969,6 +969,23 @@ fn pg_counts(url: &str) -> Result<PgCounts> {
     })
 }
 
+/// The statements (round trips) the nodes have sent their database, from their `/metrics`.
+async fn statements_sent(target: &Target) -> u64 {
+    let mut total = 0;
+    for base in std::iter::once(&target.iam).chain(&target.others) {
+        let text = match reqwest::get(format!("{base}/metrics")).await {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(_) => continue,
+        };
+        total += text
+            .lines()
+            .find_map(|l| l.strip_prefix("iam_db_statements_total "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0) as u64;
+    }
+    total
+}
+
 /// SPEC §12's drill on this machine: returning sign-ins spread over 1, 2 and 3 nodes on one
 /// PostgreSQL, beside what the database counted (transactions and rows written per sign-in).
 /// On 2 cores the nodes, the database, the simulator and this tool share the CPU: the figures
@@ -1008,6 +1025,7 @@ async fn nodes_run(cli: &Cli, duration: Duration, pg_url: &str) -> Result<()> {
         // Idle backends report their counts within 10 s (PostgreSQL 15's stats flush).
         tokio::time::sleep(Duration::from_secs(11)).await;
         let before = pg_counts(&url)?;
+        let statements_before = statements_sent(&target).await;
         let o = run_scenario(
             &format!("returning users, {n} node(s), PostgreSQL"),
             &target,
@@ -1016,6 +1034,7 @@ async fn nodes_run(cli: &Cli, duration: Duration, pg_url: &str) -> Result<()> {
             duration,
         )
         .await?;
+        let statements = statements_sent(&target).await - statements_before;
         tokio::time::sleep(Duration::from_secs(11)).await;
         let after = pg_counts(&url)?;
         println!(
@@ -1031,8 +1050,10 @@ async fn nodes_run(cli: &Cli, duration: Duration, pg_url: &str) -> Result<()> {
         let secs = duration.as_secs_f64();
         let per = |d: i64| d as f64 / o.ok.max(1) as f64;
         println!(
-            "      database: {:.0} transactions/s; per sign-in {:.2} transactions, {:.2} rows written",
+            "      database: {:.0} transactions/s; per sign-in {:.2} statements (round trips), \
+             {:.2} transactions, {:.2} rows written",
             (after.xacts - before.xacts) as f64 / secs,
+            per(statements as i64),
             per(after.xacts - before.xacts),
             per(after.rows_written - before.rows_written),
         );

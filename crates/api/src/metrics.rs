@@ -21,7 +21,13 @@ struct Inner {
     wechat_calls: IntCounterVec,
     purged: IntCounterVec,
     records_dropped: IntCounter,
+    db_statements: IntCounter,
+    /// Where the statement count comes from (the store keeps it): read at each render.
+    statement_source: std::sync::OnceLock<StatementSource>,
 }
+
+/// Reads the number of statements sent to the database so far.
+pub type StatementSource = Box<dyn Fn() -> u64 + Send + Sync>;
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -78,8 +84,14 @@ impl Metrics {
             "Audit records dropped because the writer's queue was full",
         )
         .expect("valid metric");
+        let db_statements = IntCounter::new(
+            "iam_db_statements_total",
+            "Statements sent to the database (round trips; BEGIN and COMMIT count)",
+        )
+        .expect("valid metric");
         for c in [
             Box::new(records_dropped.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(db_statements.clone()),
             Box::new(requests.clone()),
             Box::new(latency.clone()),
             Box::new(signins.clone()),
@@ -99,6 +111,8 @@ impl Metrics {
                 wechat_calls,
                 purged,
                 records_dropped,
+                db_statements,
+                statement_source: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -138,7 +152,16 @@ impl Metrics {
         self.inner.records_dropped.inc();
     }
 
+    /// Counts the database's statements from `source` (set once, at start).
+    pub fn count_statements(&self, source: StatementSource) {
+        let _ = self.inner.statement_source.set(source);
+    }
+
     pub fn render(&self) -> String {
+        if let Some(source) = self.inner.statement_source.get() {
+            let (now, shown) = (source(), self.inner.db_statements.get());
+            self.inner.db_statements.inc_by(now.saturating_sub(shown));
+        }
         let mut buf = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&self.inner.registry.gather(), &mut buf) {
             tracing::error!(error = %e, "cannot encode metrics");
@@ -150,6 +173,19 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_the_stores_statements_at_each_render() {
+        let m = Metrics::new();
+        let n = Arc::new(std::sync::atomic::AtomicU64::new(7));
+        let source = n.clone();
+        m.count_statements(Box::new(move || {
+            source.load(std::sync::atomic::Ordering::Relaxed)
+        }));
+        assert!(m.render().contains("iam_db_statements_total 7"));
+        n.store(12, std::sync::atomic::Ordering::Relaxed);
+        assert!(m.render().contains("iam_db_statements_total 12"));
+    }
 
     #[test]
     fn renders_prometheus_text() {

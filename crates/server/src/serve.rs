@@ -196,6 +196,8 @@ pub async fn serve(config: Config) -> Result<()> {
     };
     tracing::info!(origin = %origin, "issuer");
     let metrics = Metrics::new();
+    let counted = store.clone();
+    metrics.count_statements(Box::new(move || counted.statements_sent()));
     let iam = build_iam(&config, store.clone(), sealer, &metrics)?;
     let seed = bootstrap::prepare_init_data(&iam, &config).await?;
 

@@ -1,8 +1,10 @@
 //! Connections, the pool and the plumbing that keeps blocking database IO off the async runtime.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use diesel::connection::SimpleConnection;
+use diesel::connection::{Instrumentation, InstrumentationEvent, SimpleConnection};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
@@ -42,13 +44,27 @@ impl Driver {
 pub struct Manager {
     driver: Driver,
     url: String,
+    statements: Arc<AtomicU64>,
 }
 
 impl Manager {
-    pub fn new(driver: Driver, url: impl Into<String>) -> Self {
+    pub fn new(driver: Driver, url: impl Into<String>, statements: Arc<AtomicU64>) -> Self {
         Self {
             driver,
             url: url.into(),
+            statements,
+        }
+    }
+}
+
+/// Counts the statements a connection sends (each one a round trip to PostgreSQL, `BEGIN` and
+/// `COMMIT` included): what a sign-in costs the database, in `/metrics`.
+struct StatementCounter(Arc<AtomicU64>);
+
+impl Instrumentation for StatementCounter {
+    fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
+        if let InstrumentationEvent::StartQuery { .. } = event {
+            self.0.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -99,18 +115,27 @@ impl Manager {
                      PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;",
                 )
                 .map_err(diesel::r2d2::Error::QueryError)?;
+                c.set_instrumentation(StatementCounter(self.statements.clone()));
                 Ok(AnyConnection::Sqlite(c))
             }
-            Driver::Postgres => diesel::PgConnection::establish(&self.url)
-                .map(AnyConnection::Postgresql)
-                .map_err(diesel::r2d2::Error::ConnectionError),
+            Driver::Postgres => {
+                let mut c = diesel::PgConnection::establish(&self.url)
+                    .map_err(diesel::r2d2::Error::ConnectionError)?;
+                c.set_instrumentation(StatementCounter(self.statements.clone()));
+                Ok(AnyConnection::Postgresql(c))
+            }
         }
     }
 }
 
 pub type Pool = r2d2::Pool<Manager>;
 
-pub fn build_pool(driver: Driver, url: &str, size: u32) -> Result<Pool, StoreError> {
+pub fn build_pool(
+    driver: Driver,
+    url: &str,
+    size: u32,
+    statements: Arc<AtomicU64>,
+) -> Result<Pool, StoreError> {
     if driver == Driver::Sqlite
         && let Some(dir) = std::path::Path::new(url).parent()
         && !dir.as_os_str().is_empty()
@@ -130,7 +155,7 @@ pub fn build_pool(driver: Driver, url: &str, size: u32) -> Result<Pool, StoreErr
         .min_idle(Some(1))
         .connection_timeout(Duration::from_secs(3))
         .test_on_check_out(false)
-        .build(Manager::new(driver, url))
+        .build(Manager::new(driver, url, statements))
         .map_err(|e| StoreError::Unavailable(redact(&e.to_string())))
 }
 
@@ -448,7 +473,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("iam.db");
         let url = path.to_string_lossy().to_string();
-        let pool = build_pool(Driver::Sqlite, &url, 1).expect("pool");
+        let pool = build_pool(Driver::Sqlite, &url, 1, Default::default()).expect("pool");
         drop(pool);
         let mode = std::fs::metadata(&path).expect("file").permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{mode:o}");

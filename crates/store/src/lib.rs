@@ -29,6 +29,8 @@ pub struct Store {
     pool: Arc<Pool>,
     driver: Driver,
     url: String,
+    /// Statements sent on this store's connections (round trips to the database).
+    statements: Arc<std::sync::atomic::AtomicU64>,
     /// Seals secrets at rest (signing keys, client secrets, AppSecrets); without it they are
     /// written as they are (the storage contract tests, `iam` commands that need no secret).
     sealer: Option<Arc<dyn iam_domain::ports::SessionSealer>>,
@@ -42,15 +44,26 @@ impl Store {
     /// Opens a pool on the database. For SQLite the file (and its folder) is created if missing.
     pub async fn open(driver: Driver, url: &str, pool_size: u32) -> Result<Self, StoreError> {
         let owned = url.to_owned();
-        let pool = tokio::task::spawn_blocking(move || conn::build_pool(driver, &owned, pool_size))
-            .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))??;
+        let statements = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = statements.clone();
+        let pool = tokio::task::spawn_blocking(move || {
+            conn::build_pool(driver, &owned, pool_size, counter)
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))??;
         Ok(Self {
             pool: Arc::new(pool),
             driver,
             url: url.to_owned(),
+            statements,
             sealer: None,
         })
+    }
+
+    /// How many statements this store has sent to the database so far (each one a round trip;
+    /// `BEGIN` and `COMMIT` count).
+    pub fn statements_sent(&self) -> u64 {
+        self.statements.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Secrets are sealed with `sealer` as they are written and opened as they are read.
@@ -111,7 +124,7 @@ impl Store {
             return;
         }
         let weak = Arc::downgrade(&self.pool);
-        let (driver, url) = (self.driver, self.url.clone());
+        let (driver, url, statements) = (self.driver, self.url.clone(), self.statements.clone());
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -122,6 +135,7 @@ impl Store {
                     pool,
                     driver,
                     url: url.clone(),
+                    statements: statements.clone(),
                     sealer: None,
                 };
                 match store.checkpoint(reset_bytes).await {

@@ -1719,3 +1719,12 @@ contract!(
         );
     }
 );
+
+contract!(statements_sent_are_counted, |s: Store| async move {
+    let before = s.statements_sent();
+    s.get_organization("nobody").await.unwrap();
+    assert_eq!(s.statements_sent() - before, 1, "one read, one statement");
+    let before = s.statements_sent();
+    s.insert_organization(&org("counted")).await.unwrap();
+    assert!(s.statements_sent() > before);
+});
