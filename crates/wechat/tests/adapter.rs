@@ -417,3 +417,129 @@ async fn checksession_signs_with_the_session_key_text() {
             .unwrap()
     );
 }
+
+/// The cluster's token table in memory, with the lease and version rules of the database's
+/// conditional updates; `down` makes every call fail as a database that went away.
+#[derive(Default)]
+struct MemoryTokens {
+    row: std::sync::Mutex<Option<Row>>,
+    down: bool,
+}
+
+/// (token, version, refresh_at, expires_at, lease holder, lease until), as the table's columns.
+type Row = (String, i64, i64, i64, usize, i64);
+
+/// One node's view of [`MemoryTokens`] (each node leases under its own name).
+struct Node(Arc<MemoryTokens>, usize);
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[async_trait::async_trait]
+impl iam_domain::ports::SharedAccessTokens for Node {
+    async fn load(&self, _: &str) -> Result<Option<iam_domain::ports::SharedToken>, String> {
+        if self.0.down {
+            return Err("database down".into());
+        }
+        let row = self.0.row.lock().map_err(|e| e.to_string())?;
+        Ok(row
+            .as_ref()
+            .filter(|r| !r.0.is_empty())
+            .map(|r| iam_domain::ports::SharedToken {
+                token: Secret::new(r.0.clone()),
+                version: r.1,
+                refresh_at: r.2,
+                expires_at: r.3,
+            }))
+    }
+
+    async fn lease(&self, _: &str, seen: i64, lease_ms: i64) -> Result<bool, String> {
+        if self.0.down {
+            return Err("database down".into());
+        }
+        let mut row = self.0.row.lock().map_err(|e| e.to_string())?;
+        let r = row.get_or_insert((String::new(), 0, 0, 0, usize::MAX, 0));
+        if r.1 == seen && r.5 < now_ms() {
+            (r.4, r.5) = (self.1, now_ms() + lease_ms);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    async fn store(
+        &self,
+        _: &str,
+        token: &Secret,
+        refresh_at: i64,
+        expires_at: i64,
+    ) -> Result<Option<i64>, String> {
+        let mut row = self.0.row.lock().map_err(|e| e.to_string())?;
+        match row.as_mut().filter(|r| r.4 == self.1) {
+            Some(r) => {
+                *r = (
+                    token.expose().to_owned(),
+                    r.1 + 1,
+                    refresh_at,
+                    expires_at,
+                    usize::MAX,
+                    0,
+                );
+                Ok(Some(r.1))
+            }
+            None => Ok(None),
+        }
+    }
+
+    async fn release(&self, _: &str) -> Result<(), String> {
+        let mut row = self.0.row.lock().map_err(|e| e.to_string())?;
+        if let Some(r) = row.as_mut().filter(|r| r.4 == self.1) {
+            (r.4, r.5) = (usize::MAX, 0);
+        }
+        Ok(())
+    }
+
+    async fn expire(&self, _: &str, version: i64) -> Result<bool, String> {
+        let mut row = self.0.row.lock().map_err(|e| e.to_string())?;
+        match row.as_mut().filter(|r| r.1 == version && r.3 != 0) {
+            Some(r) => {
+                (r.2, r.3) = (0, 0);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+}
+
+#[tokio::test]
+async fn nodes_sharing_tokens_make_one_stable_token_call() {
+    let server = MockServer::start().await;
+    mount_stable_token(&server, 1).await;
+    let shared = Arc::new(MemoryTokens::default());
+    let nodes: Vec<_> = (0..3)
+        .map(|n| Arc::new(client(&server).with_shared_tokens(Arc::new(Node(shared.clone(), n)))))
+        .collect();
+    let tasks: Vec<_> = (0..30)
+        .map(|i| {
+            let c = nodes[i % 3].clone();
+            tokio::spawn(async move { c.access_token(APPID, &secret()).await })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap().unwrap(), "TOKEN-1");
+    }
+}
+
+#[tokio::test]
+async fn a_database_that_is_down_never_stops_a_wechat_call() {
+    let server = MockServer::start().await;
+    mount_stable_token(&server, 1).await;
+    let down = Arc::new(MemoryTokens {
+        down: true,
+        ..Default::default()
+    });
+    let c = client(&server).with_shared_tokens(Arc::new(Node(down, 0)));
+    assert_eq!(c.access_token(APPID, &secret()).await.unwrap(), "TOKEN-1");
+}
