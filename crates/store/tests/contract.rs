@@ -1701,6 +1701,19 @@ contract!(
                 .expose(),
             "third-secret"
         );
+        // A secret spelt like a sealed one is still just a secret: sealed, and read back as it was.
+        p2.client_secret = Secret::new("sealed:v1:zz");
+        assert!(sealed.update_provider(&p2).await.unwrap());
+        assert_eq!(
+            sealed
+                .get_provider("admin", "wx2")
+                .await
+                .unwrap()
+                .unwrap()
+                .client_secret
+                .expose(),
+            "sealed:v1:zz"
+        );
         let bundle = SeedBundle {
             certs: vec![cert("k2")],
             ..Default::default()
