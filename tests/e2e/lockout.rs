@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::signin::{CLIENT_ID, Ctx};
 
-const LOCKED: &str = "You have entered the wrong password or code too many times";
+pub const LOCKED: &str = "You have entered the wrong password or code too many times";
 
 async fn password(c: &Ctx, base: &str, username: &str, pw: &str) -> anyhow::Result<(u16, String)> {
     let a = c
@@ -28,6 +28,19 @@ async fn password(c: &Ctx, base: &str, username: &str, pw: &str) -> anyhow::Resu
         .unwrap_or_default()
         .to_owned();
     Ok((a.status, said))
+}
+
+/// An administrator's reset of bob's count (`update-user` `signinWrongTimes: 0`).
+async fn unlock_bob(c: &Ctx, admin: &str) -> anyhow::Result<()> {
+    let reset = c
+        .post_json(
+            "/api/update-user?id=demo/bob",
+            admin,
+            json!({"signinWrongTimes": 0}),
+        )
+        .await?;
+    anyhow::ensure!(reset.status == 200, "unlock: {}", reset.text);
+    Ok(())
 }
 
 async fn locks_after_five_failures(db: Db) -> anyhow::Result<()> {
@@ -60,14 +73,7 @@ async fn locks_after_five_failures(db: Db) -> anyhow::Result<()> {
         .await?;
     assert_eq!(bad.status, 400, "{}", bad.text);
     assert!(bad.msg().contains("signinWrongTimes"), "{}", bad.text);
-    let reset = c
-        .post_json(
-            "/api/update-user?id=demo/bob",
-            &admin,
-            json!({"signinWrongTimes": 0}),
-        )
-        .await?;
-    assert_eq!(reset.status, 200, "{}", reset.text);
+    unlock_bob(&c, &admin).await?;
     assert_eq!(password(&c, &base, "bob", "bob-pw").await?.0, 200);
 
     // A success clears the count: four more failures do not lock.
@@ -197,14 +203,7 @@ async fn two_nodes_share_the_count() -> anyhow::Result<()> {
     }
     // Failures counted at once on both nodes are all counted.
     let admin = c.password_token("demo-admin", "demo-admin-pw").await?;
-    let reset = c
-        .post_json(
-            "/api/update-user?id=demo/bob",
-            &admin,
-            json!({"signinWrongTimes": 0}),
-        )
-        .await?;
-    assert_eq!(reset.status, 200, "{}", reset.text);
+    unlock_bob(&c, &admin).await?;
     let (a, b) = (nodes[0].as_str(), nodes[1].as_str());
     let tries = tokio::join!(
         password(&c, a, "bob", "wrong"),

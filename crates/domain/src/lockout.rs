@@ -80,7 +80,7 @@ impl Iam {
         }
         // Your own password needs the old one, administrator or not: a stolen token alone must
         // not be able to take the account over.
-        if is_self || !admin {
+        if is_self {
             if old_password.is_empty() {
                 return Err(Error::invalid("oldPassword: is required"));
             }
