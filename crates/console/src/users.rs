@@ -456,31 +456,21 @@ pub async fn edit(
     .await
 }
 
-/// Forbids (`to_forbid`) or allows the user; forbidding ends every session of theirs.
-async fn set_forbidden(
+/// Writes one field of the user (`field`, its Casdoor name, is what the patch changes) and
+/// tells how it went as `done`.
+async fn patch_user(
     req: &Request,
     posted: Posted,
     console: &Console,
     (owner, name): (&str, &str),
-    to_forbid: bool,
+    (patch, field, done): (UserPatch, &str, &str),
 ) -> Response {
-    let patch = UserPatch {
-        is_forbidden: Some(to_forbid),
-        ..UserPatch::default()
-    };
     let id = format!("{owner}/{name}");
     let result = console
         .iam
-        .update_user(
-            &posted.admin.principal,
-            Some(&id),
-            None,
-            patch,
-            Some("isForbidden"),
-        )
+        .update_user(&posted.admin.principal, Some(&id), None, patch, Some(field))
         .await
         .map(|_| ());
-    let done = if to_forbid { "forbidden" } else { "allowed" };
     finish(
         req,
         console,
@@ -492,6 +482,7 @@ async fn set_forbidden(
     .await
 }
 
+/// Forbids the user; forbidding ends every session of theirs.
 #[handler]
 pub async fn forbid(
     req: &Request,
@@ -499,7 +490,12 @@ pub async fn forbid(
     Path((owner, name)): Path<(String, String)>,
     Data(console): Data<&Arc<Console>>,
 ) -> Response {
-    set_forbidden(req, posted, console, (&owner, &name), true).await
+    let patch = UserPatch {
+        is_forbidden: Some(true),
+        ..UserPatch::default()
+    };
+    let change = (patch, "isForbidden", "forbidden");
+    patch_user(req, posted, console, (&owner, &name), change).await
 }
 
 #[handler]
@@ -509,7 +505,12 @@ pub async fn allow(
     Path((owner, name)): Path<(String, String)>,
     Data(console): Data<&Arc<Console>>,
 ) -> Response {
-    set_forbidden(req, posted, console, (&owner, &name), false).await
+    let patch = UserPatch {
+        is_forbidden: Some(false),
+        ..UserPatch::default()
+    };
+    let change = (patch, "isForbidden", "allowed");
+    patch_user(req, posted, console, (&owner, &name), change).await
 }
 
 /// Forgets the failed passwords: a locked account may sign in again.
@@ -524,27 +525,8 @@ pub async fn unlock(
         signin_wrong_times: Some(0),
         ..UserPatch::default()
     };
-    let id = format!("{owner}/{name}");
-    let result = console
-        .iam
-        .update_user(
-            &posted.admin.principal,
-            Some(&id),
-            None,
-            patch,
-            Some("signinWrongTimes"),
-        )
-        .await
-        .map(|_| ());
-    finish(
-        req,
-        console,
-        &posted,
-        (&owner, &name),
-        ("update-user", "unlocked"),
-        result,
-    )
-    .await
+    let change = (patch, "signinWrongTimes", "unlocked");
+    patch_user(req, posted, console, (&owner, &name), change).await
 }
 
 #[handler]
