@@ -250,6 +250,14 @@ async fn an_organizations_password_rules_are_enforced() -> anyhow::Result<()> {
         .await?
         .json()["data"]
         .clone();
+    // A rule Casdoor does not have is refused by name, not stored to enforce nothing.
+    let mut misspelt = org.clone();
+    misspelt["passwordOptions"] = json!(["AtLeast7"]);
+    let a = c
+        .post_json("/api/update-organization?id=admin/demo", &global, misspelt)
+        .await?;
+    assert_eq!(a.status, 400, "{}", a.text);
+    assert!(a.msg().contains("passwordOptions"), "{}", a.text);
     org["passwordOptions"] = json!(["AtLeast6", "Aa123"]);
     let a = c
         .post_json("/api/update-organization?id=admin/demo", &global, org)

@@ -57,6 +57,8 @@ pub struct OrganizationInput {
 
 impl Organization {
     pub fn from_input(i: OrganizationInput, now: DateTime<Utc>) -> Result<Self, InvalidValue> {
+        crate::password_rules::validate_options(i.extra.get("passwordOptions"))
+            .map_err(|e| InvalidValue::new("passwordOptions", e))?;
         Ok(Self {
             name: name("name", &i.name)?,
             display_name: short_text("displayName", &i.display_name, 100)?,

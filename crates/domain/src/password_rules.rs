@@ -1,10 +1,33 @@
 //! An organization's password rules (Casdoor's `passwordOptions`, SPEC §12): `AtLeast6` (the
-//! default), `Aa123`, `SpecialChar`, `NoRepeat`. Enforced wherever a password is set through the
+//! default), `AtLeast8`, `Aa123`, `SpecialChar`, `NoRepeat`. Enforced wherever a password is set through the
 //! API or the console; a seeded or environment-given password that breaks them is accepted with
 //! a warning (Casdoor itself seeds `123`).
 
 use crate::Error;
 use crate::model::Organization;
+
+/// Casdoor's rule names; an organization listing any other is refused (a misspelt rule would
+/// otherwise quietly enforce nothing).
+pub const RULES: [&str; 5] = ["AtLeast6", "AtLeast8", "Aa123", "SpecialChar", "NoRepeat"];
+
+/// `passwordOptions` as an organization may hold it: absent, or a list of [`RULES`].
+pub fn validate_options(value: Option<&serde_json::Value>) -> Result<(), String> {
+    let Some(value) = value.filter(|v| !v.is_null()) else {
+        return Ok(());
+    };
+    let list = value
+        .as_array()
+        .ok_or_else(|| "must be a list of rule names".to_owned())?;
+    for item in list {
+        match item.as_str() {
+            Some(rule) if RULES.contains(&rule) => {}
+            _ => {
+                return Err(format!("{item} is not one of {}", RULES.join(", ")));
+            }
+        }
+    }
+    Ok(())
+}
 
 /// The rules an organization asks for; none listed means `AtLeast6`.
 pub fn password_options(org: &Organization) -> Vec<String> {
@@ -33,6 +56,9 @@ pub fn check_password(options: &[String], password: &str) -> Result<(), Error> {
         match option.as_str() {
             "AtLeast6" if password.chars().count() < 6 => {
                 return broken("The password must have at least 6 characters");
+            }
+            "AtLeast8" if password.chars().count() < 8 => {
+                return broken("The password must have at least 8 characters");
             }
             "Aa123"
                 if !(password.chars().any(|c| c.is_uppercase())
@@ -82,6 +108,18 @@ mod tests {
         assert!(check_password(&no_repeat, "abcdc").is_ok());
         let e = check_password(&six, "1").expect_err("short");
         assert!(e.to_string().starts_with("password: "), "{e}");
+    }
+
+    #[test]
+    fn only_casdoors_rule_names_are_accepted() {
+        use serde_json::json;
+        assert!(validate_options(None).is_ok());
+        assert!(validate_options(Some(&json!(["AtLeast8", "NoRepeat"]))).is_ok());
+        let e = validate_options(Some(&json!(["AtLeast7"]))).expect_err("unknown");
+        assert!(e.contains("\"AtLeast7\" is not one of AtLeast6"), "{e}");
+        assert!(validate_options(Some(&json!("AtLeast6"))).is_err());
+        assert!(check_password(&opts(&["AtLeast8"]), "1234567").is_err());
+        assert!(check_password(&opts(&["AtLeast8"]), "12345678").is_ok());
     }
 
     #[test]
