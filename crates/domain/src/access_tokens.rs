@@ -50,13 +50,24 @@ impl SharedAccessTokens for ClusterAccessTokens {
         let Some(sealed) = row.sealed else {
             return Ok(None);
         };
-        // A token sealed under another key (a node with the wrong sealing key) is treated as
-        // missing: this node refreshes it and stores one every node with the right key opens.
+        // A token sealed under another key (a node with another sealing key) is treated as due,
+        // at its real version, so this node can take the lease and replace it instead of
+        // waiting for a refresh that its version would never match.
         let token = match self.sealer.open(CONTEXT, appid, &sealed) {
             Ok(t) => t,
             Err(e) => {
-                tracing::warn!(appid, error = %e, "the stored access token does not open");
-                return Ok(None);
+                tracing::warn!(
+                    appid,
+                    error = %e,
+                    "the stored access token does not open: is sessionKeyEncryptionKey the same \
+                     on every node?"
+                );
+                return Ok(Some(SharedToken {
+                    token: Secret::new(String::new()),
+                    version: row.version,
+                    refresh_at: 0,
+                    expires_at: 0,
+                }));
             }
         };
         Ok(Some(SharedToken {
