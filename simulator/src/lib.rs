@@ -61,17 +61,24 @@ pub fn routes(sim: Arc<Sim>) -> impl poem::Endpoint {
         .data(sim)
 }
 
-async fn shutdown_signal() {
+/// SIGTERM or Ctrl-C, with both handlers installed *now*: a signal that arrives after the
+/// "listening" line but before the server first polls this future still stops it gracefully
+/// instead of killing the process with the default action.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {},
-                _ = tokio::signal::ctrl_c() => {},
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    async move {
+        match (term, int) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {},
+                    _ = int.recv() => {},
+                }
             }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
     }
 }
@@ -108,9 +115,10 @@ pub async fn run(options: Options) -> Result<(), String> {
         .into_iter()
         .find_map(|a| a.as_socket_addr().copied())
         .ok_or("no local address")?;
+    let stop = shutdown_signal();
     println!("wechat-sim listening on {local}");
     Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(routes(sim), shutdown_signal(), Some(Duration::from_secs(5)))
+        .run_with_graceful_shutdown(routes(sim), stop, Some(Duration::from_secs(5)))
         .await
         .map_err(|e| e.to_string())?;
     sweeper.abort();

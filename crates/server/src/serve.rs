@@ -57,27 +57,38 @@ pub async fn migrate_only(config: &Config) -> Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// SIGTERM or Ctrl-C, with the handlers installed when this is *called*, not when the server
+/// first polls the future: a signal that arrives right after the "listening on" line (a test or
+/// an orchestrator stopping a node that just came up) drains and exits 0 instead of killing
+/// the process with the default action.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
+    let signals = {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
+        (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        )
+    };
+    async move {
+        #[cfg(unix)]
+        match signals {
+            (Ok(mut term), Ok(mut int)) => {
                 tokio::select! {
                     _ = term.recv() => {},
-                    _ = tokio::signal::ctrl_c() => {},
+                    _ = int.recv() => {},
                 }
             }
-            Err(_) => {
+            _ => {
                 let _ = tokio::signal::ctrl_c().await;
             }
         }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        tracing::info!("shutdown requested; draining in-flight requests");
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-    tracing::info!("shutdown requested; draining in-flight requests");
 }
 
 /// The use cases on this configuration's adapters: the one place that wires them.
@@ -259,11 +270,12 @@ pub async fn serve(config: Config) -> Result<()> {
     let app = poem::EndpointExt::around(app, move |ep, req| {
         crate::guard::body_deadline(ep, req, body_timeout)
     });
+    let stop = shutdown_signal();
     // The exact line end-to-end tests and scripts wait for, with the real port when httpport = 0.
     tracing::info!(addr = %local, "listening on {local}");
     let served = Server::new_with_acceptor(acceptor)
         .idle_timeout(Duration::from_secs(config.idle_timeout_secs))
-        .run_with_graceful_shutdown(app, shutdown_signal(), Some(Duration::from_secs(30)))
+        .run_with_graceful_shutdown(app, stop, Some(Duration::from_secs(30)))
         .await
         .context("server error");
     // The audit records the last requests queued are written before the process ends.
