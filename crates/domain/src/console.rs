@@ -184,9 +184,14 @@ impl Iam {
             ));
         }
         let mut u = user;
-        u.last_signin_time = Some(Utc::now());
+        let now = Utc::now();
+        u.last_signin_time = Some(now);
+        let touch = crate::model::UserTouch::SignedIn {
+            user_id: u.id.clone(),
+            at: now,
+        };
         let tokens = self
-            .sign_in(app, u, true, Default::default(), req, issuer)
+            .sign_in(app, u, touch, Default::default(), req, issuer)
             .await?;
         Ok(tokens.access_token)
     }

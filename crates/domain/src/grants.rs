@@ -3,8 +3,8 @@
 use chrono::Utc;
 
 use crate::model::{
-    Application, Provider, RefreshOutcome, SessionSelector, SignInWrite, User, WechatIdentity,
-    WechatSignIn, WechatUserOutcome,
+    Application, Provider, RefreshOutcome, SessionSelector, SignInWrite, User, UserTouch,
+    WechatIdentity, WechatSignIn, WechatUserOutcome,
 };
 use crate::oauth::{OAuthError, OAuthErrorKind, TokenResponse};
 use crate::phone::PhoneFailure;
@@ -85,8 +85,8 @@ pub struct Introspection {
 /// Who a sign-in found, and what must be written back.
 struct FoundUser {
     user: User,
-    /// The user's profile, phone or sign-in time changed.
-    changed: bool,
+    /// What the sign-in changes on the user's row.
+    touch: UserTouch,
     /// WeChat sent a unionid the stored identity lacks.
     backfill_unionid: bool,
 }
@@ -354,7 +354,7 @@ impl Iam {
         self.sign_in(
             &app,
             found.user,
-            found.changed,
+            found.touch,
             SignInExtras {
                 wechat_key: Some((identity.appid, identity.openid, sealed)),
                 identity_unionid: backfill,
@@ -409,19 +409,20 @@ impl Iam {
         &self,
         app: &Application,
         user: User,
-        changed: bool,
+        touch: UserTouch,
         extras: SignInExtras,
         req: &TokenRequest,
         issuer: &str,
     ) -> Result<TokenResponse, OAuthError> {
         let (tokens, session, refresh) = self.start_session(app, &user, req, issuer).await?;
+        let changed = touch != UserTouch::Nothing;
         let user_id = user.id.clone();
         let record = self.sign_in_record(req, app, &user, &session.id);
         let ended = self
             .repo
             .record_sign_in(&SignInWrite {
                 record: Some(record),
-                user: changed.then_some(user),
+                user: touch,
                 wechat_key: extras.wechat_key,
                 identity_unionid: extras.identity_unionid,
                 session,
@@ -492,7 +493,7 @@ impl Iam {
                 self.cache.user_totals.clear();
                 return Ok(FoundUser {
                     user: u,
-                    changed: false,
+                    touch: UserTouch::Nothing,
                     backfill_unionid: false,
                 });
             }
@@ -515,6 +516,7 @@ impl Iam {
                 "the user is forbidden to sign in",
             ));
         }
+        let before = u.clone();
         if let Some(d) = &input.display_name {
             u.display_name = d.clone();
         }
@@ -528,11 +530,20 @@ impl Iam {
         if let Some(p) = &sign_in.phone {
             u.set_phone(p);
         }
+        let profile_changed = u != before;
         u.last_signin_time = Some(now);
         u.updated_time = now;
+        let touch = if profile_changed {
+            UserTouch::Profile(Box::new(u.clone()))
+        } else {
+            UserTouch::SignedIn {
+                user_id: u.id.clone(),
+                at: now,
+            }
+        };
         Ok(FoundUser {
             user: u,
-            changed: true,
+            touch,
             backfill_unionid: stored_unionid.is_some_and(|s| s.is_empty())
                 && !identity.unionid.is_empty(),
         })
@@ -694,8 +705,13 @@ impl Iam {
             ));
         }
         let mut u = user;
-        u.last_signin_time = Some(Utc::now());
-        self.sign_in(&app, u, true, SignInExtras::default(), req, issuer)
+        let now = Utc::now();
+        u.last_signin_time = Some(now);
+        let touch = UserTouch::SignedIn {
+            user_id: u.id.clone(),
+            at: now,
+        };
+        self.sign_in(&app, u, touch, SignInExtras::default(), req, issuer)
             .await
     }
 

@@ -330,11 +330,24 @@ pub struct RefreshToken {
     pub used: bool,
 }
 
+/// What a sign-in changes on its user's row. A returning user who sends no new profile moves
+/// two timestamps, and the store writes only those: no index of the users table is touched
+/// (a whole-row update rewrote an entry in every one of its eight indexes per sign-in).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserTouch {
+    /// Nothing (the user was created by this very sign-in).
+    Nothing,
+    /// `lastSigninTime` and `updatedTime` of this user become this instant.
+    SignedIn { user_id: String, at: DateTime<Utc> },
+    /// The profile changed too (display name, avatar, unionid, phone): the whole row.
+    Profile(Box<User>),
+}
+
 /// Everything a successful sign-in writes, in one transaction.
 #[derive(Debug, Clone)]
 pub struct SignInWrite {
-    /// The user's changed profile and sign-in time, when something changed.
-    pub user: Option<User>,
+    /// What the sign-in changes on the user's row.
+    pub user: UserTouch,
     /// (appid, openid, sealed session key) of a mini program sign-in.
     pub wechat_key: Option<(String, String, Vec<u8>)>,
     /// (appid, openid, unionid): a unionid WeChat sent that the stored identity lacked.

@@ -7,6 +7,7 @@
 mod access_tokens;
 mod conn;
 mod directory;
+mod group;
 mod identities;
 mod passwords;
 mod records;
@@ -34,6 +35,8 @@ pub struct Store {
     /// Seals secrets at rest (signing keys, client secrets, AppSecrets); without it they are
     /// written as they are (the storage contract tests, `iam` commands that need no secret).
     sealer: Option<Arc<dyn iam_domain::ports::SessionSealer>>,
+    /// SQLite's sign-ins, committed together under a burst ([`group`]).
+    sign_ins: group::SignInGroup,
 }
 
 /// The write-ahead log is reset (TRUNCATE) once it passes this size; below it a passive
@@ -57,6 +60,7 @@ impl Store {
             url: url.to_owned(),
             statements,
             sealer: None,
+            sign_ins: Default::default(),
         })
     }
 
@@ -137,6 +141,7 @@ impl Store {
                     url: url.clone(),
                     statements: statements.clone(),
                     sealer: None,
+                    sign_ins: Default::default(),
                 };
                 match store.checkpoint(reset_bytes).await {
                     Ok(true) => tracing::debug!("write-ahead log reset"),

@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use iam_domain::StoreError;
 use iam_domain::model::{
     PurgeReport, RefreshOutcome, RefreshToken, Revocation, Session, SessionQuery, SessionSelector,
-    SignInWrite,
+    SignInWrite, UserTouch,
 };
 
 use crate::conn::{AnyConnection, DbError};
@@ -82,11 +82,23 @@ fn active_sessions_of(
 }
 
 pub fn record_sign_in(c: &mut AnyConnection, w: &SignInWrite) -> Result<Vec<String>, DbError> {
-    if let Some(u) = &w.user {
-        let row = UserRow::from(u);
-        diesel::update(users::table.find(row.id.clone()))
-            .set(&row)
-            .execute(c)?;
+    match &w.user {
+        UserTouch::Nothing => {}
+        // Two unindexed columns: no index entry of the users table is rewritten.
+        UserTouch::SignedIn { user_id, at } => {
+            diesel::update(users::table.find(user_id))
+                .set((
+                    users::last_signin_time.eq(Some(ts(at))),
+                    users::updated_time.eq(ts(at)),
+                ))
+                .execute(c)?;
+        }
+        UserTouch::Profile(u) => {
+            let row = UserRow::from(u.as_ref());
+            diesel::update(users::table.find(row.id.clone()))
+                .set(&row)
+                .execute(c)?;
+        }
     }
     if let Some((appid, openid, sealed)) = &w.wechat_key {
         upsert_wechat_key(c, appid, openid, sealed)?;

@@ -954,7 +954,7 @@ fn sign_in(
 ) -> SignInWrite {
     let expires = at + chrono::Duration::hours(hours);
     SignInWrite {
-        user: None,
+        user: iam_domain::model::UserTouch::Nothing,
         wechat_key: None,
         identity_unionid: None,
         record: None,
@@ -1741,3 +1741,90 @@ contract!(statements_sent_are_counted, |s: Store| async move {
     s.insert_organization(&org("counted")).await.unwrap();
     assert!(s.statements_sent() > before);
 });
+
+contract!(
+    a_sign_in_moves_the_sign_in_time_or_the_whole_profile,
+    |s: Store| async move {
+        s.insert_organization(&org("demo")).await.unwrap();
+        let alice = user("demo", "alice");
+        s.insert_user(&alice).await.unwrap();
+        let at = Utc::now() + chrono::Duration::minutes(5);
+        let mut w = sign_in("t1", &alice.id, "a1", "t1", at, 1);
+        w.user = iam_domain::model::UserTouch::SignedIn {
+            user_id: alice.id.clone(),
+            at,
+        };
+        s.record_sign_in(&w).await.unwrap();
+        let stored = s.get_user("demo", "alice").await.unwrap().unwrap();
+        assert_eq!(
+            stored.last_signin_time.map(|t| t.timestamp_millis()),
+            Some(at.timestamp_millis())
+        );
+        assert_eq!(
+            stored.updated_time.timestamp_millis(),
+            at.timestamp_millis()
+        );
+        assert_eq!(stored.display_name, alice.display_name, "profile untouched");
+
+        let mut changed = stored.clone();
+        changed.display_name = dn("Alice Changed");
+        let mut w = sign_in("t2", &alice.id, "a1", "t2", at, 1);
+        w.user = iam_domain::model::UserTouch::Profile(Box::new(changed));
+        s.record_sign_in(&w).await.unwrap();
+        let stored = s.get_user("demo", "alice").await.unwrap().unwrap();
+        assert_eq!(stored.display_name, dn("Alice Changed"));
+    }
+);
+
+contract!(
+    concurrent_sign_ins_commit_together_and_fail_alone,
+    |s: Store| async move {
+        let now = Utc::now();
+        s.record_sign_in(&sign_in("taken", "u0", "a1", "h-taken", now, 1))
+            .await
+            .unwrap();
+        // Forty sign-ins at once (on SQLite they share transactions), two of them reusing the
+        // taken session id: those two fail with a conflict, write nothing, and sink no other.
+        let tasks: Vec<_> = (0..40)
+            .map(|i| {
+                let s = s.clone();
+                let sid = if i % 20 == 7 {
+                    "taken".to_owned()
+                } else {
+                    format!("s{i}")
+                };
+                tokio::spawn(async move {
+                    let r = s
+                        .record_sign_in(&sign_in(&sid, "u1", "a1", &format!("h{i}"), now, 1))
+                        .await;
+                    (i, sid, r)
+                })
+            })
+            .collect();
+        let mut ok = 0;
+        for t in tasks {
+            let (i, sid, r) = t.await.unwrap();
+            if sid == "taken" {
+                assert!(matches!(r, Err(StoreError::Conflict(_))), "{i}: {r:?}");
+                assert!(
+                    s.get_refresh_token(&format!("h{i}"))
+                        .await
+                        .unwrap()
+                        .is_none(),
+                    "a failed sign-in leaves no refresh token"
+                );
+            } else {
+                r.unwrap();
+                assert!(s.get_session(&sid).await.unwrap().is_some());
+                assert!(
+                    s.get_refresh_token(&format!("h{i}"))
+                        .await
+                        .unwrap()
+                        .is_some()
+                );
+                ok += 1;
+            }
+        }
+        assert_eq!(ok, 38);
+    }
+);

@@ -1,0 +1,147 @@
+//! Group commit of sign-ins on SQLite.
+//!
+//! SQLite has one writer at a time, and each commit writes every page it changed to the log as
+//! a whole 4 KB frame: a sign-in's session, refresh token, audit record and sign-in time touch
+//! a dozen pages of tables and indexes, and `BEGIN IMMEDIATE` / `COMMIT` cost as much again.
+//! Under a burst the sign-ins that are waiting for the write lock are written together instead:
+//! the first to arrive leads — it takes one connection on the blocking pool and commits whatever
+//! has queued in one transaction, each sign-in inside its own savepoint — and the others wait
+//! for their answer without a thread of their own. Pages shared by the batch (the tail of each
+//! index) are written once, and a sign-in that fails (its session id taken, a phone claimed in
+//! between) rolls back alone; the rest commit. A lone sign-in is a batch of one, as before.
+//!
+//! PostgreSQL takes concurrent writers itself and does not come here.
+
+use std::sync::{Arc, Mutex};
+
+use iam_domain::StoreError;
+use iam_domain::model::SignInWrite;
+use tokio::sync::oneshot;
+
+use crate::conn::{AnyConnection, DbError, Pool, write_tx};
+use crate::sessions;
+
+/// At most this many sign-ins per transaction: the first of a batch waits for the others'
+/// writes, so a batch stays well under a millisecond of work per item.
+const MAX_BATCH: usize = 64;
+
+type Answer = oneshot::Sender<Result<Vec<String>, StoreError>>;
+
+#[derive(Default)]
+struct Queue {
+    pending: Vec<(SignInWrite, Answer)>,
+    /// A leader is writing; whatever queues meanwhile is its next batch.
+    leading: bool,
+}
+
+#[derive(Default, Clone)]
+pub(crate) struct SignInGroup {
+    queue: Arc<Mutex<Queue>>,
+}
+
+impl SignInGroup {
+    /// Writes `write` with whatever sign-ins are queued beside it; answers what
+    /// [`sessions::record_sign_in`] answers for this one.
+    pub(crate) async fn record(
+        &self,
+        pool: Arc<Pool>,
+        write: SignInWrite,
+    ) -> Result<Vec<String>, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        let lead = {
+            let mut q = self.lock();
+            q.pending.push((write, tx));
+            !std::mem::replace(&mut q.leading, true)
+        };
+        if lead {
+            // The batch runs to its end even if this request is dropped meanwhile: the others'
+            // answers depend on it.
+            let group = self.clone();
+            tokio::task::spawn_blocking(move || group.lead(&pool));
+        }
+        rx.await
+            .map_err(|_| StoreError::Unavailable("the sign-in writer stopped".into()))?
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        // The queue stays consistent whatever panicked while it was held: a push or a take.
+        self.queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Commits batches until none is waiting, then steps down (under the queue's lock, so a
+    /// sign-in that queues after the last take finds no leader and leads itself).
+    fn lead(&self, pool: &Pool) {
+        let mut conn = match pool.get() {
+            Ok(c) => c,
+            Err(e) => {
+                let why = format!("no database connection: {e}");
+                let mut q = self.lock();
+                q.leading = false;
+                for (_, answer) in q.pending.drain(..) {
+                    let _ = answer.send(Err(StoreError::Unavailable(why.clone())));
+                }
+                return;
+            }
+        };
+        loop {
+            let batch: Vec<(SignInWrite, Answer)> = {
+                let mut q = self.lock();
+                if q.pending.is_empty() {
+                    q.leading = false;
+                    return;
+                }
+                let n = q.pending.len().min(MAX_BATCH);
+                q.pending.drain(..n).collect()
+            };
+            let (writes, answers): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+            match commit(&mut conn.inner, &writes) {
+                Ok(results) => {
+                    for (answer, r) in answers.into_iter().zip(results) {
+                        let _ = answer.send(r.map_err(DbError::into_domain));
+                    }
+                }
+                Err(e) => {
+                    if e.breaks_connection() {
+                        conn.broken = true;
+                    }
+                    let e = e.into_domain();
+                    for answer in answers {
+                        let _ = answer.send(Err(e.clone()));
+                    }
+                    if conn.broken {
+                        // A dead connection goes back marked; the next batch takes a new one.
+                        drop(conn);
+                        return self.lead(pool);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One transaction for the batch, a savepoint per sign-in: a failed one is rolled back alone.
+fn commit(
+    c: &mut AnyConnection,
+    writes: &[SignInWrite],
+) -> Result<Vec<Result<Vec<String>, DbError>>, DbError> {
+    use diesel::connection::SimpleConnection;
+    write_tx(c, |c| {
+        let mut results = Vec::with_capacity(writes.len());
+        for w in writes {
+            c.batch_execute("SAVEPOINT sign_in")?;
+            match sessions::record_sign_in(c, w) {
+                Ok(ended) => {
+                    c.batch_execute("RELEASE sign_in")?;
+                    results.push(Ok(ended));
+                }
+                Err(e) => {
+                    c.batch_execute("ROLLBACK TO sign_in; RELEASE sign_in")?;
+                    results.push(Err(e));
+                }
+            }
+        }
+        Ok(results)
+    })
+}
