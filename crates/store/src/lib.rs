@@ -35,7 +35,7 @@ pub struct Store {
     /// Seals secrets at rest (signing keys, client secrets, AppSecrets); without it they are
     /// written as they are (the storage contract tests, `iam` commands that need no secret).
     sealer: Option<Arc<dyn iam_domain::ports::SessionSealer>>,
-    /// SQLite's sign-ins, committed together under a burst ([`group`]).
+    /// Sign-ins, committed together under a burst ([`group`]).
     sign_ins: group::SignInGroup,
 }
 

@@ -804,11 +804,7 @@ impl Repository for Store {
 
     async fn record_sign_in(&self, write: &SignInWrite) -> StoreResult<Vec<String>> {
         let write = write.clone();
-        if self.driver == crate::Driver::Sqlite {
-            return self.sign_ins.record(self.pool.clone(), write).await;
-        }
-        self.run(move |c| retry_unique(|| write_tx(c, |c| sess::record_sign_in(c, &write))))
-            .await
+        self.sign_ins.record(self.pool.clone(), write).await
     }
 
     async fn rotate_refresh(
