@@ -77,6 +77,7 @@ impl SignInGroup {
     /// Commits batches until none is waiting, then steps down (under the queue's lock, so a
     /// sign-in that queues after the last take finds no leader and leads itself).
     fn lead(&self, pool: &Pool) {
+        let _guard = StepDown(self);
         let mut conn = match pool.get() {
             Ok(c) => c,
             Err(e) => {
@@ -120,6 +121,24 @@ impl SignInGroup {
                         return self.lead(pool);
                     }
                 }
+            }
+        }
+    }
+}
+
+/// Should a leader panic, the queue is not left waiting for it: the sign-ins queued behind it
+/// are answered with an error and the next one to arrive leads.
+struct StepDown<'a>(&'a SignInGroup);
+
+impl Drop for StepDown<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let mut q = self.0.lock();
+            q.leading = false;
+            for (_, answer) in q.pending.drain(..) {
+                let _ = answer.send(Err(StoreError::Unavailable(
+                    "the sign-in writer failed; try again".into(),
+                )));
             }
         }
     }
