@@ -1691,29 +1691,11 @@ contract!(
         assert!(plain.get_provider("admin", "wx2").await.is_err());
         p2.client_secret = Secret::new("third-secret");
         assert!(sealed.update_provider(&p2).await.unwrap());
-        assert_eq!(
-            sealed
-                .get_provider("admin", "wx2")
-                .await
-                .unwrap()
-                .unwrap()
-                .client_secret
-                .expose(),
-            "third-secret"
-        );
+        assert_eq!(provider_secret(&sealed, "wx2").await, "third-secret");
         // A secret spelt like a sealed one is still just a secret: sealed, and read back as it was.
         p2.client_secret = Secret::new("sealed:v1:zz");
         assert!(sealed.update_provider(&p2).await.unwrap());
-        assert_eq!(
-            sealed
-                .get_provider("admin", "wx2")
-                .await
-                .unwrap()
-                .unwrap()
-                .client_secret
-                .expose(),
-            "sealed:v1:zz"
-        );
+        assert_eq!(provider_secret(&sealed, "wx2").await, "sealed:v1:zz");
         let bundle = SeedBundle {
             certs: vec![cert("k2")],
             ..Default::default()
@@ -1828,3 +1810,15 @@ contract!(
         assert_eq!(ok, 38);
     }
 );
+
+/// The client secret `store` reads back for provider `admin/name`.
+async fn provider_secret(store: &Store, name: &str) -> String {
+    store
+        .get_provider("admin", name)
+        .await
+        .unwrap()
+        .unwrap()
+        .client_secret
+        .expose()
+        .to_owned()
+}
