@@ -289,7 +289,7 @@ impl<T> Params<T> {
     }
 }
 
-fn body_meta<T: Type>(content_types: &[&'static str]) -> Option<MetaRequest> {
+fn body_meta<T: Type>(content_types: &[&'static str], required: bool) -> Option<MetaRequest> {
     Some(MetaRequest {
         description: None,
         content: content_types
@@ -299,7 +299,7 @@ fn body_meta<T: Type>(content_types: &[&'static str]) -> Option<MetaRequest> {
                 schema: T::schema_ref(),
             })
             .collect(),
-        required: false,
+        required,
     })
 }
 
@@ -312,8 +312,13 @@ impl<'a, T: Type> ApiExtractor<'a> for Params<T> {
         T::register(registry);
     }
 
+    /// Described as required: RFC 6749 and 7009 put these parameters in the body (the query
+    /// string is read too, for Casdoor's clients).
     fn request_meta() -> Option<MetaRequest> {
-        body_meta::<T>(&["application/x-www-form-urlencoded", "application/json"])
+        body_meta::<T>(
+            &["application/x-www-form-urlencoded", "application/json"],
+            true,
+        )
     }
 
     async fn from_request(
@@ -348,7 +353,10 @@ impl<'a, T: Type> ApiExtractor<'a> for FormParams<T> {
     }
 
     fn request_meta() -> Option<MetaRequest> {
-        body_meta::<T>(&["application/x-www-form-urlencoded", "application/json"])
+        body_meta::<T>(
+            &["application/x-www-form-urlencoded", "application/json"],
+            false,
+        )
     }
 
     async fn from_request(
@@ -387,7 +395,7 @@ impl<'a, T: Type> ApiExtractor<'a> for LaxJson<T> {
     }
 
     fn request_meta() -> Option<MetaRequest> {
-        body_meta::<T>(&["application/json"])
+        body_meta::<T>(&["application/json"], false)
     }
 
     async fn from_request(

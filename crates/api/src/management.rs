@@ -113,7 +113,7 @@ macro_rules! crud {
                 caller: Caller,
                 #[oai(validator(
                     max_length = 201,
-                    pattern = r"^[^/\s\x00-\x1f\x7f]{1,100}/[^/\s\x00-\x1f\x7f]{1,100}$"
+                    pattern = r"^[^/\s\x00-\x1f\x7f-\x9f]{1,100}/[^/\s\x00-\x1f\x7f-\x9f]{1,100}$"
                 ))]
                 id: Query<String>,
             ) -> Answer {
@@ -141,7 +141,7 @@ macro_rules! crud {
                 caller: Caller,
                 #[oai(validator(
                     max_length = 201,
-                    pattern = r"^[^/\s\x00-\x1f\x7f]{1,100}/[^/\s\x00-\x1f\x7f]{1,100}$"
+                    pattern = r"^[^/\s\x00-\x1f\x7f-\x9f]{1,100}/[^/\s\x00-\x1f\x7f-\x9f]{1,100}$"
                 ))]
                 id: Query<Option<String>>,
                 body: LaxJson<$wire>,
@@ -160,7 +160,7 @@ macro_rules! crud {
                 caller: Caller,
                 #[oai(validator(
                     max_length = 201,
-                    pattern = r"^[^/\s\x00-\x1f\x7f]{1,100}/[^/\s\x00-\x1f\x7f]{1,100}$"
+                    pattern = r"^[^/\s\x00-\x1f\x7f-\x9f]{1,100}/[^/\s\x00-\x1f\x7f-\x9f]{1,100}$"
                 ))]
                 id: Query<Option<String>>,
                 body: LaxJson<$wire>,
@@ -184,7 +184,7 @@ pub struct Certs;
 impl Crud for Organizations {
     type Wire = OrganizationWire;
     fn key(w: &OrganizationWire) -> (Option<&str>, Option<&str>) {
-        (None, w.name.as_deref())
+        (None, Some(w.name.as_str()))
     }
     async fn list(iam: &Iam, caller: &Principal, _owner: Option<&str>) -> Answer {
         Ok(list(
@@ -223,7 +223,7 @@ impl Crud for Organizations {
 impl Crud for Applications {
     type Wire = ApplicationWire;
     fn key(w: &ApplicationWire) -> (Option<&str>, Option<&str>) {
-        (None, w.name.as_deref())
+        (None, Some(w.name.as_str()))
     }
     async fn list(iam: &Iam, caller: &Principal, organization: Option<&str>) -> Answer {
         let apps = iam.admin_list_applications(caller, organization).await?;
@@ -260,7 +260,7 @@ impl Crud for Applications {
 impl Crud for Providers {
     type Wire = ProviderWire;
     fn key(w: &ProviderWire) -> (Option<&str>, Option<&str>) {
-        (w.owner.as_deref(), w.name.as_deref())
+        (w.owner.as_deref(), Some(w.name.as_str()))
     }
     /// An owner's providers come with the shared ones (owned by `admin`), as Casdoor lists them.
     async fn list(iam: &Iam, caller: &Principal, owner: Option<&str>) -> Answer {
@@ -300,7 +300,7 @@ impl Crud for Providers {
 impl Crud for Certs {
     type Wire = CertWire;
     fn key(w: &CertWire) -> (Option<&str>, Option<&str>) {
-        (None, w.name.as_deref())
+        (None, Some(w.name.as_str()))
     }
     async fn list(iam: &Iam, caller: &Principal, _owner: Option<&str>) -> Answer {
         Ok(list(&iam.admin_list_certs(caller).await?, wire::cert))
@@ -455,7 +455,7 @@ impl ManagementApi {
     ) -> Answer {
         require_some_user_admin(&caller.principal)?;
         let w = body.parse()?;
-        require_user_admin(&caller.principal, w.owner.as_deref().unwrap_or_default())?;
+        require_user_admin(&caller.principal, w.owner.as_str())?;
         let (input, password) = w.into_input();
         let user = User::from_input(input, Utc::now())?;
         state
@@ -477,14 +477,14 @@ impl ManagementApi {
         caller: Caller,
         #[oai(validator(
             max_length = 201,
-            pattern = r"^[^/\s\x00-\x1f\x7f]{1,100}/[^/\s\x00-\x1f\x7f]{1,100}$"
+            pattern = r"^[^/\s\x00-\x1f\x7f-\x9f]{1,100}/[^/\s\x00-\x1f\x7f-\x9f]{1,100}$"
         ))]
         id: Query<Option<String>>,
         body: LaxJson<UserWire>,
     ) -> Answer {
         require_some_user_admin(&caller.principal)?;
         let w = body.parse()?;
-        let (o, n) = target(&id, w.owner.as_deref(), w.name.as_deref())?;
+        let (o, n) = target(&id, Some(w.owner.as_str()), Some(w.name.as_str()))?;
         let done = state
             .iam
             .admin_delete_user(&caller.principal, &o, &n)

@@ -7,7 +7,7 @@ use iam_domain::grants::{Introspection, TokenRequest};
 use iam_domain::oauth::OAuthError;
 use poem::Request;
 use poem::web::Data;
-use poem_openapi::{Object, OpenApi};
+use poem_openapi::{Enum, Object, OpenApi, Union};
 use serde_json::json;
 
 use crate::errors::{AnyJson, OAuthFailure, OAuthReply};
@@ -15,45 +15,135 @@ use crate::extract::Params;
 use crate::state::AppState;
 use crate::tags::Tag;
 
-/// Parameters of the token endpoint (RFC 6749 §4 and the mini program flow), from the query
-/// string, a form body or a JSON body; client credentials may also come as HTTP Basic. Which
-/// are required depends on `tag` and `grant_type`.
+/// The token endpoint's request (RFC 6749 §4 and the mini program flow), one shape per grant,
+/// each with what that grant requires. The parameters may also come in the query string or a
+/// JSON body, and client credentials as HTTP Basic instead of `client_id`/`client_secret`.
+#[derive(Union)]
+pub enum TokenParams {
+    MiniProgram(MiniProgramParams),
+    ClientCredentials(ClientCredentialsParams),
+    Password(PasswordParams),
+    RefreshToken(RefreshTokenParams),
+}
+
+/// `tag=wechat_miniprogram`.
+#[derive(Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum MiniProgramTag {
+    WechatMiniprogram,
+}
+
+/// `grant_type=client_credentials`.
+#[derive(Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum ClientCredentialsGrant {
+    ClientCredentials,
+}
+
+/// `grant_type=password`.
+#[derive(Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum PasswordGrant {
+    Password,
+}
+
+/// `grant_type=refresh_token`.
+#[derive(Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum RefreshTokenGrant {
+    RefreshToken,
+}
+
+/// WeChat Mini Program sign-in: `tag=wechat_miniprogram` runs it whatever `grant_type` says.
 #[derive(Object)]
-pub struct TokenParams {
-    /// `wechat_miniprogram` runs mini program sign-in whatever `grant_type` says.
-    pub tag: Option<String>,
-    /// `refresh_token`, `client_credentials` or `password`.
+pub struct MiniProgramParams {
+    pub tag: MiniProgramTag,
+    /// Ignored: `tag` decides.
     pub grant_type: Option<String>,
-    #[oai(validator(max_length = 100))]
-    pub client_id: Option<String>,
+    #[oai(validator(min_length = 1, max_length = 100))]
+    pub client_id: String,
+    /// Checked when sent; mini programs are public clients and usually send none.
     pub client_secret: Option<String>,
     /// The `wx.login()` code: at most 128 printable ASCII characters.
-    #[oai(validator(max_length = 128, pattern = r"^[!-~]*$"))]
-    pub code: Option<String>,
-    /// Mini program: the nickname, stored as `displayName` (at most 100 characters).
-    /// Password grant: `owner/name` or a name of the application's organization.
-    #[oai(validator(max_length = 201))]
+    #[oai(validator(min_length = 1, max_length = 128, pattern = r"^[!-~]*$"))]
+    pub code: String,
+    /// The nickname, stored as `displayName` (at most 100 characters).
+    #[oai(validator(max_length = 100))]
     pub username: Option<String>,
-    pub password: Option<String>,
     /// An http or https URL of at most 1024 characters.
     #[oai(validator(max_length = 1024, pattern = r"^[hH][tT][tT][pP][sS]?://"))]
     pub avatar: Option<String>,
     /// `openid` adds an OIDC ID token.
     pub scope: Option<String>,
     pub nonce: Option<String>,
-    pub refresh_token: Option<String>,
     /// Picks one of several mini program providers of the application by name.
     pub provider: Option<String>,
-    /// Mini program: the `getPhoneNumber` button's code; the server asks WeChat for the
-    /// number (with this sign-in's openid) and stores it on the user.
+    /// The `getPhoneNumber` button's code; the server asks WeChat for the number (with this
+    /// sign-in's openid) and stores it on the user.
     #[oai(validator(max_length = 128, pattern = r"^[!-~]*$"))]
     pub phone_code: Option<String>,
-    /// Mini program, legacy: `wx.getUserInfo`'s rawData; with a matching `signature`
+    /// Legacy: `wx.getUserInfo`'s rawData; with a matching `signature`
     /// (`sha1(rawData + session_key)`), its nickName and avatarUrl fill the profile.
     #[oai(rename = "rawData", validator(max_length = 4096))]
     pub raw_data: Option<String>,
     #[oai(validator(max_length = 64))]
     pub signature: Option<String>,
+}
+
+/// The application's own token: no user, no refresh token.
+#[derive(Object)]
+pub struct ClientCredentialsParams {
+    pub grant_type: ClientCredentialsGrant,
+    #[oai(validator(min_length = 1, max_length = 100))]
+    pub client_id: String,
+    #[oai(validator(min_length = 1))]
+    pub client_secret: String,
+    pub scope: Option<String>,
+}
+
+/// A user's password, within the application's organization.
+#[derive(Object)]
+pub struct PasswordParams {
+    pub grant_type: PasswordGrant,
+    #[oai(validator(min_length = 1, max_length = 100))]
+    pub client_id: String,
+    /// Checked when sent, required when the application is confidential.
+    pub client_secret: Option<String>,
+    /// `owner/name`, or a name of the application's organization.
+    #[oai(validator(min_length = 1, max_length = 201))]
+    pub username: String,
+    #[oai(validator(min_length = 1))]
+    pub password: String,
+    /// `openid` adds an OIDC ID token.
+    pub scope: Option<String>,
+    pub nonce: Option<String>,
+}
+
+/// A refresh token for new tokens in its session; the old one is spent.
+#[derive(Object)]
+pub struct RefreshTokenParams {
+    pub grant_type: RefreshTokenGrant,
+    #[oai(validator(min_length = 1, max_length = 100))]
+    pub client_id: String,
+    /// Checked when sent.
+    pub client_secret: Option<String>,
+    #[oai(validator(min_length = 1))]
+    pub refresh_token: String,
+    pub scope: Option<String>,
+}
+
+/// Casdoor's refresh route: the `refresh_token` grant whatever `grant_type` says.
+#[derive(Object)]
+pub struct RefreshRouteParams {
+    /// Ignored: this route always refreshes.
+    pub grant_type: Option<String>,
+    #[oai(validator(min_length = 1, max_length = 100))]
+    pub client_id: String,
+    /// Checked when sent.
+    pub client_secret: Option<String>,
+    #[oai(validator(min_length = 1))]
+    pub refresh_token: String,
+    pub scope: Option<String>,
 }
 
 #[derive(Object)]
@@ -68,13 +158,30 @@ pub struct TokenAnswer {
     pub scope: String,
 }
 
-/// RFC 7009 / RFC 7662 parameters.
+/// RFC 7009: the token to revoke and the application it was issued to.
 #[derive(Object)]
 pub struct RevokeParams {
-    pub token: Option<String>,
+    /// An access or refresh token.
+    #[oai(validator(min_length = 1))]
+    pub token: String,
     pub token_type_hint: Option<String>,
-    pub client_id: Option<String>,
+    #[oai(validator(min_length = 1, max_length = 100))]
+    pub client_id: String,
+    /// Checked when sent, required when the application is confidential.
     pub client_secret: Option<String>,
+}
+
+/// RFC 7662: the token to describe and the application asking, which must authenticate.
+#[derive(Object)]
+pub struct IntrospectParams {
+    /// An access or refresh token.
+    #[oai(validator(min_length = 1))]
+    pub token: String,
+    pub token_type_hint: Option<String>,
+    #[oai(validator(min_length = 1, max_length = 100))]
+    pub client_id: String,
+    #[oai(validator(min_length = 1))]
+    pub client_secret: String,
 }
 
 /// RFC 7662.
@@ -100,7 +207,7 @@ fn rate_limited(state: &AppState, req: &Request) -> Result<(), OAuthFailure> {
     crate::ratelimit::check(state, req).map_err(OAuthFailure)
 }
 
-fn token_request(p: &Params<TokenParams>) -> TokenRequest {
+fn token_request<T>(p: &Params<T>) -> TokenRequest {
     TokenRequest {
         grant_type: p.get("grant_type").into(),
         client_id: p.get("client_id").into(),
@@ -209,7 +316,7 @@ impl OAuthApi {
         &self,
         state: Data<&Arc<AppState>>,
         req: &Request,
-        params: Params<TokenParams>,
+        params: Params<RefreshRouteParams>,
     ) -> TokenResult {
         let mut tr = token_request(&params);
         tr.grant_type = "refresh_token".into();
@@ -263,7 +370,7 @@ impl OAuthApi {
         &self,
         state: Data<&Arc<AppState>>,
         req: &Request,
-        params: Params<RevokeParams>,
+        params: Params<IntrospectParams>,
     ) -> Result<OAuthReply<IntrospectionAnswer>, OAuthFailure> {
         rate_limited(&state, req)?;
         let i: Introspection = state

@@ -49,7 +49,8 @@ pub struct SessionWire {
 pub struct TokenWire {
     #[oai(validator(max_length = 100))]
     pub owner: Option<String>,
-    #[oai(validator(max_length = 100))]
+    /// The session's id (a UUID).
+    #[oai(validator(max_length = 36, pattern = r"^[0-9a-fA-F-]{36}$"))]
     pub name: Option<String>,
 }
 
@@ -176,7 +177,12 @@ impl SessionsApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
-        #[oai(validator(max_length = 201))] id: Query<Option<String>>,
+        /// `owner/name` of the user, when the body does not name one.
+        #[oai(validator(
+            max_length = 201,
+            pattern = r"^[^/\s\x00-\x1f\x7f-\x9f]{1,100}/[^/\s\x00-\x1f\x7f-\x9f]{1,100}$"
+        ))]
+        id: Query<Option<String>>,
         body: LaxJson<SessionWire>,
     ) -> Answer {
         let w = body.parse()?;
@@ -217,7 +223,7 @@ impl SessionsApi {
         /// `owner/name`.
         #[oai(validator(
             max_length = 201,
-            pattern = r"^[^/\s\x00-\x1f\x7f]{1,100}/[^/\s\x00-\x1f\x7f]{1,100}$"
+            pattern = r"^[^/\s\x00-\x1f\x7f-\x9f]{1,100}/[^/\s\x00-\x1f\x7f-\x9f]{1,100}$"
         ))]
         id: Query<String>,
     ) -> Answer {
@@ -262,7 +268,7 @@ impl SessionsApi {
         caller: Caller,
         #[oai(validator(
             max_length = 201,
-            pattern = r"^[^/\s\x00-\x1f\x7f]{1,100}/[^/\s\x00-\x1f\x7f]{1,100}$"
+            pattern = r"^[^/\s\x00-\x1f\x7f-\x9f]{1,100}/[^/\s\x00-\x1f\x7f-\x9f]{1,100}$"
         ))]
         id: Query<String>,
     ) -> Answer {
@@ -338,7 +344,12 @@ impl SessionsApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
-        #[oai(validator(max_length = 201))] id: Query<String>,
+        /// `owner/<session id>`: a session id is a UUID.
+        #[oai(validator(
+            max_length = 137,
+            pattern = r"^[^/\s\x00-\x1f\x7f-\x9f]{1,100}/[0-9a-fA-F-]{36}$"
+        ))]
+        id: Query<String>,
     ) -> Answer {
         let sid = token_sid(Some(&id.0), &TokenWire::default())?;
         let s = state.iam.get_session(&caller.principal, &sid).await?;
@@ -358,7 +369,12 @@ impl SessionsApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
-        #[oai(validator(max_length = 201))] id: Query<Option<String>>,
+        /// `owner/<session id>`: a session id is a UUID.
+        #[oai(validator(
+            max_length = 137,
+            pattern = r"^[^/\s\x00-\x1f\x7f-\x9f]{1,100}/[0-9a-fA-F-]{36}$"
+        ))]
+        id: Query<Option<String>>,
         body: LaxJson<TokenWire>,
     ) -> Answer {
         let sid = token_sid(id.0.as_deref(), &body.parse()?)?;

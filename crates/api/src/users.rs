@@ -37,15 +37,19 @@ pub struct SetPasswordForm {
     pub user_name: Option<String>,
     /// Required unless the caller administers the user's organization.
     pub old_password: Option<String>,
-    pub new_password: Option<String>,
+    #[oai(validator(min_length = 1))]
+    pub new_password: String,
 }
 
 /// Casdoor's `check-user-password` body: the user and the password to check.
 #[derive(Object, Default)]
 pub struct CheckPasswordForm {
-    pub owner: Option<String>,
-    pub name: Option<String>,
-    pub password: Option<String>,
+    #[oai(validator(min_length = 1, max_length = 100))]
+    pub owner: String,
+    #[oai(validator(min_length = 1, max_length = 100))]
+    pub name: String,
+    #[oai(validator(min_length = 1))]
+    pub password: String,
 }
 
 /// `/api/get-account`'s envelope, with the user's id and name on top.
@@ -133,7 +137,7 @@ impl UsersApi {
         caller: Caller,
         #[oai(validator(
             max_length = 201,
-            pattern = r"^[^/\s\x00-\x1f\x7f]{1,100}/[^/\s\x00-\x1f\x7f]{1,100}$"
+            pattern = r"^[^/\s\x00-\x1f\x7f-\x9f]{1,100}/[^/\s\x00-\x1f\x7f-\x9f]{1,100}$"
         ))]
         id: Query<Option<String>>,
         #[oai(validator(max_length = 1000))] columns: Query<Option<String>>,
@@ -165,7 +169,7 @@ impl UsersApi {
         /// `owner/name`.
         #[oai(validator(
             max_length = 201,
-            pattern = r"^[^/\s\x00-\x1f\x7f]{1,100}/[^/\s\x00-\x1f\x7f]{1,100}$"
+            pattern = r"^[^/\s\x00-\x1f\x7f-\x9f]{1,100}/[^/\s\x00-\x1f\x7f-\x9f]{1,100}$"
         ))]
         id: Query<Option<String>>,
         #[oai(validator(max_length = 100))] owner: Query<Option<String>>,
@@ -290,9 +294,14 @@ impl UsersApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
-        #[oai(validator(max_length = 100))] owner: Query<String>,
-        #[oai(validator(max_length = 50))] sorter: Query<String>,
-        #[oai(validator(max_length = 20))] limit: Query<Option<String>>,
+        #[oai(validator(min_length = 1, max_length = 100))] owner: Query<String>,
+        #[oai(validator(
+            pattern = r"^(createdTime|created_time|name|displayName|display_name|lastSigninTime|last_signin_time|updatedTime|updated_time)$"
+        ))]
+        sorter: Query<String>,
+        /// At most this many (a whole number from 1); `userListMax` when absent.
+        #[oai(validator(max_length = 20, pattern = r"^\s*(0*[1-9][0-9]{0,17})?\s*$"))]
+        limit: Query<Option<String>>,
     ) -> Result<Reply<Envelope>, Failure> {
         let users = state
             .iam

@@ -39,18 +39,21 @@ pub struct BindPhoneBody {
 #[oai(rename_all = "camelCase")]
 #[serde(rename_all = "camelCase", default)]
 pub struct EncryptedBody {
-    #[oai(validator(max_length = 65536))]
-    pub encrypted_data: Option<String>,
-    #[oai(validator(max_length = 64))]
-    pub iv: Option<String>,
+    /// Base64.
+    #[oai(validator(min_length = 1, max_length = 65536))]
+    pub encrypted_data: String,
+    /// Base64.
+    #[oai(validator(min_length = 1, max_length = 64))]
+    pub iv: String,
 }
 
 /// A `wx.login()` code of the token's mini program.
 #[derive(Object, Deserialize, Debug, Default)]
 #[serde(default)]
 pub struct BindBody {
-    #[oai(validator(max_length = 128))]
-    pub code: Option<String>,
+    /// At most 128 printable ASCII characters.
+    #[oai(validator(min_length = 1, max_length = 128, pattern = r"^[!-~]*$"))]
+    pub code: String,
     /// One of several mini programs of the application, by provider name.
     #[oai(validator(max_length = 100))]
     pub provider: Option<String>,
@@ -60,8 +63,9 @@ pub struct BindBody {
 #[derive(Object, Deserialize, Debug, Default)]
 #[serde(default)]
 pub struct UnbindBody {
-    #[oai(validator(max_length = 64))]
-    pub appid: Option<String>,
+    /// Printable ASCII.
+    #[oai(validator(min_length = 1, max_length = 64, pattern = r"^[!-~]*$"))]
+    pub appid: String,
 }
 
 /// `check-session`'s answer.
@@ -147,8 +151,8 @@ impl MiniProgramApi {
         body: LaxJson<EncryptedBody>,
     ) -> Result<Reply<Value>, Failure> {
         let b = body.parse()?;
-        let data = required("encryptedData", b.encrypted_data)?;
-        let iv = required("iv", b.iv)?;
+        let data = required("encryptedData", Some(b.encrypted_data))?;
+        let iv = required("iv", Some(b.iv))?;
         let v = state
             .iam
             .decrypt_wechat_data(&caller.principal, caller.claims.as_ref(), &data, &iv)
@@ -188,7 +192,7 @@ impl MiniProgramApi {
         /// `owner/name`.
         #[oai(validator(
             max_length = 201,
-            pattern = r"^[^/\s\x00-\x1f\x7f]{1,100}/[^/\s\x00-\x1f\x7f]{1,100}$"
+            pattern = r"^[^/\s\x00-\x1f\x7f-\x9f]{1,100}/[^/\s\x00-\x1f\x7f-\x9f]{1,100}$"
         ))]
         id: Query<Option<String>>,
     ) -> Result<Reply<Vec<IdentityWire>>, Failure> {
@@ -228,7 +232,7 @@ impl MiniProgramApi {
         body: LaxJson<BindBody>,
     ) -> Result<Reply<Envelope>, Failure> {
         let b = body.parse()?;
-        let code = required("code", b.code)?;
+        let code = required("code", Some(b.code))?;
         let (identity, new) = state
             .iam
             .bind_wechat(
@@ -258,13 +262,13 @@ impl MiniProgramApi {
         /// `owner/name` of the user, for administrators.
         #[oai(validator(
             max_length = 201,
-            pattern = r"^[^/\s\x00-\x1f\x7f]{1,100}/[^/\s\x00-\x1f\x7f]{1,100}$"
+            pattern = r"^[^/\s\x00-\x1f\x7f-\x9f]{1,100}/[^/\s\x00-\x1f\x7f-\x9f]{1,100}$"
         ))]
         id: Query<Option<String>>,
         body: LaxJson<UnbindBody>,
     ) -> Result<Reply<Envelope>, Failure> {
         let b = body.parse()?;
-        let appid = required("appid", b.appid)?;
+        let appid = required("appid", Some(b.appid))?;
         let openid = state
             .iam
             .unbind_wechat(&caller.principal, id.0.as_deref(), &appid)

@@ -39,6 +39,11 @@ fn text(v: Option<String>) -> String {
     v.unwrap_or_default()
 }
 
+/// A required field as the handlers see it: `None` when it was not sent (or sent empty).
+fn given(v: String) -> Option<String> {
+    Some(v).filter(|s| !s.is_empty())
+}
+
 /// An organization (owned by `admin`).
 #[derive(Object, Deserialize, Debug, Default)]
 #[oai(rename_all = "camelCase")]
@@ -47,9 +52,9 @@ pub struct OrganizationWire {
     /// Always `admin`.
     pub owner: Option<String>,
     /// No `/`, no whitespace.
-    #[oai(validator(max_length = 100, pattern = r"^[^/\s\x00-\x1f\x7f]+$"))]
-    pub name: Option<String>,
-    #[oai(validator(max_length = 100, pattern = r"^[^\x00-\x1f\x7f]*$"))]
+    #[oai(validator(max_length = 100, pattern = r"^[^/\s\x00-\x1f\x7f-\x9f]+$"))]
+    pub name: String,
+    #[oai(validator(max_length = 100, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$"))]
     pub display_name: Option<String>,
     /// An http(s) URL.
     #[oai(validator(
@@ -66,7 +71,7 @@ pub struct OrganizationWire {
 impl OrganizationWire {
     pub fn into_input(self) -> OrganizationInput {
         OrganizationInput {
-            name: text(self.name),
+            name: self.name,
             display_name: text(self.display_name),
             default_avatar: text(self.default_avatar),
             extra: kept(self.other),
@@ -80,8 +85,8 @@ impl OrganizationWire {
 #[serde(rename_all = "camelCase", default)]
 pub struct ProviderItemWire {
     pub owner: Option<String>,
-    #[oai(validator(max_length = 100, pattern = r"^[^/\s\x00-\x1f\x7f]+$"))]
-    pub name: Option<String>,
+    #[oai(validator(max_length = 100, pattern = r"^[^/\s\x00-\x1f\x7f-\x9f]+$"))]
+    pub name: String,
     pub can_sign_up: Option<bool>,
     pub can_sign_in: Option<bool>,
 }
@@ -92,17 +97,19 @@ pub struct ProviderItemWire {
 #[serde(rename_all = "camelCase", default)]
 pub struct ApplicationWire {
     pub owner: Option<String>,
-    #[oai(validator(max_length = 100, pattern = r"^[^/\s\x00-\x1f\x7f]+$"))]
-    pub name: Option<String>,
+    #[oai(validator(max_length = 100, pattern = r"^[^/\s\x00-\x1f\x7f-\x9f]+$"))]
+    pub name: String,
     #[oai(validator(max_length = 100))]
     pub display_name: Option<String>,
-    #[oai(validator(max_length = 100, pattern = r"^[^/\s\x00-\x1f\x7f]+$"))]
-    pub organization: Option<String>,
+    #[oai(validator(max_length = 100, pattern = r"^[^/\s\x00-\x1f\x7f-\x9f]+$"))]
+    pub organization: String,
     /// Generated when empty on add. Printable ASCII.
     #[oai(validator(max_length = 100, pattern = r"^[!-~]*$"))]
     pub client_id: Option<String>,
     /// Generated when empty on add; returned as `***`; `***` written back keeps the stored one.
     pub client_secret: Option<String>,
+    /// The signing cert's name; the built-in one when empty.
+    #[oai(validator(max_length = 100, pattern = r"^[^/\s\x00-\x1f\x7f-\x9f]*$"))]
     pub cert: Option<String>,
     pub enable_sign_up: Option<bool>,
     /// Ordered: the first WeChat provider is the mini program's.
@@ -128,9 +135,9 @@ pub struct ApplicationWire {
 impl ApplicationWire {
     pub fn into_input(self) -> ApplicationInput {
         ApplicationInput {
-            name: text(self.name),
+            name: self.name,
             display_name: text(self.display_name),
-            organization: text(self.organization),
+            organization: self.organization,
             client_id: text(self.client_id),
             client_secret: text(self.client_secret),
             cert: text(self.cert),
@@ -141,7 +148,7 @@ impl ApplicationWire {
                 .into_iter()
                 .map(|p| ProviderItemInput {
                     owner: text(p.owner),
-                    name: text(p.name),
+                    name: p.name,
                     can_sign_up: p.can_sign_up,
                     can_sign_in: p.can_sign_in,
                 })
@@ -162,18 +169,18 @@ impl ApplicationWire {
 #[serde(rename_all = "camelCase", default)]
 pub struct ProviderWire {
     /// `admin` (shared) or an organization; empty is `admin`.
-    #[oai(validator(max_length = 100, pattern = r"^[^/\s\x00-\x1f\x7f]+$"))]
+    #[oai(validator(max_length = 100, pattern = r"^[^/\s\x00-\x1f\x7f-\x9f]+$"))]
     pub owner: Option<String>,
-    #[oai(validator(max_length = 100, pattern = r"^[^/\s\x00-\x1f\x7f]+$"))]
-    pub name: Option<String>,
+    #[oai(validator(max_length = 100, pattern = r"^[^/\s\x00-\x1f\x7f-\x9f]+$"))]
+    pub name: String,
     #[oai(validator(max_length = 100))]
     pub display_name: Option<String>,
     /// `OAuth` when empty.
     pub category: Option<String>,
     /// Required. `WeChat` or `WeChatMiniProgram` for a mini program.
     #[serde(rename = "type")]
-    #[oai(rename = "type", validator(max_length = 100))]
-    pub provider_type: Option<String>,
+    #[oai(rename = "type", validator(min_length = 1, max_length = 100))]
+    pub provider_type: String,
     #[oai(validator(max_length = 100))]
     pub sub_type: Option<String>,
     /// The mini program's APPID.
@@ -191,10 +198,10 @@ impl ProviderWire {
     pub fn into_input(self) -> ProviderInput {
         ProviderInput {
             owner: text(self.owner),
-            name: text(self.name),
+            name: self.name,
             display_name: text(self.display_name),
             category: text(self.category),
-            provider_type: text(self.provider_type),
+            provider_type: self.provider_type,
             sub_type: text(self.sub_type),
             client_id: text(self.client_id),
             client_secret: text(self.client_secret),
@@ -209,8 +216,8 @@ impl ProviderWire {
 #[serde(rename_all = "camelCase", default)]
 pub struct CertWire {
     pub owner: Option<String>,
-    #[oai(validator(max_length = 100, pattern = r"^[^/\s\x00-\x1f\x7f]+$"))]
-    pub name: Option<String>,
+    #[oai(validator(max_length = 100, pattern = r"^[^/\s\x00-\x1f\x7f-\x9f]+$"))]
+    pub name: String,
     #[oai(validator(max_length = 100))]
     pub display_name: Option<String>,
     /// `x509`.
@@ -236,7 +243,7 @@ pub struct CertWire {
 impl CertWire {
     pub fn into_input(self) -> CertInput {
         CertInput {
-            name: text(self.name),
+            name: self.name,
             display_name: text(self.display_name),
             cert_type: text(self.cert_type),
             crypto_algorithm: text(self.crypto_algorithm),
@@ -256,10 +263,10 @@ pub struct UserWire {
     /// The user's id (a UUID, the `sub` of their tokens): generated when absent.
     #[oai(validator(max_length = 36))]
     pub id: Option<String>,
-    #[oai(validator(max_length = 100, pattern = r"^[^/\s\x00-\x1f\x7f]+$"))]
-    pub owner: Option<String>,
-    #[oai(validator(max_length = 100, pattern = r"^[^/\s\x00-\x1f\x7f]+$"))]
-    pub name: Option<String>,
+    #[oai(validator(max_length = 100, pattern = r"^[^/\s\x00-\x1f\x7f-\x9f]+$"))]
+    pub owner: String,
+    #[oai(validator(max_length = 100, pattern = r"^[^/\s\x00-\x1f\x7f-\x9f]+$"))]
+    pub name: String,
     #[serde(rename = "type")]
     #[oai(rename = "type", validator(max_length = 100))]
     pub user_type: Option<String>,
@@ -275,7 +282,7 @@ pub struct UserWire {
     /// The user's WeChat identities, as `iam export` writes them (seed files only).
     #[oai(skip)]
     pub wechat_identities: Vec<IdentityWire>,
-    #[oai(validator(max_length = 100, pattern = r"^[^\x00-\x1f\x7f]*$"))]
+    #[oai(validator(max_length = 100, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$"))]
     pub display_name: Option<String>,
     /// An http(s) URL.
     #[oai(validator(
@@ -369,8 +376,8 @@ impl UserWire {
                 wechat: text(self.wechat),
                 wechat_open_id,
                 wechat_union_id,
-                owner: text(self.owner),
-                name: text(self.name),
+                owner: self.owner,
+                name: self.name,
                 user_type: text(self.user_type),
                 display_name: text(self.display_name),
                 avatar: text(self.avatar),
@@ -403,7 +410,7 @@ impl UserWire {
     /// The fields of an `update-user` (what was sent, and nothing else).
     pub fn into_patch(self) -> ((Option<String>, Option<String>), UserPatch) {
         (
-            (self.owner, self.name),
+            (given(self.owner), given(self.name)),
             UserPatch {
                 display_name: self.display_name,
                 avatar: self.avatar,

@@ -185,7 +185,7 @@ impl Iam {
         {
             return Err(Error::Invalid(format!(
                 "organization: {:?} does not exist",
-                app.organization
+                app.organization.as_str()
             )));
         }
         if app.client_secret.is_empty() {
