@@ -132,20 +132,6 @@ pub struct RefreshTokenParams {
     pub scope: Option<String>,
 }
 
-/// Casdoor's refresh route: the `refresh_token` grant whatever `grant_type` says.
-#[derive(Object)]
-pub struct RefreshRouteParams {
-    /// Ignored: this route always refreshes.
-    pub grant_type: Option<String>,
-    #[oai(validator(min_length = 1, max_length = 100))]
-    pub client_id: String,
-    /// Checked when sent.
-    pub client_secret: Option<String>,
-    #[oai(validator(min_length = 1))]
-    pub refresh_token: String,
-    pub scope: Option<String>,
-}
-
 #[derive(Object)]
 pub struct TokenAnswer {
     pub access_token: String,
@@ -306,7 +292,8 @@ impl OAuthApi {
         self.token(state, req, params).await
     }
 
-    /// Casdoor's refresh route: the `refresh_token` grant, whatever `grant_type` says.
+    /// Casdoor's refresh route: the `refresh_token` grant. Described with the `grant_type`
+    /// Casdoor's SDKs send; the route refreshes whatever it says.
     #[oai(
         path = "/api/login/oauth/refresh_token",
         method = "post",
@@ -316,7 +303,7 @@ impl OAuthApi {
         &self,
         state: Data<&Arc<AppState>>,
         req: &Request,
-        params: Params<RefreshRouteParams>,
+        params: Params<RefreshTokenParams>,
     ) -> TokenResult {
         let mut tr = token_request(&params);
         tr.grant_type = "refresh_token".into();
