@@ -218,7 +218,10 @@ async fn the_database_going_away_is_a_503_and_the_server_recovers_by_itself() ->
     let iam = Iam::start(&opts)?;
     let rec = Recorder::default();
     let url = iam.url("/oauth/token");
-    assert!(sign_in(&rec, &sim.base, &url, "steady").await?.is_some());
+    let steady = sign_in(&rec, &sim.base, &url, "steady").await?;
+    let Some(steady) = steady else {
+        anyhow::bail!("the first sign-in failed");
+    };
 
     // Load in the background for the whole drill.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -293,6 +296,18 @@ async fn the_database_going_away_is_a_503_and_the_server_recovers_by_itself() ->
     assert_eq!(a.status, 503, "{}", a.text);
     assert!(a.header("retry-after").is_some());
     assert!(a.header("www-authenticate").is_none());
+    // A mini program route of a signed-in user: the outage too, never a 400 that blames the
+    // request (the mini program lookup used to turn any failure into "no such mini program").
+    let code = wx_login(&rec.http, &sim.base, APPID, "steady").await?;
+    let a = rec
+        .send(
+            rec.http
+                .post(iam.url("/api/wechat/bind"))
+                .bearer_auth(&steady)
+                .json(&serde_json::json!({"code": code})),
+        )
+        .await?;
+    assert_eq!(a.status, 503, "{}", a.text);
 
     pg.start()?;
     // Back by itself, without a restart.

@@ -71,10 +71,29 @@ post /api/add-provider '{"owner":"admin","name":"fuzz-wx","category":"OAuth","ty
 post /api/add-cert '{"name":"fuzz-cert"}'
 post /api/add-application '{"name":"fuzz-app","organization":"fuzz","clientId":"fuzz0000000000000000","clientSecret":"fuzz-secret","providers":[{"name":"fuzz-wx"}]}'
 post /api/add-user '{"owner":"fuzz","name":"fuzz-user","password":"fuzz-password"}'
-refresh=$(curl -sf -X POST "$iam/oauth/token" -d "grant_type=password&client_id=fuzz0000000000000000&client_secret=fuzz-secret&username=fuzz-user&password=fuzz-password" | json '["refresh_token"]')
-# The /api/wechat routes serve a mini program user: the fuzzer calls them as one of its own.
-code=$(curl -sf -X POST "$sim/sim/login" -d '{"appid":"wx5f3c1b2a9d8e7f60","user":"fuzz-wx-user"}' | json '["code"]')
+# A refresh token is spent by its first use, so the fuzzer gets several, each its own session.
+refresh=""
+for _ in $(seq 1 8); do
+  r=$(curl -sf -X POST "$iam/oauth/token" -d "grant_type=password&client_id=fuzz0000000000000000&client_secret=fuzz-secret&username=fuzz-user&password=fuzz-password" | json '["refresh_token"]')
+  refresh="$refresh\"$r\", "
+done
+# The /api/wechat routes serve a mini program user: the fuzzer calls them as one of its own,
+# with what WeChat would hand that user's mini program: wx.login() codes, getPhoneNumber
+# codes, and data sealed under the session key of its sign-in (all one-time or short-lived,
+# so several of each).
+wx='"appid":"wx5f3c1b2a9d8e7f60","user":"fuzz-wx-user"'
+code=$(curl -sf -X POST "$sim/sim/login" -d "{$wx}" | json '["code"]')
 wx_user=$(curl -sf -X POST "$iam/oauth/token" -d "tag=wechat_miniprogram&client_id=6825f4f0af45554c8952&code=$code" | json '["access_token"]')
+sealed=$(curl -sf -X POST "$sim/sim/encrypted-data" -d "{$wx,\"data\":{\"stepInfoList\":[]}}")
+sealed_data=$(echo "$sealed" | json '["encryptedData"]')
+sealed_iv=$(echo "$sealed" | json '["iv"]')
+wx_codes=""; phone_codes=""
+for i in $(seq 1 8); do
+  c=$(curl -sf -X POST "$sim/sim/login" -d "{$wx}" | json '["code"]')
+  wx_codes="$wx_codes\"$c\", "
+  c=$(curl -sf -X POST "$sim/sim/phone-code" -d "{$wx,\"phone\":\"1390000000$i\"}" | json '["code"]')
+  phone_codes="$phone_codes\"$c\", "
+done
 cat > "$work/schemathesis.toml" <<TOML
 # Values the server knows, offered to the fuzzer part of the time (the rest stays random).
 [dictionaries.ids]
@@ -90,7 +109,19 @@ values = ["fuzz-user"]
 [dictionaries.passwords]
 values = ["fuzz-password"]
 [dictionaries.refresh_tokens]
-values = ["$refresh"]
+values = [$refresh]
+[dictionaries.wx_codes]
+values = [$wx_codes]
+[dictionaries.phone_codes]
+values = [$phone_codes]
+[dictionaries.sealed_data]
+values = ["$sealed_data"]
+[dictionaries.sealed_iv]
+values = ["$sealed_iv"]
+[dictionaries.wx_providers]
+values = ["provider_wechat_miniprogram"]
+[dictionaries.wx_appids]
+values = ["wx5f3c1b2a9d8e7f60"]
 [dictionaries.organizations]
 values = ["fuzz"]
 
@@ -100,6 +131,7 @@ Authorization = "Bearer $admin"
 [[operations]]
 include-path-regex = "^/api/wechat/"
 headers = { Authorization = "Bearer $wx_user" }
+parameters = { "body.code" = { dictionary = "wx_codes", probability = 0.8 }, "body.phoneCode" = { dictionary = "phone_codes", probability = 0.8 }, "body.encryptedData" = { dictionary = "sealed_data", probability = 0.8 }, "body.iv" = { dictionary = "sealed_iv", probability = 0.8 }, "query.provider" = { dictionary = "wx_providers", probability = 0.8 }, "body.provider" = { dictionary = "wx_providers", probability = 0.8 }, "body.appid" = { dictionary = "wx_appids", probability = 0.8 } }
 
 [[operations]]
 include-path = "/api/check-user-password"

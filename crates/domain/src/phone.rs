@@ -87,11 +87,13 @@ impl Iam {
         let provider = self
             .mini_program_provider(&app, provider.unwrap_or_default())
             .await
-            .map_err(|_| {
-                Error::invalid(format!(
+            .map_err(|e| match e.kind {
+                // The one "no" of the lookup; a store outage stays a 503.
+                crate::oauth::OAuthErrorKind::InvalidClient => Error::invalid(format!(
                     "provider: the application {} has no such wechat mini program",
                     app.name
-                ))
+                )),
+                _ => Error::from(e),
             })?;
         let appid = AppId::parse(&provider.client_id)
             .map_err(|_| Error::Internal("wechat provider is misconfigured".into()))?;
