@@ -1,4 +1,4 @@
-//! Group commit of sign-ins.
+//! Group commit of sign-ins on SQLite.
 //!
 //! SQLite has one writer at a time, and each commit writes every page it changed to the log as
 //! a whole 4 KB frame: a sign-in's session, refresh token, audit record and sign-in time touch

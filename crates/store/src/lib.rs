@@ -35,7 +35,8 @@ pub struct Store {
     /// Seals secrets at rest (signing keys, client secrets, AppSecrets); without it they are
     /// written as they are (the storage contract tests, `iam` commands that need no secret).
     sealer: Option<Arc<dyn iam_domain::ports::SessionSealer>>,
-    /// Sign-ins, committed together under a burst ([`group`]).
+    /// SQLite's sign-ins, committed together under a burst ([`group`]); PostgreSQL's are not
+    /// grouped.
     sign_ins: group::SignInGroup,
 }
 
