@@ -91,7 +91,8 @@ async fn an_operator_configures_a_mini_program_and_its_users_sign_in() -> anyhow
             app("shop", "shop-wx", crate::signin::CLIENT_ID),
         )
         .await?;
-    assert_eq!(a.status, 400);
+    // Another application's client id: a clash with a stored object, as a taken name is.
+    assert_eq!(a.status, 409);
     assert!(a.msg().starts_with("clientId:"), "{}", a.text);
     let store = c.db.store().await?;
     use iam_domain::ports::Repository;

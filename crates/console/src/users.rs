@@ -358,7 +358,7 @@ async fn user_page(
             .iter()
             .map(|v| IdentityRow {
                 provider: v.provider.clone(),
-                appid: v.identity.appid.clone(),
+                appid: v.identity.appid.to_string(),
                 openid: v.identity.openid.clone(),
                 unionid: v.identity.unionid.clone(),
                 created: when(&v.identity.created_time),

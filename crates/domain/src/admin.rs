@@ -50,8 +50,9 @@ fn keep_secret(new: &Secret, stored: &Secret) -> Secret {
 
 fn conflict_as(field_error: &str) -> impl Fn(StoreError) -> Error + '_ {
     move |e| match e {
+        // A clash with another object, not a malformed value: 409, as a taken name is.
         StoreError::Conflict(what) if what.contains("clientId") => {
-            Error::Invalid(format!("clientId: {field_error}"))
+            Error::Conflict(format!("clientId: {field_error}"))
         }
         other => other.into(),
     }
@@ -107,9 +108,10 @@ impl Iam {
         org.created_time = Utc::now();
         self.written(self.repo.insert_organization(&org).await)
             .map_err(|e| match e {
-                StoreError::Conflict(_) => {
-                    Error::Conflict(format!("organization {:?} already exists", org.name))
-                }
+                StoreError::Conflict(_) => Error::Conflict(format!(
+                    "organization {:?} already exists",
+                    org.name.as_str()
+                )),
                 other => other.into(),
             })
     }
@@ -209,7 +211,7 @@ impl Iam {
         if self.repo.get_application(&app.name).await?.is_some() {
             return Err(Error::Conflict(format!(
                 "application {:?} already exists",
-                app.name
+                app.name.as_str()
             )));
         }
         app.created_time = Utc::now();
@@ -412,7 +414,7 @@ impl Iam {
         self.written(self.repo.insert_cert(&cert).await)
             .map_err(|e| match e {
                 StoreError::Conflict(_) => {
-                    Error::Conflict(format!("cert {:?} already exists", cert.name))
+                    Error::Conflict(format!("cert {:?} already exists", cert.name.as_str()))
                 }
                 other => other.into(),
             })

@@ -328,7 +328,7 @@ impl Iam {
         };
         let sign_in = WechatSignIn {
             identity: WechatIdentity {
-                appid: appid.to_string(),
+                appid: appid.clone(),
                 openid: session.openid.clone(),
                 unionid: session.unionid.clone().unwrap_or_default(),
                 organization: app.organization.to_string(),
@@ -346,7 +346,7 @@ impl Iam {
             .map_err(|e| OAuthError::server_error(format!("cannot seal the session key: {e}")))?;
         let backfill = found.backfill_unionid.then(|| {
             (
-                identity.appid.clone(),
+                identity.appid.to_string(),
                 identity.openid.clone(),
                 identity.unionid.clone(),
             )
@@ -356,7 +356,7 @@ impl Iam {
             found.user,
             found.touch,
             SignInExtras {
-                wechat_key: Some((identity.appid, identity.openid, sealed)),
+                wechat_key: Some((identity.appid.into_string(), identity.openid, sealed)),
                 identity_unionid: backfill,
                 phone_given: sign_in.phone.is_some(),
             },

@@ -88,7 +88,7 @@ impl Iam {
         }
         let (appid, session) = self.exchange_code(&mp.provider, &code).await?;
         let identity = WechatIdentity {
-            appid: appid.to_string(),
+            appid: appid.clone(),
             openid: session.openid.clone(),
             unionid: session.unionid.clone().unwrap_or_default(),
             organization: mp.user.owner.to_string(),

@@ -206,7 +206,7 @@ impl Cert {
 /// (appid, openid) of one mini program user, and the user it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WechatIdentity {
-    pub appid: String,
+    pub appid: crate::values::AppId,
     pub openid: String,
     pub unionid: String,
     pub organization: String,

@@ -295,7 +295,8 @@ impl crate::service::Iam {
                 );
             }
             for (appid, openid, unionid) in u.identities {
-                crate::values::AppId::parse(&appid).map_err(|e| format!("{here}: {e}"))?;
+                let appid =
+                    crate::values::AppId::parse(&appid).map_err(|e| format!("{here}: {e}"))?;
                 crate::values::WechatId::parse("openid", &openid)
                     .map_err(|e| format!("{here}: {e}"))?;
                 b.identities.push(crate::model::WechatIdentity {

@@ -40,8 +40,15 @@ fn check_len(field: &'static str, s: &str, max: usize) -> Result<(), InvalidValu
 macro_rules! string_value {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub struct $name(String);
+
+        /// As the string it is (`"demo"`), since messages quote names with `{:?}`.
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(&self.0, f)
+            }
+        }
 
         impl $name {
             /// One of the domain's own constants (`built-in`, `admin`): known good, so not parsed.
@@ -371,6 +378,15 @@ pub fn is_mini_program_type(provider_type: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_name_in_a_message_reads_as_the_name() {
+        let name = ObjectName::parse("name", "demo").expect("a valid name");
+        assert_eq!(
+            format!("application {name:?} already exists"),
+            r#"application "demo" already exists"#
+        );
+    }
 
     #[test]
     fn names() {

@@ -223,7 +223,7 @@ pub(crate) fn bind(
     let once = |c: &mut AnyConnection| {
         write_tx(c, |c| {
             let owner: Option<String> = wechat_identities::table
-                .find((&identity.appid, &identity.openid))
+                .find((identity.appid.as_str(), &identity.openid))
                 .select(wechat_identities::user_id)
                 .first(c)
                 .optional()?;

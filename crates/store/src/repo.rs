@@ -93,7 +93,8 @@ fn check_application_refs(c: &mut AnyConnection, app: &Application) -> Result<()
         if found == 0 {
             return Err(StoreError::MissingReference(format!(
                 "provider {:?} listed by application {:?}",
-                item.name, app.name
+                item.name.as_str(),
+                app.name.as_str()
             ))
             .into());
         }

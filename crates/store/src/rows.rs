@@ -7,7 +7,7 @@ use iam_domain::model::{
     Application, Cert, Organization, Profile, Provider, RefreshToken, Session, TokenRecord, User,
     WechatIdentity,
 };
-use iam_domain::values::{ClientId, CryptoAlgorithm, DisplayName, ObjectName};
+use iam_domain::values::{AppId, ClientId, CryptoAlgorithm, DisplayName, ObjectName};
 use iam_domain::{Secret, StoreError};
 
 use crate::schema::*;
@@ -386,7 +386,7 @@ pub struct IdentityRow {
 impl From<&WechatIdentity> for IdentityRow {
     fn from(i: &WechatIdentity) -> Self {
         Self {
-            appid: i.appid.clone(),
+            appid: i.appid.to_string(),
             openid: i.openid.clone(),
             unionid: i.unionid.clone(),
             organization: i.organization.clone(),
@@ -401,7 +401,8 @@ impl TryFrom<IdentityRow> for WechatIdentity {
     fn try_from(r: IdentityRow) -> Result<Self, StoreError> {
         Ok(Self {
             created_time: parse_ts("wechat identity", &r.created_time)?,
-            appid: r.appid,
+            appid: AppId::parse(&r.appid)
+                .map_err(|e| StoreError::Corrupt(format!("wechat identity appid: {e}")))?,
             openid: r.openid,
             unionid: r.unionid,
             organization: r.organization,

@@ -204,7 +204,7 @@ fn user(owner: &str, name: &str) -> User {
 
 fn identity(appid: &str, openid: &str, unionid: &str, org: &str) -> WechatIdentity {
     WechatIdentity {
-        appid: appid.into(),
+        appid: iam_domain::values::AppId::parse(appid).expect("a test appid"),
         openid: openid.into(),
         unionid: unionid.into(),
         organization: org.into(),
