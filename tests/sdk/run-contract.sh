@@ -94,6 +94,22 @@ for i in $(seq 1 8); do
   c=$(curl -sf -X POST "$sim/sim/phone-code" -d "{$wx,\"phone\":\"1390000000$i\"}" | json '["code"]')
   phone_codes="$phone_codes\"$c\", "
 done
+# Updates and deletes change what they are given, so they get objects of their own: a user
+# whose password the fuzzer may set, an application it may rewrite, sessions it may end, and a
+# user with a password beside a WeChat identity, so that identity may be unbound (a user's last
+# way in may not).
+post /api/add-user '{"owner":"fuzz","name":"fuzz-pw-user","password":"fuzz-password"}'
+post /api/add-application '{"name":"fuzz-app-2","organization":"fuzz","clientId":"fuzz0000000000000002"}'
+token_ids=""
+for _ in $(seq 1 4); do
+  t=$(curl -sf -X POST "$iam/oauth/token" -d "grant_type=password&client_id=fuzz0000000000000000&client_secret=fuzz-secret&username=fuzz-user&password=fuzz-password" | json '["access_token"]')
+  sid=$(echo "$t" | cut -d. -f2 | "$work/venv/bin/python" -c 'import sys,json,base64;p=sys.stdin.read().strip();print(json.loads(base64.urlsafe_b64decode(p+"="*(-len(p)%4)))["sid"])')
+  token_ids="$token_ids\"admin/$sid\", "
+done
+code=$(curl -sf -X POST "$sim/sim/login" -d '{"appid":"wx5f3c1b2a9d8e7f60","user":"fuzz-unbind-user"}' | json '["code"]')
+t=$(curl -sf -X POST "$iam/oauth/token" -d "tag=wechat_miniprogram&client_id=6825f4f0af45554c8952&code=$code" | json '["access_token"]')
+unbind_name=$(curl -sf "$iam/api/get-account" -H "Authorization: Bearer $t" | json '["name"]')
+post /api/set-password "{\"userOwner\":\"demo\",\"userName\":\"$unbind_name\",\"newPassword\":\"fuzz-password-2\"}"
 cat > "$work/schemathesis.toml" <<TOML
 # Values the server knows, offered to the fuzzer part of the time (the rest stays random).
 [dictionaries.ids]
@@ -122,11 +138,59 @@ values = ["$sealed_iv"]
 values = ["provider_wechat_miniprogram"]
 [dictionaries.wx_appids]
 values = ["wx5f3c1b2a9d8e7f60"]
+[dictionaries.app_names]
+values = ["fuzz-app-2"]
+[dictionaries.app_client_ids]
+values = ["fuzz0000000000000002"]
+[dictionaries.provider_names]
+values = ["fuzz-wx"]
+[dictionaries.cert_names]
+values = ["fuzz-cert"]
 [dictionaries.organizations]
 values = ["fuzz"]
+[dictionaries.token_ids]
+values = [$token_ids]
+[dictionaries.unbind_users]
+values = ["demo/$unbind_name"]
 
 [headers]
 Authorization = "Bearer $admin"
+
+# Operations whose valid requests need a one-time code, a sealed payload, a password or the
+# caller's own old password: the coverage phase builds its requests from the schema alone, so it
+# sends them only its negative cases; the fuzzing phase, which draws from the values above, sends
+# both.
+[[operations]]
+include-path-regex = "^/api/(wechat/(bind|bind-phone|decrypt)|check-user-password|set-password|login/oauth/refresh_token)$"
+phases = { coverage = { generation = { mode = "negative" } } }
+
+# Objects to update: the fuzzer's own, named in the body (a rename is refused); an
+# application apart from the one the token routes use, since an update replaces it whole.
+[[operations]]
+include-path = "/api/update-organization"
+parameters = { "body.name" = { dictionary = "organizations", probability = 0.7 } }
+[[operations]]
+include-path = "/api/update-application"
+parameters = { "body.name" = { dictionary = "app_names", probability = 0.7 }, "body.organization" = { dictionary = "organizations", probability = 0.7 }, "body.clientId" = { dictionary = "app_client_ids", probability = 0.8 }, "body.providers[*].name" = { dictionary = "provider_names", probability = 0.8 } }
+[[operations]]
+include-path = "/api/add-application"
+parameters = { "body.providers[*].name" = { dictionary = "provider_names", probability = 0.8 } }
+[[operations]]
+include-path = "/api/update-provider"
+parameters = { "body.name" = { dictionary = "provider_names", probability = 0.7 } }
+[[operations]]
+include-path = "/api/update-cert"
+parameters = { "body.name" = { dictionary = "cert_names", probability = 0.7 } }
+[[operations]]
+include-path = "/api/set-password"
+parameters = { "body.userOwner" = "fuzz", "body.userName" = "fuzz-pw-user", "body.newPassword" = { dictionary = "passwords", probability = 0.8 } }
+[[operations]]
+include-path-regex = "^/api/(get|delete)-token$"
+parameters = { "query.id" = { dictionary = "token_ids", probability = 0.7 } }
+[[operations]]
+include-path = "/api/wechat/unbind"
+headers = { Authorization = "Bearer $admin" }
+parameters = { "query.id" = { dictionary = "unbind_users", probability = 0.8 }, "body.appid" = { dictionary = "wx_appids", probability = 0.8 } }
 
 [[operations]]
 include-path-regex = "^/api/wechat/"
@@ -137,8 +201,14 @@ parameters = { "body.code" = { dictionary = "wx_codes", probability = 0.8 }, "bo
 include-path = "/api/check-user-password"
 parameters = { "body.name" = { dictionary = "usernames", probability = 0.8 } }
 
+# Every other operation that takes an id gets the fuzzer's objects. The updates above name
+# theirs in the body instead, which an id would have to agree with. (A block's parameters
+# replace the others' and the first block that applies wins, so this one comes last.)
+[[operations]]
+include-path-regex = "^/api/(?!update-(organization|application|provider|cert)$)"
+parameters = { "query.id" = { dictionary = "ids", probability = 0.7 } }
+
 [parameters]
-"query.id" = { dictionary = "ids", probability = 0.7 }
 "query.owner" = { dictionary = "organizations", probability = 0.7 }
 "query.organization" = { dictionary = "organizations", probability = 0.7 }
 "body.client_id" = { dictionary = "client_ids", probability = 0.8 }
@@ -152,10 +222,17 @@ parameters = { "body.name" = { dictionary = "usernames", probability = 0.8 } }
 TOML
 # sso-logout with the fuzzer's token would end the administrator's own session, and every
 # operation after it would see only 401s; the e2e tests and the Casdoor SDK above cover it.
-(cd "$work" && "$work/venv/bin/schemathesis" --config-file "$work/schemathesis.toml" run "$root/openapi/openapi.json" \
-  --url "$iam" --exclude-path /api/sso-logout \
-  --max-examples "${SCHEMATHESIS_EXAMPLES:-25}" \
-  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance)
+# The delete-* routes run last, in a run of their own: the fuzzer feeds them names that other
+# answers held, and the operations that sign in, update or call as a mini program user need
+# those objects to still exist.
+fuzz() {
+  (cd "$work" && "$work/venv/bin/schemathesis" --config-file "$work/schemathesis.toml" run "$root/openapi/openapi.json" \
+    --url "$iam" --exclude-path /api/sso-logout "$@" \
+    --max-examples "${SCHEMATHESIS_EXAMPLES:-25}" \
+    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance)
+}
+fuzz --exclude-path-regex '^/api/delete-'
+fuzz --include-path-regex '^/api/delete-'
 if grep -qiE "panicked|\"level\":\"ERROR\"| ERROR " "$work/iam.out"; then
   echo "the server logged errors during the run:"; grep -iE "panicked|ERROR" "$work/iam.out" | head -20; exit 1
 fi

@@ -371,21 +371,23 @@ impl<'a, T: Type> ApiExtractor<'a> for FormParams<T> {
     }
 }
 
-/// A JSON object body whatever the Content-Type; `T` is its wire type.
-pub struct LaxJson<T> {
+/// A JSON object body whatever the Content-Type; `T` is the shape the spec describes and `W`
+/// the wire type it is read as (the same, unless the spec can say more than one struct, as
+/// "one of these two shapes").
+pub struct LaxJson<T, W = T> {
     object: Map<String, Value>,
-    shape: PhantomData<fn() -> T>,
+    shape: PhantomData<fn() -> (T, W)>,
 }
 
-impl<T: DeserializeOwned> LaxJson<T> {
+impl<T, W: DeserializeOwned> LaxJson<T, W> {
     /// The body as its wire type; a bad field is a 400 naming it.
-    pub fn parse(&self) -> Result<T, Failure> {
+    pub fn parse(&self) -> Result<W, Failure> {
         crate::wire::from_json(Value::Object(self.object.clone()))
             .map_err(|e| Failure(Error::Invalid(e)))
     }
 }
 
-impl<'a, T: Type> ApiExtractor<'a> for LaxJson<T> {
+impl<'a, T: Type, W> ApiExtractor<'a> for LaxJson<T, W> {
     const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
     type ParamType = ();
     type ParamRawType = ();

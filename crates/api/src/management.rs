@@ -23,7 +23,9 @@ use crate::errors::{Envelope, Failure, Reply};
 use crate::extract::{Caller, LaxJson};
 use crate::state::AppState;
 use crate::tags::Tag;
-use crate::wire::{self, ApplicationWire, CertWire, OrganizationWire, ProviderWire, UserWire};
+use crate::wire::{
+    self, ApplicationUpdate, ApplicationWire, CertWire, OrganizationWire, ProviderWire, UserWire,
+};
 
 type Answer = Result<Reply<Envelope>, Failure>;
 
@@ -62,6 +64,8 @@ fn one<T>(item: Option<T>, render: fn(&T) -> Value) -> Reply<Envelope> {
 /// What the five management routes do for one kind of object.
 trait Crud {
     type Wire: serde::de::DeserializeOwned;
+    /// What `update-` reads: the wire type, or one that requires more of it.
+    type UpdateWire: serde::de::DeserializeOwned + Into<Self::Wire>;
     /// The owner and name a body names (for `update-`/`delete-` without `?id=`).
     fn key(w: &Self::Wire) -> (Option<&str>, Option<&str>);
     async fn list(iam: &Iam, caller: &Principal, filter: Option<&str>) -> Answer;
@@ -79,7 +83,10 @@ trait Crud {
 
 /// The body of an add or update, read only once the caller is known to be a global
 /// administrator.
-fn admin_body<K: Crud>(caller: &Caller, body: &LaxJson<K::Wire>) -> Result<K::Wire, Failure> {
+fn admin_body<W: serde::de::DeserializeOwned>(
+    caller: &Caller,
+    body: &LaxJson<W>,
+) -> Result<W, Failure> {
     require_global_admin(&caller.principal)?;
     body.parse()
 }
@@ -129,7 +136,7 @@ macro_rules! crud {
                 caller: Caller,
                 body: LaxJson<$wire>,
             ) -> Answer {
-                let w = admin_body::<$kind>(&caller, &body)?;
+                let w = admin_body(&caller, &body)?;
                 <$kind>::add(&state.iam, &caller.principal, w).await
             }
 
@@ -144,9 +151,9 @@ macro_rules! crud {
                     pattern = r"^[^/\s\x00-\x1f\x7f-\x9f]{1,100}/[^/\s\x00-\x1f\x7f-\x9f]{1,100}$"
                 ))]
                 id: Query<Option<String>>,
-                body: LaxJson<$wire>,
+                body: LaxJson<<$kind as Crud>::UpdateWire>,
             ) -> Answer {
-                let w = admin_body::<$kind>(&caller, &body)?;
+                let w: $wire = admin_body(&caller, &body)?.into();
                 let (owner, name) = <$kind>::key(&w);
                 let (o, n) = target(&id, owner, name)?;
                 <$kind>::update(&state.iam, &caller.principal, &o, &n, w).await
@@ -183,6 +190,7 @@ pub struct Certs;
 
 impl Crud for Organizations {
     type Wire = OrganizationWire;
+    type UpdateWire = OrganizationWire;
     fn key(w: &OrganizationWire) -> (Option<&str>, Option<&str>) {
         (None, Some(w.name.as_str()))
     }
@@ -222,6 +230,7 @@ impl Crud for Organizations {
 
 impl Crud for Applications {
     type Wire = ApplicationWire;
+    type UpdateWire = ApplicationUpdate;
     fn key(w: &ApplicationWire) -> (Option<&str>, Option<&str>) {
         (None, Some(w.name.as_str()))
     }
@@ -259,6 +268,7 @@ impl Crud for Applications {
 
 impl Crud for Providers {
     type Wire = ProviderWire;
+    type UpdateWire = ProviderWire;
     fn key(w: &ProviderWire) -> (Option<&str>, Option<&str>) {
         (w.owner.as_deref(), Some(w.name.as_str()))
     }
@@ -299,6 +309,7 @@ impl Crud for Providers {
 
 impl Crud for Certs {
     type Wire = CertWire;
+    type UpdateWire = CertWire;
     fn key(w: &CertWire) -> (Option<&str>, Option<&str>) {
         (None, Some(w.name.as_str()))
     }

@@ -43,8 +43,8 @@ pub struct RecordWire {
     pub method: Option<String>,
     #[oai(validator(max_length = 300))]
     pub request_uri: Option<String>,
-    #[oai(validator(max_length = 100))]
-    pub action: Option<String>,
+    #[oai(validator(min_length = 1, max_length = 100))]
+    pub action: String,
     #[oai(validator(max_length = 16))]
     pub language: Option<String>,
     #[oai(validator(max_length = 300))]
@@ -206,7 +206,7 @@ impl RecordsApi {
             user: text(b.user),
             method: text(b.method),
             request_uri: text(b.request_uri),
-            action: text(b.action),
+            action: b.action,
             language: text(b.language),
             object: text(b.object),
             response: text(b.response),

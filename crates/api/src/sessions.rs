@@ -27,10 +27,10 @@ type Answer = Result<Reply<Envelope>, Failure>;
 #[serde(rename_all = "camelCase", default)]
 pub struct SessionWire {
     /// The user's organization.
-    #[oai(validator(max_length = 100))]
+    #[oai(validator(max_length = 100, pattern = r"^[^/\s\x00-\x1f\x7f-\x9f]*$"))]
     pub owner: Option<String>,
     /// The user's name.
-    #[oai(validator(max_length = 100))]
+    #[oai(validator(max_length = 100, pattern = r"^[^/\s\x00-\x1f\x7f-\x9f]*$"))]
     pub name: Option<String>,
     /// Only this application's sessions; all of the user's when empty.
     #[oai(validator(max_length = 100))]

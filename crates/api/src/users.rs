@@ -140,7 +140,12 @@ impl UsersApi {
             pattern = r"^[^/\s\x00-\x1f\x7f-\x9f]{1,100}/[^/\s\x00-\x1f\x7f-\x9f]{1,100}$"
         ))]
         id: Query<Option<String>>,
-        #[oai(validator(max_length = 1000))] columns: Query<Option<String>>,
+        /// The fields to change, comma-separated, in camelCase or snake_case.
+        #[oai(validator(
+            max_length = 1000,
+            pattern = r"^[\s,]*(?:(?:signin_wrong_times|signup_application|signupApplication|signinWrongTimes|country_code|display_name|is_forbidden|affiliation|countryCode|displayName|isForbidden|first_name|is_deleted|firstName|isDeleted|last_name|birthday|homepage|is_admin|language|lastName|location|password|isAdmin|avatar|gender|region|email|phone|title|type|bio)\s*(?:,[\s,]*|$))*$"
+        ))]
+        columns: Query<Option<String>>,
         body: LaxJson<UserWire>,
     ) -> Result<Reply<Envelope>, Failure> {
         let ((owner, name), patch) = body.parse()?.into_patch();

@@ -9,7 +9,7 @@ use iam_domain::phone::PhoneProof;
 use iam_domain::values::PhoneCode;
 use poem::web::Data;
 use poem_openapi::param::Query;
-use poem_openapi::{Object, OpenApi};
+use poem_openapi::{Object, OpenApi, Union};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -19,18 +19,30 @@ use crate::state::AppState;
 use crate::tags::Tag;
 use crate::wire::{self, time};
 
-/// The `getPhoneNumber` button's answer: its `code`, or its legacy `encryptedData` and `iv`.
-#[derive(Object, Deserialize, Debug, Default)]
+/// The `getPhoneNumber` button's answer: its `code`, or its legacy `encryptedData` and `iv`,
+/// never both.
+#[derive(Union)]
+#[oai(one_of)]
+pub enum BindPhoneShape {
+    Code(PhoneCodeBody),
+    Encrypted(EncryptedBody),
+}
+
+/// `e.detail.code` of the `getPhoneNumber` button (base library ≥ 2.21.2).
+#[derive(Object)]
 #[oai(rename_all = "camelCase")]
+pub struct PhoneCodeBody {
+    /// At most 128 printable ASCII characters.
+    #[oai(validator(min_length = 1, max_length = 128, pattern = r"^[!-~]*$"))]
+    pub phone_code: String,
+}
+
+/// `bind-phone`'s body as read: whichever of the two shapes was sent.
+#[derive(Deserialize, Debug, Default)]
 #[serde(rename_all = "camelCase", default)]
 pub struct BindPhoneBody {
-    /// `e.detail.code` (base library ≥ 2.21.2).
-    #[oai(validator(max_length = 128))]
     pub phone_code: Option<String>,
-    /// `e.detail.encryptedData` (legacy), with `iv`.
-    #[oai(validator(max_length = 65536))]
     pub encrypted_data: Option<String>,
-    #[oai(validator(max_length = 64))]
     pub iv: Option<String>,
 }
 
@@ -109,7 +121,7 @@ impl MiniProgramApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: BearerCaller,
-        body: LaxJson<BindPhoneBody>,
+        body: LaxJson<BindPhoneShape, BindPhoneBody>,
     ) -> Result<Reply<Envelope>, Failure> {
         let b = body.parse()?;
         let proof = match (b.phone_code, b.encrypted_data, b.iv) {

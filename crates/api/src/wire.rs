@@ -14,6 +14,8 @@ use iam_domain::objects::{
 };
 use iam_domain::users::UserPatch;
 use poem_openapi::Object;
+use poem_openapi::registry::{MetaSchema, MetaSchemaRef, Registry};
+use poem_openapi::types::{Example, ToJSON, Type};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -46,7 +48,7 @@ fn given(v: String) -> Option<String> {
 
 /// An organization (owned by `admin`).
 #[derive(Object, Deserialize, Debug, Default)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", example, skip_serializing_if_is_none)]
 #[serde(rename_all = "camelCase", default)]
 pub struct OrganizationWire {
     /// Always `admin`.
@@ -84,6 +86,8 @@ impl OrganizationWire {
 #[oai(rename_all = "camelCase")]
 #[serde(rename_all = "camelCase", default)]
 pub struct ProviderItemWire {
+    /// The provider's owner: `admin` (also when empty) or the application's organization.
+    #[oai(validator(max_length = 100, pattern = r"^[^/\s\x00-\x1f\x7f-\x9f]*$"))]
     pub owner: Option<String>,
     #[oai(validator(max_length = 100, pattern = r"^[^/\s\x00-\x1f\x7f-\x9f]+$"))]
     pub name: String,
@@ -93,13 +97,13 @@ pub struct ProviderItemWire {
 
 /// An application (owned by `admin`).
 #[derive(Object, Deserialize, Debug, Default)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", example, skip_serializing_if_is_none)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ApplicationWire {
     pub owner: Option<String>,
     #[oai(validator(max_length = 100, pattern = r"^[^/\s\x00-\x1f\x7f-\x9f]+$"))]
     pub name: String,
-    #[oai(validator(max_length = 100))]
+    #[oai(validator(max_length = 100, pattern = r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f]*$"))]
     pub display_name: Option<String>,
     #[oai(validator(max_length = 100, pattern = r"^[^/\s\x00-\x1f\x7f-\x9f]+$"))]
     pub organization: String,
@@ -114,6 +118,7 @@ pub struct ApplicationWire {
     pub enable_sign_up: Option<bool>,
     /// Ordered: the first WeChat provider is the mini program's.
     pub providers: Option<Vec<ProviderItemWire>>,
+    #[oai(validator(max_length = 100, pattern = r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f]*$"))]
     pub grant_types: Option<Vec<String>>,
     pub token_format: Option<String>,
     /// Access-token lifetime; 0 or absent: 168.
@@ -165,7 +170,7 @@ impl ApplicationWire {
 
 /// An identity provider; a mini program is one of type `WeChat` or `WeChatMiniProgram`.
 #[derive(Object, Deserialize, Debug, Default)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", example, skip_serializing_if_is_none)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ProviderWire {
     /// `admin` (shared) or an organization; empty is `admin`.
@@ -173,18 +178,25 @@ pub struct ProviderWire {
     pub owner: Option<String>,
     #[oai(validator(max_length = 100, pattern = r"^[^/\s\x00-\x1f\x7f-\x9f]+$"))]
     pub name: String,
-    #[oai(validator(max_length = 100))]
+    #[oai(validator(max_length = 100, pattern = r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f]*$"))]
     pub display_name: Option<String>,
     /// `OAuth` when empty.
     pub category: Option<String>,
     /// Required. `WeChat` or `WeChatMiniProgram` for a mini program.
     #[serde(rename = "type")]
-    #[oai(rename = "type", validator(min_length = 1, max_length = 100))]
+    #[oai(
+        rename = "type",
+        validator(
+            min_length = 1,
+            max_length = 100,
+            pattern = r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f]*$"
+        )
+    )]
     pub provider_type: String,
-    #[oai(validator(max_length = 100))]
+    #[oai(validator(max_length = 100, pattern = r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f]*$"))]
     pub sub_type: Option<String>,
     /// The mini program's APPID.
-    #[oai(validator(max_length = 200))]
+    #[oai(validator(max_length = 200, pattern = r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f]*$"))]
     pub client_id: Option<String>,
     /// The mini program's APPSECRET; returned as `***`.
     pub client_secret: Option<String>,
@@ -212,13 +224,13 @@ impl ProviderWire {
 
 /// A signing cert (owned by `admin`; certs are found by name alone).
 #[derive(Object, Deserialize, Debug, Default)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", example, skip_serializing_if_is_none)]
 #[serde(rename_all = "camelCase", default)]
 pub struct CertWire {
     pub owner: Option<String>,
     #[oai(validator(max_length = 100, pattern = r"^[^/\s\x00-\x1f\x7f-\x9f]+$"))]
     pub name: String,
-    #[oai(validator(max_length = 100))]
+    #[oai(validator(max_length = 100, pattern = r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f]*$"))]
     pub display_name: Option<String>,
     /// `x509`.
     #[serde(rename = "type")]
@@ -268,14 +280,17 @@ pub struct UserWire {
     #[oai(validator(max_length = 100, pattern = r"^[^/\s\x00-\x1f\x7f-\x9f]+$"))]
     pub name: String,
     #[serde(rename = "type")]
-    #[oai(rename = "type", validator(max_length = 100))]
+    #[oai(
+        rename = "type",
+        validator(max_length = 100, pattern = r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f]*$")
+    )]
     pub user_type: Option<String>,
     /// Never returned (`***` when set); an empty password never changes one.
     pub password: Option<String>,
     /// `argon2id` when `password` is already an argon2 hash (as `iam export` writes it).
     pub password_type: Option<String>,
     /// The first OpenID the user signed in with.
-    #[oai(validator(max_length = 128))]
+    #[oai(validator(max_length = 128, pattern = r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f]*$"))]
     pub wechat: Option<String>,
     /// Casdoor's properties; `wechatOpenId` and `wechatUnionId` are kept.
     pub properties: Option<std::collections::BTreeMap<String, String>>,
@@ -290,11 +305,11 @@ pub struct UserWire {
         pattern = r"^(|[hH][tT][tT][pP][sS]?://[^/?#\s]+\S*)$"
     ))]
     pub avatar: Option<String>,
-    #[oai(validator(max_length = 254))]
+    #[oai(validator(max_length = 254, pattern = r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f]*$"))]
     pub email: Option<String>,
-    #[oai(validator(max_length = 32))]
+    #[oai(validator(max_length = 32, pattern = r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f]*$"))]
     pub phone: Option<String>,
-    #[oai(validator(max_length = 8))]
+    #[oai(validator(max_length = 8, pattern = r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f]*$"))]
     pub country_code: Option<String>,
     #[oai(validator(max_length = 1000))]
     pub first_name: Option<String>,
@@ -325,7 +340,7 @@ pub struct UserWire {
     pub is_admin: Option<bool>,
     pub is_forbidden: Option<bool>,
     pub is_deleted: Option<bool>,
-    #[oai(validator(max_length = 100))]
+    #[oai(validator(max_length = 100, pattern = r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f]*$"))]
     pub signup_application: Option<String>,
     /// Failed passwords in a row; an administrator writes 0 to unlock the account.
     #[oai(validator(minimum(value = "0")))]
@@ -635,7 +650,7 @@ pub fn export(b: &iam_domain::model::SeedBundle) -> Value {
                     .iter()
                     .filter(|i| i.user_id == u.id)
                     .map(|i| IdentityWire {
-                        appid: i.appid.clone(),
+                        appid: i.appid.to_string(),
                         openid: i.openid.clone(),
                         unionid: i.unionid.clone(),
                     })
@@ -651,4 +666,123 @@ pub fn export(b: &iam_domain::model::SeedBundle) -> Value {
         "applications": b.applications.iter().map(|a| with(application(a), "clientSecret", &a.client_secret)).collect::<Vec<_>>(),
         "users": users,
     })
+}
+
+// The examples the spec shows (and the fuzzer's first valid body): one mini program's
+// organization, application, WeChat provider and signing cert, added in that order.
+fn some(s: &str) -> Option<String> {
+    Some(s.to_owned())
+}
+
+impl Example for OrganizationWire {
+    fn example() -> Self {
+        Self {
+            owner: some(ADMIN_OWNER),
+            name: "shop".into(),
+            display_name: some("Shop"),
+            default_avatar: some("https://cdn.example.com/avatar/default.png"),
+            ..Self::default()
+        }
+    }
+}
+
+impl Example for ApplicationWire {
+    fn example() -> Self {
+        Self {
+            owner: some(ADMIN_OWNER),
+            name: "shop-miniprogram".into(),
+            display_name: some("Shop Mini Program"),
+            organization: "built-in".into(),
+            enable_sign_up: Some(true),
+            grant_types: Some(vec!["refresh_token".into()]),
+            expire_in_hours: Some(168.0),
+            refresh_expire_in_hours: Some(720.0),
+            ..Self::default()
+        }
+    }
+}
+
+impl Example for ProviderWire {
+    fn example() -> Self {
+        Self {
+            owner: some(ADMIN_OWNER),
+            name: "shop-wechat".into(),
+            display_name: some("Shop on WeChat"),
+            category: some("OAuth"),
+            provider_type: "WeChat".into(),
+            sub_type: some("Mini Program"),
+            client_id: some("wx0123456789abcdef"),
+            client_secret: some("0123456789abcdef0123456789abcdef"),
+            ..Self::default()
+        }
+    }
+}
+
+impl Example for CertWire {
+    fn example() -> Self {
+        Self {
+            owner: some(ADMIN_OWNER),
+            name: "shop-cert".into(),
+            display_name: some("Shop signing key"),
+            cert_type: some("x509"),
+            crypto_algorithm: some("RS256"),
+            bit_size: Some(2048),
+            ..Self::default()
+        }
+    }
+}
+
+/// `update-application`'s body: an application, with its `clientId` required, since an update
+/// keeps the client id it is given and never makes one up (add generates it when absent).
+#[derive(Deserialize, Debug, Default)]
+#[serde(transparent)]
+pub struct ApplicationUpdate(pub ApplicationWire);
+
+impl From<ApplicationUpdate> for ApplicationWire {
+    fn from(u: ApplicationUpdate) -> Self {
+        u.0
+    }
+}
+
+impl Type for ApplicationUpdate {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    fn name() -> std::borrow::Cow<'static, str> {
+        "ApplicationUpdate".into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Reference(Self::name().into_owned())
+    }
+
+    fn register(registry: &mut Registry) {
+        ApplicationWire::register(registry);
+        registry.create_schema::<Self, _>(Self::name().into_owned(), |_| MetaSchema {
+            description: Some("An application to update: `clientId` is required."),
+            all_of: vec![
+                ApplicationWire::schema_ref(),
+                MetaSchemaRef::Inline(Box::new(MetaSchema {
+                    required: vec!["clientId"],
+                    ..MetaSchema::new("object")
+                })),
+            ],
+            example: ApplicationUpdate(ApplicationWire {
+                client_id: some("3f9c2b7e1a4d6c8e0b5a"),
+                ..ApplicationWire::example()
+            })
+            .0
+            .to_json(),
+            ..MetaSchema::ANY
+        });
+    }
+
+    fn as_raw_value(&self) -> Option<&Self> {
+        Some(self)
+    }
+
+    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self> + 'a> {
+        Box::new(self.as_raw_value().into_iter())
+    }
 }

@@ -385,13 +385,13 @@ impl UserField {
         }
     }
 
-    /// `display_name` and `displayName` alike.
+    /// Casdoor's camelCase (`displayName`) or its snake_case column (`display_name`), as the
+    /// OpenAPI pattern of `update-user`'s `columns` lists them.
     pub fn parse(s: &str) -> Option<Self> {
-        let wanted: String = s.chars().filter(|c| *c != '_').collect();
-        Self::ALL
-            .iter()
-            .copied()
-            .find(|f| f.name().eq_ignore_ascii_case(&wanted))
+        Self::ALL.iter().copied().find(|f| {
+            let name = f.name();
+            s == name || snake_case(name).eq(s.chars())
+        })
     }
 
     /// What a user may change on themself (SPEC §5).
@@ -413,6 +413,14 @@ impl UserField {
                 | Self::Birthday
         )
     }
+}
+
+/// `countryCode` → `country_code`, one character at a time.
+fn snake_case(camel: &str) -> impl Iterator<Item = char> + '_ {
+    camel.chars().flat_map(|c| {
+        let lower = c.to_ascii_lowercase();
+        (c.is_ascii_uppercase().then_some('_').into_iter()).chain(std::iter::once(lower))
+    })
 }
 
 /// The fields an `update-user` body carries; `None` is "not sent".
@@ -491,6 +499,13 @@ mod tests {
         );
         assert_eq!(UserField::parse("is_admin"), Some(UserField::IsAdmin));
         assert_eq!(UserField::parse("nope"), None);
+        assert_eq!(
+            UserField::parse("country_code"),
+            Some(UserField::CountryCode)
+        );
+        // Only the two spellings the OpenAPI pattern lists.
+        assert_eq!(UserField::parse("DisplayName"), None);
+        assert_eq!(UserField::parse("display__name"), None);
         for f in UserField::ALL {
             assert_eq!(UserField::parse(f.name()), Some(*f));
         }
