@@ -164,6 +164,14 @@ async fn an_operator_configures_a_mini_program_and_its_users_sign_in() -> anyhow
         .status,
         409
     );
+    // Nor through "deleting" the organization `admin`, which owns the shared providers but is
+    // no organization: nothing is deleted.
+    let a = c
+        .post_json_as(&admin, "/api/delete-organization?id=admin/admin", json!({}))
+        .await?;
+    assert_eq!(a.json()["data"], "Unaffected", "{}", a.text);
+    let p = c.get("/api/get-provider?id=admin/shop-wx", &admin).await?;
+    assert_eq!(p.json()["data"]["name"], "shop-wx", "{}", p.text);
 
     // Only global administrators manage: a signed-in user gets 403, nobody gets 401.
     let a = c

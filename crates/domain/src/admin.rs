@@ -151,6 +151,23 @@ impl Iam {
                 "name: the built-in organization cannot be deleted".into(),
             ));
         }
+        if self.repo.get_organization(name).await?.is_none() {
+            return Ok(false);
+        }
+        // Its providers go with it, so none may still be listed by an application (as
+        // delete-provider refuses one that is).
+        let users = self
+            .applications_where(|a| {
+                a.providers.iter().any(|i| {
+                    i.owner == name || (i.owner.is_empty() && name == crate::model::ADMIN_OWNER)
+                })
+            })
+            .await?;
+        if !users.is_empty() {
+            return Err(Error::Conflict(format!(
+                "organization {name:?} owns providers listed by applications {users:?}; remove them from those first"
+            )));
+        }
         self.written(self.repo.delete_organization(name).await)
             .map_err(|e| match e {
                 StoreError::Conflict(what) => Error::Conflict(format!(

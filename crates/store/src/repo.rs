@@ -319,6 +319,13 @@ impl Repository for Store {
         let name = name.to_owned();
         self.run(move |c| {
             write_tx(c, |c| {
+                // No such organization: nothing to delete. Its providers are those whose owner
+                // is its name, and `admin` owns the shared ones, so going on would delete every
+                // shared provider on a request naming an organization `admin`.
+                let exists: i64 = organizations::table.find(&name).count().get_result(c)?;
+                if exists == 0 {
+                    return Ok(false);
+                }
                 let users: i64 = users::table
                     .filter(users::owner.eq(&name))
                     .count()

@@ -267,6 +267,17 @@ contract!(organizations_round_trip, |s: Store| async move {
 });
 
 contract!(
+    deleting_an_organization_that_does_not_exist_deletes_nothing,
+    |s: Store| async move {
+        // `admin` owns the shared providers but is no organization: deleting "it" must not
+        // take the providers along.
+        s.insert_provider(&provider("admin", "wx")).await.unwrap();
+        assert!(!s.delete_organization("admin").await.unwrap());
+        assert!(s.get_provider("admin", "wx").await.unwrap().is_some());
+    }
+);
+
+contract!(
     organization_with_users_is_not_deleted,
     |s: Store| async move {
         s.insert_organization(&org("demo")).await.unwrap();
