@@ -220,7 +220,7 @@ impl MiniProgramApi {
                     "provider": v.provider,
                     "appid": i.appid,
                     "openid": i.openid,
-                    "unionid": i.unionid,
+                    "unionid": i.unionid.as_deref().unwrap_or_default(),
                     "createdTime": time(&i.created_time),
                     "lastSigninTime": i.last_signin_time.as_ref().map(time).unwrap_or_default(),
                 })

@@ -651,8 +651,8 @@ pub fn export(b: &iam_domain::model::SeedBundle) -> Value {
                     .filter(|i| i.user_id == u.id)
                     .map(|i| IdentityWire {
                         appid: i.appid.to_string(),
-                        openid: i.openid.clone(),
-                        unionid: i.unionid.clone(),
+                        openid: i.openid.to_string(),
+                        unionid: i.unionid.as_deref().unwrap_or_default().to_owned(),
                     })
                     .collect::<Vec<_>>()
             );

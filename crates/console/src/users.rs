@@ -359,8 +359,8 @@ async fn user_page(
             .map(|v| IdentityRow {
                 provider: v.provider.clone(),
                 appid: v.identity.appid.to_string(),
-                openid: v.identity.openid.clone(),
-                unionid: v.identity.unionid.clone(),
+                openid: v.identity.openid.to_string(),
+                unionid: v.identity.unionid.as_deref().unwrap_or_default().to_owned(),
                 created: when(&v.identity.created_time),
             })
             .collect(),

@@ -11,7 +11,9 @@ use crate::phone::PhoneFailure;
 use crate::ports::WechatError;
 use crate::service::Iam;
 use crate::values::PhoneCode;
-use crate::values::{AppId, AvatarUrl, DisplayName, ObjectName, WechatCode, is_mini_program_type};
+use crate::values::{
+    AppId, AvatarUrl, DisplayName, ObjectName, WechatCode, WechatId, is_mini_program_type,
+};
 
 pub const MINI_PROGRAM_TAG: &str = "wechat_miniprogram";
 
@@ -94,8 +96,8 @@ struct FoundUser {
 /// What a sign-in writes besides the session, in the same transaction.
 #[derive(Default)]
 pub(crate) struct SignInExtras {
-    wechat_key: Option<(String, String, Vec<u8>)>,
-    identity_unionid: Option<(String, String, String)>,
+    wechat_key: Option<(AppId, WechatId, Vec<u8>)>,
+    identity_unionid: Option<(AppId, WechatId, WechatId)>,
     /// A verified phone came with it: a uniqueness conflict is the phone's.
     phone_given: bool,
 }
@@ -330,7 +332,7 @@ impl Iam {
             identity: WechatIdentity {
                 appid: appid.clone(),
                 openid: session.openid.clone(),
-                unionid: session.unionid.clone().unwrap_or_default(),
+                unionid: session.unionid.clone(),
                 organization: app.organization.to_string(),
                 user_id: String::new(),
                 created_time: Utc::now(),
@@ -344,19 +346,17 @@ impl Iam {
             .sealer
             .seal(&identity.appid, &identity.openid, &session.session_key)
             .map_err(|e| OAuthError::server_error(format!("cannot seal the session key: {e}")))?;
-        let backfill = found.backfill_unionid.then(|| {
-            (
-                identity.appid.to_string(),
-                identity.openid.clone(),
-                identity.unionid.clone(),
-            )
-        });
+        let backfill = identity
+            .unionid
+            .clone()
+            .filter(|_| found.backfill_unionid)
+            .map(|unionid| (identity.appid.clone(), identity.openid.clone(), unionid));
         self.sign_in(
             &app,
             found.user,
             found.touch,
             SignInExtras {
-                wechat_key: Some((identity.appid.into_string(), identity.openid, sealed)),
+                wechat_key: Some((identity.appid, identity.openid, sealed)),
                 identity_unionid: backfill,
                 phone_given: sign_in.phone.is_some(),
             },
@@ -460,11 +460,6 @@ impl Iam {
             .code_to_session(&appid, &provider.client_secret, code)
             .await
             .map_err(wechat_failure)?;
-        if session.openid.is_empty() && session.unionid.as_deref().unwrap_or_default().is_empty() {
-            return Err(OAuthError::invalid_request(
-                "the wechat mini program session is invalid",
-            ));
-        }
         Ok((appid, session))
     }
 
@@ -523,8 +518,12 @@ impl Iam {
         if let Some(a) = &input.avatar {
             u.avatar = a.to_string();
         }
-        if u.wechat_union_id.is_empty() && !identity.unionid.is_empty() {
-            u.wechat_union_id = identity.unionid.clone();
+        if let Some(unionid) = identity
+            .unionid
+            .as_ref()
+            .filter(|_| u.wechat_union_id.is_empty())
+        {
+            u.wechat_union_id = unionid.to_string();
         }
         // WeChat just verified this number for this person: it replaces the one they had.
         if let Some(p) = &sign_in.phone {
@@ -544,8 +543,8 @@ impl Iam {
         Ok(FoundUser {
             user: u,
             touch,
-            backfill_unionid: stored_unionid.is_some_and(|s| s.is_empty())
-                && !identity.unionid.is_empty(),
+            backfill_unionid: stored_unionid.is_some_and(|s| s.is_none())
+                && identity.unionid.is_some(),
         })
     }
 
@@ -574,7 +573,8 @@ impl Iam {
                 OAuthError::invalid_request("the wechat mini program session is invalid")
             })?;
         let (owner, application) = (app.organization.clone(), app.name.clone());
-        let (openid, unionid) = (identity.openid.clone(), identity.unionid.clone());
+        let openid = identity.openid.to_string();
+        let unionid = identity.unionid.as_deref().unwrap_or_default().to_owned();
         Ok(std::sync::Arc::new(move || {
             let now = Utc::now();
             let mut user = User {

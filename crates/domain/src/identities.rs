@@ -90,7 +90,7 @@ impl Iam {
         let identity = WechatIdentity {
             appid: appid.clone(),
             openid: session.openid.clone(),
-            unionid: session.unionid.clone().unwrap_or_default(),
+            unionid: session.unionid.clone(),
             organization: mp.user.owner.to_string(),
             user_id: mp.user.id.clone(),
             created_time: Utc::now(),

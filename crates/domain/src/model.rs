@@ -207,8 +207,9 @@ impl Cert {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WechatIdentity {
     pub appid: crate::values::AppId,
-    pub openid: String,
-    pub unionid: String,
+    pub openid: crate::values::WechatId,
+    /// Sent by WeChat only for a mini program bound to an Open Platform account.
+    pub unionid: Option<crate::values::WechatId>,
     pub organization: String,
     pub user_id: String,
     pub created_time: DateTime<Utc>,
@@ -230,9 +231,12 @@ pub struct WechatSignIn {
 // Returned once per sign-in and matched at once: boxing buys nothing.
 #[allow(clippy::large_enum_variant)]
 pub enum WechatUserOutcome {
-    /// The identity was known; `stored_unionid` is what the identity holds (empty when WeChat
+    /// The identity was known; `stored_unionid` is what the identity holds (`None` when WeChat
     /// had not sent one before: the sign-in backfills it).
-    Found { user: User, stored_unionid: String },
+    Found {
+        user: User,
+        stored_unionid: Option<crate::values::WechatId>,
+    },
     /// The identity was new, but a user of the organization held its unionid or the verified
     /// phone; the identity is now linked to them.
     Linked(User),
@@ -349,9 +353,13 @@ pub struct SignInWrite {
     /// What the sign-in changes on the user's row.
     pub user: UserTouch,
     /// (appid, openid, sealed session key) of a mini program sign-in.
-    pub wechat_key: Option<(String, String, Vec<u8>)>,
+    pub wechat_key: Option<(crate::values::AppId, crate::values::WechatId, Vec<u8>)>,
     /// (appid, openid, unionid): a unionid WeChat sent that the stored identity lacked.
-    pub identity_unionid: Option<(String, String, String)>,
+    pub identity_unionid: Option<(
+        crate::values::AppId,
+        crate::values::WechatId,
+        crate::values::WechatId,
+    )>,
     pub session: Session,
     pub refresh: RefreshToken,
     /// The application's `maxSessionsPerUser` (0 = unlimited): beyond it the user's oldest

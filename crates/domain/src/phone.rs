@@ -37,7 +37,7 @@ pub(crate) struct MiniProgramCaller {
     pub organization: String,
     pub provider: Arc<Provider>,
     pub appid: AppId,
-    pub openid: Option<String>,
+    pub openid: Option<crate::values::WechatId>,
 }
 
 fn wechat_refusal(what: &str, e: WechatError) -> Error {

@@ -351,9 +351,9 @@ impl WechatError {
 /// What code2Session gives for a good code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WechatSession {
-    pub openid: String,
+    pub openid: crate::values::WechatId,
     /// Absent unless the mini program is bound to an Open Platform account.
-    pub unionid: Option<String>,
+    pub unionid: Option<crate::values::WechatId>,
     pub session_key: Secret,
 }
 

@@ -297,7 +297,11 @@ impl crate::service::Iam {
             for (appid, openid, unionid) in u.identities {
                 let appid =
                     crate::values::AppId::parse(&appid).map_err(|e| format!("{here}: {e}"))?;
-                crate::values::WechatId::parse("openid", &openid)
+                let openid = crate::values::WechatId::parse("openid", &openid)
+                    .map_err(|e| format!("{here}: {e}"))?;
+                let unionid = (!unionid.is_empty())
+                    .then(|| crate::values::WechatId::parse("unionid", &unionid))
+                    .transpose()
                     .map_err(|e| format!("{here}: {e}"))?;
                 b.identities.push(crate::model::WechatIdentity {
                     appid,

@@ -10,7 +10,7 @@ use iam_domain::model::{
     BindOutcome, UnbindOutcome, User, WechatIdentity, WechatSignIn, WechatUserOutcome,
 };
 use iam_domain::ports::NewUser;
-use iam_domain::values::Phone;
+use iam_domain::values::{Phone, WechatId};
 
 use crate::conn::{AnyConnection, DbError, write_tx};
 use crate::repo::upsert_wechat_key;
@@ -26,7 +26,7 @@ fn user_by_identity(
     c: &mut AnyConnection,
     appid: &str,
     openid: &str,
-) -> Result<Option<(User, String)>, DbError> {
+) -> Result<Option<(User, Option<WechatId>)>, DbError> {
     let row = users::table
         .inner_join(wechat_identities::table)
         .filter(wechat_identities::appid.eq(appid))
@@ -34,7 +34,14 @@ fn user_by_identity(
         .select((UserRow::as_select(), wechat_identities::unionid))
         .first::<(UserRow, String)>(c)
         .optional()?;
-    row.map(|(u, unionid)| Ok((user(u)?, unionid))).transpose()
+    row.map(|(u, unionid)| {
+        let unionid = (!unionid.is_empty())
+            .then(|| WechatId::parse("unionid", &unionid))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(format!("wechat identity {e}")))?;
+        Ok((user(u)?, unionid))
+    })
+    .transpose()
 }
 
 /// The user of `organization` holding `unionid` through any of their identities (or, for users
@@ -130,9 +137,9 @@ pub(crate) fn find_or_create(
                 stored_unionid,
             });
         }
-        let by_unionid = match identity.unionid.as_str() {
-            "" => None,
-            unionid => user_by_unionid(c, org, unionid)?,
+        let by_unionid = match &identity.unionid {
+            None => None,
+            Some(unionid) => user_by_unionid(c, org, unionid)?,
         };
         let link = match (by_unionid, phone) {
             (Some(u), _) => {
@@ -202,14 +209,14 @@ pub(crate) fn list_user_identities(
 fn fill_wechat_fields(c: &mut AnyConnection, identity: &WechatIdentity) -> Result<(), DbError> {
     let id = identity.user_id.as_str();
     diesel::update(users::table.find(id).filter(users::wechat.eq("")))
-        .set(users::wechat.eq(&identity.openid))
+        .set(users::wechat.eq(identity.openid.as_str()))
         .execute(c)?;
     diesel::update(users::table.find(id).filter(users::wechat_open_id.eq("")))
-        .set(users::wechat_open_id.eq(&identity.openid))
+        .set(users::wechat_open_id.eq(identity.openid.as_str()))
         .execute(c)?;
-    if !identity.unionid.is_empty() {
+    if let Some(unionid) = &identity.unionid {
         diesel::update(users::table.find(id).filter(users::wechat_union_id.eq("")))
-            .set(users::wechat_union_id.eq(&identity.unionid))
+            .set(users::wechat_union_id.eq(unionid.as_str()))
             .execute(c)?;
     }
     Ok(())
@@ -223,7 +230,7 @@ pub(crate) fn bind(
     let once = |c: &mut AnyConnection| {
         write_tx(c, |c| {
             let owner: Option<String> = wechat_identities::table
-                .find((identity.appid.as_str(), &identity.openid))
+                .find((identity.appid.as_str(), identity.openid.as_str()))
                 .select(wechat_identities::user_id)
                 .first(c)
                 .optional()?;

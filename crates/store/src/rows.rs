@@ -7,7 +7,7 @@ use iam_domain::model::{
     Application, Cert, Organization, Profile, Provider, RefreshToken, Session, TokenRecord, User,
     WechatIdentity,
 };
-use iam_domain::values::{AppId, ClientId, CryptoAlgorithm, DisplayName, ObjectName};
+use iam_domain::values::{AppId, ClientId, CryptoAlgorithm, DisplayName, ObjectName, WechatId};
 use iam_domain::{Secret, StoreError};
 
 use crate::schema::*;
@@ -387,13 +387,17 @@ impl From<&WechatIdentity> for IdentityRow {
     fn from(i: &WechatIdentity) -> Self {
         Self {
             appid: i.appid.to_string(),
-            openid: i.openid.clone(),
-            unionid: i.unionid.clone(),
+            openid: i.openid.to_string(),
+            unionid: i.unionid.as_deref().unwrap_or_default().to_owned(),
             organization: i.organization.clone(),
             user_id: i.user_id.clone(),
             created_time: ts(&i.created_time),
         }
     }
+}
+
+fn wechat_id(field: &'static str, s: &str) -> Result<WechatId, StoreError> {
+    WechatId::parse(field, s).map_err(|e| StoreError::Corrupt(format!("wechat identity {e}")))
 }
 
 impl TryFrom<IdentityRow> for WechatIdentity {
@@ -403,8 +407,10 @@ impl TryFrom<IdentityRow> for WechatIdentity {
             created_time: parse_ts("wechat identity", &r.created_time)?,
             appid: AppId::parse(&r.appid)
                 .map_err(|e| StoreError::Corrupt(format!("wechat identity appid: {e}")))?,
-            openid: r.openid,
-            unionid: r.unionid,
+            openid: wechat_id("openid", &r.openid)?,
+            unionid: (!r.unionid.is_empty())
+                .then(|| wechat_id("unionid", &r.unionid))
+                .transpose()?,
             organization: r.organization,
             user_id: r.user_id,
             last_signin_time: None,

@@ -106,10 +106,10 @@ pub fn record_sign_in(c: &mut AnyConnection, w: &SignInWrite) -> Result<Vec<Stri
     if let Some((appid, openid, unionid)) = &w.identity_unionid {
         diesel::update(
             wechat_identities::table
-                .find((appid, openid))
+                .find((appid.as_str(), openid.as_str()))
                 .filter(wechat_identities::unionid.eq("")),
         )
-        .set(wechat_identities::unionid.eq(unionid))
+        .set(wechat_identities::unionid.eq(unionid.as_str()))
         .execute(c)?;
     }
     diesel::insert_into(sessions::table)

@@ -8,7 +8,7 @@ use diesel::Connection;
 use diesel::connection::SimpleConnection;
 use iam_domain::model::*;
 use iam_domain::ports::Repository;
-use iam_domain::values::CryptoAlgorithm;
+use iam_domain::values::{CryptoAlgorithm, WechatId};
 use iam_domain::{Secret, StoreError};
 use iam_store::{Driver, Store};
 
@@ -205,8 +205,9 @@ fn user(owner: &str, name: &str) -> User {
 fn identity(appid: &str, openid: &str, unionid: &str, org: &str) -> WechatIdentity {
     WechatIdentity {
         appid: iam_domain::values::AppId::parse(appid).expect("a test appid"),
-        openid: openid.into(),
-        unionid: unionid.into(),
+        openid: WechatId::parse("openid", openid).expect("a test openid"),
+        unionid: (!unionid.is_empty())
+            .then(|| WechatId::parse("unionid", unionid).expect("a test unionid")),
         organization: org.into(),
         user_id: String::new(),
         created_time: Utc::now(),
@@ -224,9 +225,9 @@ fn signin(ident: &WechatIdentity, phone: Option<&str>) -> WechatSignIn {
 
 fn wechat_user(org: &str, ident: &WechatIdentity) -> User {
     let mut u = user(org, &format!("wechat-{}", ident.openid));
-    u.wechat = ident.openid.clone();
-    u.wechat_open_id = ident.openid.clone();
-    u.wechat_union_id = ident.unionid.clone();
+    u.wechat = ident.openid.to_string();
+    u.wechat_open_id = ident.openid.to_string();
+    u.wechat_union_id = ident.unionid.as_deref().unwrap_or_default().to_owned();
     u
 }
 

@@ -257,7 +257,7 @@ mod tests {
 
     fn session() -> WechatSession {
         WechatSession {
-            openid: "o1".into(),
+            openid: iam_domain::values::WechatId::parse("openid", "o1").unwrap(),
             unionid: None,
             session_key: Secret::new("k"),
         }
@@ -278,7 +278,7 @@ mod tests {
             })
             .collect();
         for t in tasks {
-            assert_eq!(t.await.unwrap().unwrap().openid, "o1");
+            assert_eq!(t.await.unwrap().unwrap().openid.as_str(), "o1");
         }
         assert_eq!(gate.inner.calls.load(Ordering::SeqCst), 1);
         let again = gate.code_to_session(&appid, &Secret::new("s"), &code).await;

@@ -22,7 +22,7 @@ use iam_domain::Secret;
 use iam_domain::ports::{
     DecryptError, PhoneInfo, SharedAccessTokens, WechatApi, WechatError, WechatFault, WechatSession,
 };
-use iam_domain::values::{AppId, WechatCode};
+use iam_domain::values::{AppId, WechatCode, WechatId};
 use rand::Rng;
 use serde::Deserialize;
 use serde_json::Value;
@@ -234,9 +234,15 @@ impl WechatClient {
                 "jscode2session succeeded without openid or session_key".into(),
             ));
         }
+        let malformed = |e: iam_domain::values::InvalidValue| {
+            WechatError::Malformed(format!("jscode2session answered an unusable id: {e}"))
+        };
         Ok(WechatSession {
-            openid,
-            unionid: (!unionid.is_empty()).then_some(unionid),
+            openid: WechatId::parse("openid", &openid).map_err(malformed)?,
+            unionid: (!unionid.is_empty())
+                .then(|| WechatId::parse("unionid", &unionid))
+                .transpose()
+                .map_err(malformed)?,
             session_key: Secret::new(session_key),
         })
     }

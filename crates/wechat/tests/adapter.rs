@@ -61,7 +61,7 @@ async fn success_as_text_plain_with_urlencoded_parameters() {
         .mount(&server)
         .await;
     let s = exchange(&server, "0a+b&c=d/e").await.unwrap();
-    assert_eq!(s.openid, "oGZUI0egBJY1zhBYw2KhdUfwVJJE");
+    assert_eq!(s.openid.as_str(), "oGZUI0egBJY1zhBYw2KhdUfwVJJE");
     assert_eq!(s.unionid.as_deref(), Some("ocMvos6NjeKLIBqg5Mr9QjxrP1FA"));
     assert_eq!(s.session_key.expose(), "qsXl7QTYr7VG+mq8ewB1xw==");
 }
@@ -86,6 +86,10 @@ async fn success_without_openid_or_session_key_is_malformed() {
         json!({"openid": "o"}),
         json!({"session_key": "k"}),
         json!({"openid": "", "session_key": "k"}),
+        // Ids no user could be stored under: control characters, or longer than 128.
+        json!({"openid": "o\n1", "session_key": "k"}),
+        json!({"openid": "o".repeat(129), "session_key": "k"}),
+        json!({"openid": "o1", "unionid": "u\u{1}", "session_key": "k"}),
     ] {
         let server = MockServer::start().await;
         Mock::given(path("/sns/jscode2session"))
