@@ -373,13 +373,17 @@ impl<'a, T: Type> ApiExtractor<'a> for FormParams<T> {
 
 /// A JSON object body whatever the Content-Type; `T` is the shape the spec describes and `W`
 /// the wire type it is read as (the same, unless the spec can say more than one struct, as
-/// "one of these two shapes").
-pub struct LaxJson<T, W = T> {
+/// "one of these two shapes"). `REQUIRED` says the spec calls the body required; an absent
+/// body is still read as `{}`, and the route's own rules say what it lacks.
+pub struct LaxJson<T, W = T, const REQUIRED: bool = false> {
     object: Map<String, Value>,
     shape: PhantomData<fn() -> (T, W)>,
 }
 
-impl<T, W: DeserializeOwned> LaxJson<T, W> {
+/// A body the spec calls required: what adds and updates take.
+pub type Required<T> = LaxJson<T, T, true>;
+
+impl<T, W: DeserializeOwned, const REQUIRED: bool> LaxJson<T, W, REQUIRED> {
     /// The body as its wire type; a bad field is a 400 naming it.
     pub fn parse(&self) -> Result<W, Failure> {
         crate::wire::from_json(Value::Object(self.object.clone()))
@@ -387,7 +391,7 @@ impl<T, W: DeserializeOwned> LaxJson<T, W> {
     }
 }
 
-impl<'a, T: Type, W> ApiExtractor<'a> for LaxJson<T, W> {
+impl<'a, T: Type, W, const REQUIRED: bool> ApiExtractor<'a> for LaxJson<T, W, REQUIRED> {
     const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
     type ParamType = ();
     type ParamRawType = ();
@@ -397,7 +401,7 @@ impl<'a, T: Type, W> ApiExtractor<'a> for LaxJson<T, W> {
     }
 
     fn request_meta() -> Option<MetaRequest> {
-        body_meta::<T>(&["application/json"], false)
+        body_meta::<T>(&["application/json"], REQUIRED)
     }
 
     async fn from_request(

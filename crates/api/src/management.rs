@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use iam_domain::service::{Iam, Principal};
 
 use crate::errors::{Envelope, Failure, Reply};
-use crate::extract::{Caller, LaxJson};
+use crate::extract::{Caller, LaxJson, Required};
 use crate::state::AppState;
 use crate::tags::Tag;
 use crate::wire::{
@@ -83,9 +83,9 @@ trait Crud {
 
 /// The body of an add or update, read only once the caller is known to be a global
 /// administrator.
-fn admin_body<W: serde::de::DeserializeOwned>(
+fn admin_body<W: serde::de::DeserializeOwned, const REQUIRED: bool>(
     caller: &Caller,
-    body: &LaxJson<W>,
+    body: &LaxJson<W, W, REQUIRED>,
 ) -> Result<W, Failure> {
     require_global_admin(&caller.principal)?;
     body.parse()
@@ -134,7 +134,7 @@ macro_rules! crud {
                 &self,
                 state: Data<&Arc<AppState>>,
                 caller: Caller,
-                body: LaxJson<$wire>,
+                body: Required<$wire>,
             ) -> Answer {
                 let w = admin_body(&caller, &body)?;
                 <$kind>::add(&state.iam, &caller.principal, w).await
@@ -151,7 +151,7 @@ macro_rules! crud {
                     pattern = r"^[^/\s\x00-\x1f\x7f-\x9f]{1,100}/[^/\s\x00-\x1f\x7f-\x9f]{1,100}$"
                 ))]
                 id: Query<Option<String>>,
-                body: LaxJson<<$kind as Crud>::UpdateWire>,
+                body: Required<<$kind as Crud>::UpdateWire>,
             ) -> Answer {
                 let w: $wire = admin_body(&caller, &body)?.into();
                 let (owner, name) = <$kind>::key(&w);
@@ -462,7 +462,7 @@ impl ManagementApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
-        body: LaxJson<UserWire>,
+        body: Required<UserWire>,
     ) -> Answer {
         require_some_user_admin(&caller.principal)?;
         let w = body.parse()?;

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::errors::{Envelope, Failure, Reply};
-use crate::extract::{Caller, LaxJson};
+use crate::extract::{Caller, Required};
 use crate::state::AppState;
 use crate::tags::Tag;
 use crate::wire::time;
@@ -196,7 +196,7 @@ impl RecordsApi {
         state: Data<&Arc<AppState>>,
         req: &Request,
         caller: Caller,
-        body: LaxJson<RecordWire>,
+        body: Required<RecordWire>,
     ) -> Result<Reply<Envelope>, Failure> {
         let b = body.parse()?;
         let text = |v: Option<String>| v.unwrap_or_default();

@@ -14,24 +14,25 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::errors::{Envelope, Failure, Reply};
-use crate::extract::{BearerCaller, Caller, LaxJson};
+use crate::extract::{BearerCaller, Caller, LaxJson, Required};
 use crate::state::AppState;
 use crate::tags::Tag;
 use crate::wire::time;
 
 type Answer = Result<Reply<Envelope>, Failure>;
 
-/// Casdoor's Session: a user's active sessions in one application.
+/// Casdoor's Session: a user's active sessions in one application. `owner` and `name` name the
+/// user, as Casdoor's SDKs send them; a request whose `?id=` names the user may leave them out.
 #[derive(Object, Deserialize, Debug, Default)]
 #[oai(rename_all = "camelCase")]
 #[serde(rename_all = "camelCase", default)]
 pub struct SessionWire {
     /// The user's organization.
-    #[oai(validator(max_length = 100, pattern = r"^[^/\s\x00-\x1f\x7f-\x9f]*$"))]
-    pub owner: Option<String>,
+    #[oai(validator(max_length = 100, pattern = r"^[^/\s\x00-\x1f\x7f-\x9f]+$"))]
+    pub owner: String,
     /// The user's name.
-    #[oai(validator(max_length = 100, pattern = r"^[^/\s\x00-\x1f\x7f-\x9f]*$"))]
-    pub name: Option<String>,
+    #[oai(validator(max_length = 100, pattern = r"^[^/\s\x00-\x1f\x7f-\x9f]+$"))]
+    pub name: String,
     /// Only this application's sessions; all of the user's when empty.
     #[oai(validator(max_length = 100))]
     pub application: Option<String>,
@@ -183,27 +184,25 @@ impl SessionsApi {
             pattern = r"^[^/\s\x00-\x1f\x7f-\x9f]{1,100}/[^/\s\x00-\x1f\x7f-\x9f]{1,100}$"
         ))]
         id: Query<Option<String>>,
-        body: LaxJson<SessionWire>,
+        body: Required<SessionWire>,
     ) -> Answer {
         let w = body.parse()?;
-        let nonempty = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
-        let (owner, name) = match (nonempty(&w.owner), nonempty(&w.name)) {
-            (Some(o), Some(n)) => (o, n),
-            _ => match id.0.as_deref().and_then(|id| id.split_once('/')) {
-                Some((o, n)) => (o.to_owned(), n.to_owned()),
-                None => {
-                    return Err(Failure(Error::invalid(
-                        "owner, name: the user whose sessions end is required",
-                    )));
-                }
-            },
+        let from_id = id.0.as_deref().and_then(|id| id.split_once('/'));
+        let (owner, name) = match (w.owner.as_str(), w.name.as_str(), from_id) {
+            (o, n, _) if !o.is_empty() && !n.is_empty() => (o, n),
+            (_, _, Some(user)) => user,
+            _ => {
+                return Err(Failure(Error::invalid(
+                    "owner, name: the user whose sessions end is required",
+                )));
+            }
         };
         let ended = state
             .iam
             .delete_user_app_sessions(
                 &caller.principal,
-                &owner,
-                &name,
+                owner,
+                name,
                 w.application.as_deref().unwrap_or_default(),
             )
             .await?;

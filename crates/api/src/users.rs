@@ -10,7 +10,7 @@ use poem_openapi::{Object, OpenApi};
 use serde_json::{Value, json};
 
 use crate::errors::{Envelope, Failure, Reply};
-use crate::extract::{BearerCaller, Caller, FormParams, LaxJson};
+use crate::extract::{BearerCaller, Caller, FormParams, Required};
 use crate::state::AppState;
 use crate::tags::Tag;
 use crate::wire::{self, UserWire};
@@ -146,7 +146,7 @@ impl UsersApi {
             pattern = r"^[\s,]*(?:(?:signin_wrong_times|signup_application|signupApplication|signinWrongTimes|country_code|display_name|is_forbidden|affiliation|countryCode|displayName|isForbidden|first_name|is_deleted|firstName|isDeleted|last_name|birthday|homepage|is_admin|language|lastName|location|password|isAdmin|avatar|gender|region|email|phone|title|type|bio)\s*(?:,[\s,]*|$))*$"
         ))]
         columns: Query<Option<String>>,
-        body: LaxJson<UserWire>,
+        body: Required<UserWire>,
     ) -> Result<Reply<Envelope>, Failure> {
         let ((owner, name), patch) = body.parse()?.into_patch();
         let target = owner.as_deref().zip(name.as_deref());
