@@ -431,7 +431,7 @@ impl Iam {
         self.written(self.repo.insert_cert(&cert).await)
             .map_err(|e| match e {
                 StoreError::Conflict(_) => {
-                    Error::Conflict(format!("cert {:?} already exists", cert.name.as_str()))
+                    Error::Conflict(format!("cert {:?} already exists", cert.name))
                 }
                 other => other.into(),
             })
