@@ -71,15 +71,17 @@ post /api/add-provider '{"owner":"admin","name":"fuzz-wx","category":"OAuth","ty
 post /api/add-cert '{"name":"fuzz-cert"}'
 post /api/add-application '{"name":"fuzz-app","organization":"fuzz","clientId":"fuzz0000000000000000","clientSecret":"fuzz-secret","providers":[{"name":"fuzz-wx"}]}'
 post /api/add-user '{"owner":"fuzz","name":"fuzz-user","password":"fuzz-password"}'
+# One password sign-in of the fuzzer's user, printing one field of the answer; and the session
+# id (the `sid` claim) of an access token.
+fuzz_sign_in() { curl -sf -X POST "$iam/oauth/token" -d "grant_type=password&client_id=fuzz0000000000000000&client_secret=fuzz-secret&username=fuzz-user&password=fuzz-password" | json "[\"$1\"]"; }
+sid_of() { echo "$1" | cut -d. -f2 | "$work/venv/bin/python" -c 'import sys,json,base64;p=sys.stdin.read().strip();print(json.loads(base64.urlsafe_b64decode(p+"="*(-len(p)%4)))["sid"])'; }
 # A refresh token is spent by its first use (and a second use ends its session), so the fuzzer
 # gets several, each its own session: some for the token endpoint and its aliases, and some for
 # Casdoor's refresh route, which comes after them and would otherwise find them all spent.
 refresh=""; refresh_alias=""
 for _ in $(seq 1 8); do
-  r=$(curl -sf -X POST "$iam/oauth/token" -d "grant_type=password&client_id=fuzz0000000000000000&client_secret=fuzz-secret&username=fuzz-user&password=fuzz-password" | json '["refresh_token"]')
-  refresh="$refresh\"$r\", "
-  r=$(curl -sf -X POST "$iam/oauth/token" -d "grant_type=password&client_id=fuzz0000000000000000&client_secret=fuzz-secret&username=fuzz-user&password=fuzz-password" | json '["refresh_token"]')
-  refresh_alias="$refresh_alias\"$r\", "
+  refresh="$refresh\"$(fuzz_sign_in refresh_token)\", "
+  refresh_alias="$refresh_alias\"$(fuzz_sign_in refresh_token)\", "
 done
 # The /api/wechat routes serve a mini program user: the fuzzer calls them as one of its own,
 # with what WeChat would hand that user's mini program: wx.login() codes, getPhoneNumber
@@ -105,20 +107,13 @@ done
 post /api/add-user '{"owner":"fuzz","name":"fuzz-pw-user","password":"fuzz-password"}'
 post /api/add-provider '{"owner":"admin","name":"fuzz-wx-2","category":"OAuth","type":"GitHub","clientId":"x","clientSecret":"y"}'
 post /api/add-application '{"name":"fuzz-app-2","organization":"fuzz","clientId":"fuzz0000000000000002"}'
-token_ids=""
+# Sessions for get-token and delete-token, and others revoke-session may end.
+token_ids=""; sids=""
 for _ in $(seq 1 4); do
-  t=$(curl -sf -X POST "$iam/oauth/token" -d "grant_type=password&client_id=fuzz0000000000000000&client_secret=fuzz-secret&username=fuzz-user&password=fuzz-password" | json '["access_token"]')
-  sid=$(echo "$t" | cut -d. -f2 | "$work/venv/bin/python" -c 'import sys,json,base64;p=sys.stdin.read().strip();print(json.loads(base64.urlsafe_b64decode(p+"="*(-len(p)%4)))["sid"])')
-  token_ids="$token_ids\"admin/$sid\", "
+  token_ids="$token_ids\"admin/$(sid_of "$(fuzz_sign_in access_token)")\", "
+  sids="$sids\"$(sid_of "$(fuzz_sign_in access_token)")\", "
 done
-# Sessions revoke-session may end (apart from those above, which get-token reads), and a user
-# update-user may change.
-sids=""
-for _ in $(seq 1 4); do
-  t=$(curl -sf -X POST "$iam/oauth/token" -d "grant_type=password&client_id=fuzz0000000000000000&client_secret=fuzz-secret&username=fuzz-user&password=fuzz-password" | json '["access_token"]')
-  sid=$(echo "$t" | cut -d. -f2 | "$work/venv/bin/python" -c 'import sys,json,base64;p=sys.stdin.read().strip();print(json.loads(base64.urlsafe_b64decode(p+"="*(-len(p)%4)))["sid"])')
-  sids="$sids\"$sid\", "
-done
+# A user update-user may change.
 post /api/add-user '{"owner":"fuzz","name":"fuzz-upd-user","password":"fuzz-password"}'
 code=$(curl -sf -X POST "$sim/sim/login" -d '{"appid":"wx5f3c1b2a9d8e7f60","user":"fuzz-unbind-user"}' | json '["code"]')
 t=$(curl -sf -X POST "$iam/oauth/token" -d "tag=wechat_miniprogram&client_id=6825f4f0af45554c8952&code=$code" | json '["access_token"]')
