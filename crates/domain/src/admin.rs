@@ -108,10 +108,9 @@ impl Iam {
         org.created_time = Utc::now();
         self.written(self.repo.insert_organization(&org).await)
             .map_err(|e| match e {
-                StoreError::Conflict(_) => Error::Conflict(format!(
-                    "organization {:?} already exists",
-                    org.name.as_str()
-                )),
+                StoreError::Conflict(_) => {
+                    Error::Conflict(format!("organization {:?} already exists", org.name))
+                }
                 other => other.into(),
             })
     }
@@ -204,7 +203,7 @@ impl Iam {
         {
             return Err(Error::Invalid(format!(
                 "organization: {:?} does not exist",
-                app.organization.as_str()
+                app.organization
             )));
         }
         if app.client_secret.is_empty() {
@@ -228,7 +227,7 @@ impl Iam {
         if self.repo.get_application(&app.name).await?.is_some() {
             return Err(Error::Conflict(format!(
                 "application {:?} already exists",
-                app.name.as_str()
+                app.name
             )));
         }
         app.created_time = Utc::now();

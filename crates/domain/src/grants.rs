@@ -482,7 +482,8 @@ impl Iam {
             .await?;
         let now = Utc::now();
         let identity = &sign_in.identity;
-        let (mut u, stored_unionid) = match outcome {
+        // A known identity stored without a unionid gets the one WeChat sent now.
+        let (mut u, unionid_missing) = match outcome {
             WechatUserOutcome::Created(u) => {
                 self.events.user_created();
                 self.cache.user_totals.clear();
@@ -495,8 +496,8 @@ impl Iam {
             WechatUserOutcome::Found {
                 user,
                 stored_unionid,
-            } => (user, Some(stored_unionid)),
-            WechatUserOutcome::Linked(user) => (user, None),
+            } => (user, stored_unionid.is_none()),
+            WechatUserOutcome::Linked(user) => (user, false),
             WechatUserOutcome::NotFound => {
                 return Err(OAuthError::invalid_grant(
                     "the application does not allow to sign up new account",
@@ -543,8 +544,7 @@ impl Iam {
         Ok(FoundUser {
             user: u,
             touch,
-            backfill_unionid: stored_unionid.is_some_and(|s| s.is_none())
-                && identity.unionid.is_some(),
+            backfill_unionid: unionid_missing && identity.unionid.is_some(),
         })
     }
 

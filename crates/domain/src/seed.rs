@@ -299,9 +299,7 @@ impl crate::service::Iam {
                     crate::values::AppId::parse(&appid).map_err(|e| format!("{here}: {e}"))?;
                 let openid = crate::values::WechatId::parse("openid", &openid)
                     .map_err(|e| format!("{here}: {e}"))?;
-                let unionid = (!unionid.is_empty())
-                    .then(|| crate::values::WechatId::parse("unionid", &unionid))
-                    .transpose()
+                let unionid = crate::values::WechatId::parse_optional("unionid", &unionid)
                     .map_err(|e| format!("{here}: {e}"))?;
                 b.identities.push(crate::model::WechatIdentity {
                     appid,

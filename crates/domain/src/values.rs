@@ -235,6 +235,11 @@ impl WechatId {
         check_printable_ascii(field, s)?;
         Ok(Self(s.to_owned()))
     }
+
+    /// A unionid as WeChat, Casdoor and our rows write one: empty when there is none.
+    pub fn parse_optional(field: &'static str, s: &str) -> Result<Option<Self>, InvalidValue> {
+        (!s.is_empty()).then(|| Self::parse(field, s)).transpose()
+    }
 }
 
 string_value!(
@@ -378,6 +383,16 @@ pub fn is_mini_program_type(provider_type: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_unionid_is_none_and_a_bad_one_an_error() {
+        assert_eq!(WechatId::parse_optional("unionid", ""), Ok(None));
+        assert_eq!(
+            WechatId::parse_optional("unionid", "u1").map(|u| u.map(WechatId::into_string)),
+            Ok(Some("u1".to_owned()))
+        );
+        assert!(WechatId::parse_optional("unionid", "u\n1").is_err());
+    }
 
     #[test]
     fn a_name_in_a_message_reads_as_the_name() {

@@ -14,7 +14,7 @@ use iam_domain::values::{Phone, WechatId};
 
 use crate::conn::{AnyConnection, DbError, write_tx};
 use crate::repo::upsert_wechat_key;
-use crate::rows::{IdentityRow, UserRow, parse_ts, ts};
+use crate::rows::{IdentityRow, UserRow, parse_ts, stored_unionid, ts};
 use crate::schema::*;
 
 fn user(row: UserRow) -> Result<User, DbError> {
@@ -34,14 +34,8 @@ fn user_by_identity(
         .select((UserRow::as_select(), wechat_identities::unionid))
         .first::<(UserRow, String)>(c)
         .optional()?;
-    row.map(|(u, unionid)| {
-        let unionid = (!unionid.is_empty())
-            .then(|| WechatId::parse("unionid", &unionid))
-            .transpose()
-            .map_err(|e| StoreError::Corrupt(format!("wechat identity {e}")))?;
-        Ok((user(u)?, unionid))
-    })
-    .transpose()
+    row.map(|(u, unionid)| Ok((user(u)?, stored_unionid(&unionid)?)))
+        .transpose()
 }
 
 /// The user of `organization` holding `unionid` through any of their identities (or, for users

@@ -93,8 +93,7 @@ fn check_application_refs(c: &mut AnyConnection, app: &Application) -> Result<()
         if found == 0 {
             return Err(StoreError::MissingReference(format!(
                 "provider {:?} listed by application {:?}",
-                item.name.as_str(),
-                app.name.as_str()
+                item.name, app.name
             ))
             .into());
         }

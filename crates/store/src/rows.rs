@@ -396,8 +396,10 @@ impl From<&WechatIdentity> for IdentityRow {
     }
 }
 
-fn wechat_id(field: &'static str, s: &str) -> Result<WechatId, StoreError> {
-    WechatId::parse(field, s).map_err(|e| StoreError::Corrupt(format!("wechat identity {e}")))
+/// A stored unionid (empty: none); one that is not an id is a corrupt row.
+pub(crate) fn stored_unionid(s: &str) -> Result<Option<WechatId>, StoreError> {
+    WechatId::parse_optional("unionid", s)
+        .map_err(|e| StoreError::Corrupt(format!("wechat identity {e}")))
 }
 
 impl TryFrom<IdentityRow> for WechatIdentity {
@@ -407,10 +409,9 @@ impl TryFrom<IdentityRow> for WechatIdentity {
             created_time: parse_ts("wechat identity", &r.created_time)?,
             appid: AppId::parse(&r.appid)
                 .map_err(|e| StoreError::Corrupt(format!("wechat identity appid: {e}")))?,
-            openid: wechat_id("openid", &r.openid)?,
-            unionid: (!r.unionid.is_empty())
-                .then(|| wechat_id("unionid", &r.unionid))
-                .transpose()?,
+            openid: WechatId::parse("openid", &r.openid)
+                .map_err(|e| StoreError::Corrupt(format!("wechat identity {e}")))?,
+            unionid: stored_unionid(&r.unionid)?,
             organization: r.organization,
             user_id: r.user_id,
             last_signin_time: None,

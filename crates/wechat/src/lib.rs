@@ -239,10 +239,7 @@ impl WechatClient {
         };
         Ok(WechatSession {
             openid: WechatId::parse("openid", &openid).map_err(malformed)?,
-            unionid: (!unionid.is_empty())
-                .then(|| WechatId::parse("unionid", &unionid))
-                .transpose()
-                .map_err(malformed)?,
+            unionid: WechatId::parse_optional("unionid", &unionid).map_err(malformed)?,
             session_key: Secret::new(session_key),
         })
     }
