@@ -716,9 +716,20 @@ async fn concurrent_first_sign_ins(db: Db) -> anyhow::Result<()> {
             rec.send(rec.sign_in_request(&url, &code)).await
         }));
     }
+    let mut subjects = std::collections::BTreeSet::new();
     for t in tasks {
         let a = t.await??;
         assert_eq!(a.status, 200, "{}", a.text);
+        let access = a.json()["access_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        subjects.insert(
+            iam_e2e::claims(&access)?["sub"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        );
     }
     let store = c.db.store().await?;
     let jacks: Vec<_> = store
@@ -728,6 +739,9 @@ async fn concurrent_first_sign_ins(db: Db) -> anyhow::Result<()> {
         .filter(|u| u.name.starts_with("wechat-"))
         .collect();
     assert_eq!(jacks.len(), 1, "one person, one user");
+    // The sign-ins that lost the race to create him were done again: every token is his.
+    let ids: std::collections::BTreeSet<String> = jacks.iter().map(|u| u.id.clone()).collect();
+    assert_eq!(subjects, ids, "every token names the one user");
 
     // One code sent 10 times at once (a double-tapping user): one WeChat call, all answered.
     let before = c.sim.exchanges().await?;

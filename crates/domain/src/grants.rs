@@ -93,6 +93,15 @@ struct FoundUser {
     backfill_unionid: bool,
 }
 
+/// Where a first sign-in's user is created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Creation {
+    /// In the sign-in's own transaction, beside its session (one write per sign-in).
+    WithTheSignIn,
+    /// By the store's find-or-create, before the sign-in: after losing a race in the first way.
+    BeforeTheSignIn,
+}
+
 /// What a sign-in writes besides the session, in the same transaction.
 #[derive(Default)]
 pub(crate) struct SignInExtras {
@@ -340,30 +349,49 @@ impl Iam {
             },
             phone,
         };
-        let found = self.find_or_create_user(&app, &sign_in, &input).await?;
-        let identity = sign_in.identity;
+        let identity = &sign_in.identity;
         let sealed = self
             .sealer
             .seal(&identity.appid, &identity.openid, &session.session_key)
             .map_err(|e| OAuthError::server_error(format!("cannot seal the session key: {e}")))?;
-        let backfill = identity
-            .unionid
-            .clone()
-            .filter(|_| found.backfill_unionid)
-            .map(|unionid| (identity.appid.clone(), identity.openid.clone(), unionid));
-        self.sign_in(
-            &app,
-            found.user,
-            found.touch,
-            SignInExtras {
-                wechat_key: Some((identity.appid, identity.openid, sealed)),
+        // A first sign-in creates its user in its own write (one transaction per sign-in). Should
+        // another sign-in create them first, it is done again with the store's find-or-create,
+        // which finds (or links to) theirs.
+        let mut create = Creation::WithTheSignIn;
+        loop {
+            let found = self
+                .find_or_create_user(&app, &sign_in, &input, create)
+                .await?;
+            let backfill = identity
+                .unionid
+                .clone()
+                .filter(|_| found.backfill_unionid)
+                .map(|unionid| (identity.appid.clone(), identity.openid.clone(), unionid));
+            let extras = SignInExtras {
+                wechat_key: Some((
+                    identity.appid.clone(),
+                    identity.openid.clone(),
+                    sealed.clone(),
+                )),
                 identity_unionid: backfill,
                 phone_given: sign_in.phone.is_some(),
-            },
-            req,
-            issuer,
-        )
-        .await
+            };
+            match self
+                .write_sign_in(&app, found.user, found.touch, extras, req, issuer)
+                .await?
+            {
+                Some(tokens) => return Ok(tokens),
+                None if create == Creation::WithTheSignIn => {
+                    tracing::debug!("another sign-in created the user first; signing in again");
+                    create = Creation::BeforeTheSignIn;
+                }
+                None => {
+                    return Err(OAuthError::server_error(
+                        "the sign-in lost a race it cannot lose",
+                    ));
+                }
+            }
+        }
     }
 
     /// The legacy rawData of `wx.getUserInfo`: believed only when its signature is
@@ -414,11 +442,28 @@ impl Iam {
         req: &TokenRequest,
         issuer: &str,
     ) -> Result<TokenResponse, OAuthError> {
+        self.write_sign_in(app, user, touch, extras, req, issuer)
+            .await?
+            .ok_or_else(|| OAuthError::server_error("the sign-in lost a race it cannot lose"))
+    }
+
+    /// [`Self::sign_in`]; `None` when `touch` creates the user and another sign-in created
+    /// them (or took the name or phone) first: nothing was written, and the tokens are void.
+    async fn write_sign_in(
+        &self,
+        app: &Application,
+        user: User,
+        touch: UserTouch,
+        extras: SignInExtras,
+        req: &TokenRequest,
+        issuer: &str,
+    ) -> Result<Option<TokenResponse>, OAuthError> {
         let (tokens, session, refresh) = self.start_session(app, &user, req, issuer).await?;
-        let changed = touch != UserTouch::Nothing;
+        let creates = matches!(touch, UserTouch::Create { .. });
+        let changed = !matches!(touch, UserTouch::Nothing | UserTouch::Create { .. });
         let user_id = user.id.clone();
         let record = self.sign_in_record(req, app, &user, &session.id);
-        let ended = self
+        let written = self
             .repo
             .record_sign_in(&SignInWrite {
                 record: Some(record),
@@ -429,19 +474,25 @@ impl Iam {
                 refresh,
                 max_sessions: app.max_sessions_per_user,
             })
-            .await
-            .map_err(|e| match e {
-                // Another user took the phone between our read and this write.
-                crate::StoreError::Conflict(_) if extras.phone_given => {
-                    OAuthError::invalid_grant(crate::users::PHONE_TAKEN)
-                }
-                other => other.into(),
-            })?;
+            .await;
+        let ended = match written {
+            Ok(ended) => ended,
+            Err(crate::StoreError::Conflict(_)) if creates => return Ok(None),
+            // Another user took the phone between our read and this write.
+            Err(crate::StoreError::Conflict(_)) if extras.phone_given => {
+                return Err(OAuthError::invalid_grant(crate::users::PHONE_TAKEN));
+            }
+            Err(other) => return Err(other.into()),
+        };
+        if creates {
+            self.events.user_created();
+            self.cache.user_totals.clear();
+        }
         if changed {
             self.user_changed(&user_id);
         }
         self.sessions_ended(&ended);
-        Ok(tokens)
+        Ok(Some(tokens))
     }
 
     /// code2Session with the provider's APPID and APPSECRET. A session must name someone.
@@ -470,20 +521,37 @@ impl Iam {
         app: &Application,
         sign_in: &WechatSignIn,
         input: &SignInInput,
+        create: Creation,
     ) -> Result<FoundUser, OAuthError> {
         let new_user = if app.enable_sign_up {
             Some(self.new_wechat_user(app, sign_in, input).await?)
         } else {
             None
         };
+        let store_creates = new_user
+            .clone()
+            .filter(|_| create == Creation::BeforeTheSignIn);
         let outcome = self
             .repo
-            .find_or_create_wechat_user(sign_in, new_user)
+            .find_or_create_wechat_user(sign_in, store_creates)
             .await?;
         let now = Utc::now();
         let identity = &sign_in.identity;
         // A known identity stored without a unionid gets the one WeChat sent now.
         let (mut u, unionid_missing) = match outcome {
+            WechatUserOutcome::NotFound if let Some(make) = &new_user => {
+                let user = make();
+                let mut identity = identity.clone();
+                identity.user_id = user.id.clone();
+                return Ok(FoundUser {
+                    user: user.clone(),
+                    touch: UserTouch::Create {
+                        user: Box::new(user),
+                        identity: Box::new(identity),
+                    },
+                    backfill_unionid: false,
+                });
+            }
             WechatUserOutcome::Created(u) => {
                 self.events.user_created();
                 self.cache.user_totals.clear();

@@ -339,12 +339,19 @@ pub struct RefreshToken {
 /// (a whole-row update rewrote an entry in every one of its eight indexes per sign-in).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UserTouch {
-    /// Nothing (the user was created by this very sign-in).
+    /// Nothing (the user was created by this very sign-in, before it).
     Nothing,
     /// `lastSigninTime` and `updatedTime` of this user become this instant.
     SignedIn { user_id: String, at: DateTime<Utc> },
     /// The profile changed too (display name, avatar, unionid, phone): the whole row.
     Profile(Box<User>),
+    /// A first sign-in: the user and their WeChat identity are inserted in the sign-in's own
+    /// transaction. A uniqueness conflict means another sign-in created them first (the same
+    /// identity, the name, or the phone): nothing is written, and the sign-in is done again.
+    Create {
+        user: Box<User>,
+        identity: Box<WechatIdentity>,
+    },
 }
 
 /// Everything a successful sign-in writes, in one transaction.

@@ -84,6 +84,12 @@ fn active_sessions_of(
 pub fn record_sign_in(c: &mut AnyConnection, w: &SignInWrite) -> Result<Vec<String>, DbError> {
     match &w.user {
         UserTouch::Nothing => {}
+        UserTouch::Create { user, identity } => {
+            diesel::insert_into(users::table)
+                .values(&UserRow::from(user.as_ref()))
+                .execute(c)?;
+            crate::identities::insert_identity(c, identity, &user.id)?;
+        }
         // Two unindexed columns: no index entry of the users table is rewritten.
         UserTouch::SignedIn { user_id, at } => {
             diesel::update(users::table.find(user_id))

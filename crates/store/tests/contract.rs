@@ -1771,6 +1771,48 @@ contract!(
 );
 
 contract!(
+    a_first_sign_in_creates_its_user_in_its_own_write_or_nothing,
+    |s: Store| async move {
+        s.insert_organization(&org("demo")).await.unwrap();
+        let ident = identity("wx1", "o-first", "", "demo");
+        let create = |sid: &str| {
+            let u = wechat_user("demo", &ident);
+            let mut i = ident.clone();
+            i.user_id = u.id.clone();
+            let mut w = sign_in(sid, &u.id, "a1", sid, Utc::now(), 1);
+            w.user = iam_domain::model::UserTouch::Create {
+                user: Box::new(u.clone()),
+                identity: Box::new(i),
+            };
+            (u, w)
+        };
+        let (first, w) = create("c1");
+        s.record_sign_in(&w).await.unwrap();
+        match s
+            .find_or_create_wechat_user(&signin(&ident, None), None)
+            .await
+            .unwrap()
+        {
+            iam_domain::model::WechatUserOutcome::Found { user, .. } => {
+                assert_eq!(user.id, first.id)
+            }
+            other => panic!("the created user is found by the identity: {other:?}"),
+        }
+        assert!(s.get_session("c1").await.unwrap().is_some());
+
+        // Another sign-in that read "not found" before the first committed: a conflict, and
+        // neither its user nor its session is written.
+        let (second, w) = create("c2");
+        let e = s.record_sign_in(&w).await.unwrap_err();
+        assert!(matches!(e, StoreError::Conflict(_)), "{e:?}");
+        assert!(s.get_session("c2").await.unwrap().is_none(), "no session");
+        let users = s.list_users(Some("demo")).await.unwrap();
+        assert_eq!(users.len(), 1, "no second user");
+        assert_ne!(users[0].id, second.id);
+    }
+);
+
+contract!(
     concurrent_sign_ins_commit_together_and_fail_alone,
     |s: Store| async move {
         let now = Utc::now();
