@@ -192,7 +192,8 @@ impl Iam {
         };
         let tokens = self
             .sign_in(app, u, touch, Default::default(), req, issuer)
-            .await?;
+            .await
+            .and_then(crate::grants::created_nobody)?;
         Ok(tokens.access_token)
     }
 

@@ -93,6 +93,11 @@ struct FoundUser {
     backfill_unionid: bool,
 }
 
+/// The tokens of a sign-in that creates no user, so cannot lose the race to create one.
+pub(crate) fn created_nobody(t: Option<TokenResponse>) -> Result<TokenResponse, OAuthError> {
+    t.ok_or_else(|| OAuthError::server_error("the sign-in lost a race it cannot lose"))
+}
+
 /// Where a first sign-in's user is created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Creation {
@@ -376,20 +381,15 @@ impl Iam {
                 identity_unionid: backfill,
                 phone_given: sign_in.phone.is_some(),
             };
-            match self
-                .write_sign_in(&app, found.user, found.touch, extras, req, issuer)
-                .await?
-            {
-                Some(tokens) => return Ok(tokens),
+            let signed_in = self
+                .sign_in(&app, found.user, found.touch, extras, req, issuer)
+                .await?;
+            match signed_in {
                 None if create == Creation::WithTheSignIn => {
                     tracing::debug!("another sign-in created the user first; signing in again");
                     create = Creation::BeforeTheSignIn;
                 }
-                None => {
-                    return Err(OAuthError::server_error(
-                        "the sign-in lost a race it cannot lose",
-                    ));
-                }
+                other => return created_nobody(other),
             }
         }
     }
@@ -432,24 +432,10 @@ impl Iam {
     }
 
     /// The end of every user sign-in: a new session with its tokens, written in one
-    /// transaction with the user's changes and the WeChat session key.
+    /// transaction with the user's changes and the WeChat session key. `None` when `touch`
+    /// creates the user and another sign-in created them (or took the name or phone) first:
+    /// nothing was written, and the tokens are void.
     pub(crate) async fn sign_in(
-        &self,
-        app: &Application,
-        user: User,
-        touch: UserTouch,
-        extras: SignInExtras,
-        req: &TokenRequest,
-        issuer: &str,
-    ) -> Result<TokenResponse, OAuthError> {
-        self.write_sign_in(app, user, touch, extras, req, issuer)
-            .await?
-            .ok_or_else(|| OAuthError::server_error("the sign-in lost a race it cannot lose"))
-    }
-
-    /// [`Self::sign_in`]; `None` when `touch` creates the user and another sign-in created
-    /// them (or took the name or phone) first: nothing was written, and the tokens are void.
-    async fn write_sign_in(
         &self,
         app: &Application,
         user: User,
@@ -781,6 +767,7 @@ impl Iam {
         };
         self.sign_in(&app, u, touch, SignInExtras::default(), req, issuer)
             .await
+            .and_then(created_nobody)
     }
 
     /// RFC 7009: revoking an unknown token is not an error. A refresh token or a user's access
