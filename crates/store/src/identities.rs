@@ -107,6 +107,19 @@ pub(crate) fn insert_identity(
     Ok(())
 }
 
+/// A first sign-in's new user and the WeChat identity that names them (inside the caller's
+/// transaction); a uniqueness violation when another sign-in created them first.
+pub(crate) fn insert_wechat_user(
+    c: &mut AnyConnection,
+    user: &User,
+    identity: &WechatIdentity,
+) -> Result<(), DbError> {
+    diesel::insert_into(users::table)
+        .values(&UserRow::from(user))
+        .execute(c)?;
+    insert_identity(c, identity, &user.id)
+}
+
 /// The find-or-create loop. Each write is one transaction that starts by writing; a uniqueness
 /// violation means another caller won the race (the same identity, or another identity with
 /// the same phone), so we read again and find their row.
@@ -156,12 +169,7 @@ pub(crate) fn find_or_create(
             return Ok(WechatUserOutcome::NotFound);
         };
         let new_user: &User = built.get_or_insert_with(|| make());
-        let created = write_tx(c, |c| {
-            diesel::insert_into(users::table)
-                .values(&UserRow::from(new_user))
-                .execute(c)?;
-            insert_identity(c, identity, &new_user.id)
-        });
+        let created = write_tx(c, |c| insert_wechat_user(c, new_user, identity));
         match created {
             Ok(()) => return Ok(WechatUserOutcome::Created(new_user.clone())),
             Err(e) if e.is_unique_violation() => continue,

@@ -85,10 +85,7 @@ pub fn record_sign_in(c: &mut AnyConnection, w: &SignInWrite) -> Result<Vec<Stri
     match &w.user {
         UserTouch::Nothing => {}
         UserTouch::Create { user, identity } => {
-            diesel::insert_into(users::table)
-                .values(&UserRow::from(user.as_ref()))
-                .execute(c)?;
-            crate::identities::insert_identity(c, identity, &user.id)?;
+            crate::identities::insert_wechat_user(c, user, identity)?;
         }
         // Two unindexed columns: no index entry of the users table is rewritten.
         UserTouch::SignedIn { user_id, at } => {
