@@ -78,7 +78,8 @@ impl UsersApi {
             "name": u.name,
             "preferred_username": u.name,
             "displayName": u.display_name,
-            "picture": u.avatar,
+            // As the ID token: a stored value from before the URL rule is no picture.
+            "picture": u.avatar.url().map(|a| a.as_str()).unwrap_or_default(),
         })))
     }
 }

@@ -13,6 +13,7 @@ use iam_domain::objects::{
     UserInput,
 };
 use iam_domain::users::UserPatch;
+use iam_domain::values::WebUrl;
 use poem_openapi::Object;
 use poem_openapi::registry::{MetaSchema, MetaSchemaRef, Registry};
 use poem_openapi::types::{Example, ToJSON, Type};
@@ -410,7 +411,7 @@ impl UserWire {
                     language: text(self.language),
                     location: text(self.location),
                     region: text(self.region),
-                    homepage: text(self.homepage),
+                    homepage: WebUrl::stored(text(self.homepage)),
                     title: text(self.title),
                     affiliation: text(self.affiliation),
                     birthday: text(self.birthday),

@@ -371,7 +371,7 @@ fn fields_of(stored: &Stored) -> Vec<FormField> {
             FormField::new(
                 "defaultAvatar",
                 "Default avatar URL",
-                o.default_avatar.clone(),
+                o.default_avatar.to_string(),
             )
             .hint("An http(s) URL, or empty."),
         ],

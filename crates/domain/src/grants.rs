@@ -12,7 +12,7 @@ use crate::ports::WechatError;
 use crate::service::Iam;
 use crate::values::PhoneCode;
 use crate::values::{
-    AppId, AvatarUrl, DisplayName, ObjectName, WechatCode, WechatId, is_mini_program_type,
+    AppId, AvatarUrl, DisplayName, ObjectName, WebUrl, WechatCode, WechatId, is_mini_program_type,
 };
 
 pub const MINI_PROGRAM_TAG: &str = "wechat_miniprogram";
@@ -571,7 +571,7 @@ impl Iam {
             u.display_name = d.clone();
         }
         if let Some(a) = &input.avatar {
-            u.avatar = a.to_string();
+            u.avatar = WebUrl::from(a.clone());
         }
         if let Some(unionid) = identity
             .unionid
@@ -613,7 +613,7 @@ impl Iam {
         let identity = &sign_in.identity;
         let phone = sign_in.phone.clone();
         let avatar = match &input.avatar {
-            Some(a) => a.to_string(),
+            Some(a) => WebUrl::from(a.clone()),
             None => self
                 .organization(&app.organization)
                 .await?

@@ -8,7 +8,7 @@ use crate::Secret;
 
 /// Casdoor fields kept without interpretation: a JSON object.
 pub type Extra = serde_json::Map<String, serde_json::Value>;
-use crate::values::{ClientId, CryptoAlgorithm, DisplayName, ObjectName};
+use crate::values::{ClientId, CryptoAlgorithm, DisplayName, ObjectName, WebUrl};
 
 /// Every top-level object is owned by `admin` except providers and users, as in Casdoor.
 pub const ADMIN_OWNER: &str = "admin";
@@ -20,7 +20,7 @@ pub const BUILT_IN_CERT: &str = "cert-built-in";
 pub struct Organization {
     pub name: ObjectName,
     pub display_name: String,
-    pub default_avatar: String,
+    pub default_avatar: WebUrl,
     pub created_time: DateTime<Utc>,
     /// Casdoor's fields this server has no column for, kept as they were sent.
     pub extra: Extra,
@@ -113,7 +113,7 @@ pub struct Profile {
     pub language: String,
     pub location: String,
     pub region: String,
-    pub homepage: String,
+    pub homepage: WebUrl,
     pub title: String,
     pub affiliation: String,
     pub birthday: String,
@@ -126,7 +126,7 @@ pub struct User {
     pub name: ObjectName,
     pub user_type: String,
     pub display_name: DisplayName,
-    pub avatar: String,
+    pub avatar: WebUrl,
     pub email: String,
     /// Casdoor's `phone`: the national number.
     pub phone: String,

@@ -9,8 +9,8 @@ use crate::model::{
     ADMIN_OWNER, Application, Cert, Extra, Organization, Profile, Provider, ProviderItem, User,
 };
 use crate::values::{
-    AppId, ClientId, CryptoAlgorithm, DisplayName, InvalidValue, ObjectName, is_mini_program_type,
-    optional_url, short_text,
+    AppId, ClientId, CryptoAlgorithm, DisplayName, InvalidValue, ObjectName, WebUrl,
+    is_mini_program_type, short_text,
 };
 
 /// What secrets look like on the way out, and what keeps them on the way back in.
@@ -62,7 +62,7 @@ impl Organization {
         Ok(Self {
             name: name("name", &i.name)?,
             display_name: short_text("displayName", &i.display_name, 100)?,
-            default_avatar: optional_url("defaultAvatar", i.default_avatar)?,
+            default_avatar: WebUrl::parse("defaultAvatar", &i.default_avatar)?,
             created_time: now,
             extra: i.extra,
         })
@@ -347,6 +347,7 @@ pub struct UserInput {
     pub is_admin: bool,
     pub is_forbidden: bool,
     pub signup_application: String,
+    /// `homepage` is checked again by [`User::from_input`], whatever variant it arrives as.
     pub profile: Profile,
     /// The first OpenID and the UnionID (Casdoor's `wechat`, `properties`).
     pub wechat: String,
@@ -372,7 +373,7 @@ impl User {
             name: name("name", &i.name)?,
             user_type: or_default(short_text("type", &i.user_type, 100)?, User::NORMAL_USER),
             display_name: DisplayName::parse("displayName", &i.display_name)?,
-            avatar: optional_url("avatar", i.avatar)?,
+            avatar: WebUrl::parse("avatar", &i.avatar)?,
             email: short_text("email", &i.email, 254)?,
             phone: short_text("phone", &i.phone, 32)?,
             country_code: short_text("countryCode", &i.country_code, 8)?,
@@ -393,7 +394,7 @@ impl User {
                 language: text("language", p.language)?,
                 location: text("location", p.location)?,
                 region: text("region", p.region)?,
-                homepage: optional_url("homepage", p.homepage)?,
+                homepage: WebUrl::parse("homepage", p.homepage.as_str())?,
                 title: text("title", p.title)?,
                 affiliation: text("affiliation", p.affiliation)?,
                 birthday: text("birthday", p.birthday)?,
@@ -490,7 +491,7 @@ mod tests {
                 owner: "o".into(),
                 name: "u".into(),
                 profile: Profile {
-                    homepage: "javascript:alert(1)".into(),
+                    homepage: WebUrl::stored("javascript:alert(1)".into()),
                     ..Default::default()
                 },
                 ..Default::default()

@@ -6,13 +6,13 @@ use crate::Secret;
 use crate::model::{
     Application, BUILT_IN_APP, BUILT_IN_CERT, BUILT_IN_ORG, Organization, Profile, User,
 };
-use crate::values::{ClientId, DisplayName, ObjectName};
+use crate::values::{ClientId, DisplayName, ObjectName, WebUrl};
 
 pub fn built_in_organization(now: DateTime<Utc>) -> Organization {
     Organization {
         name: ObjectName::literal(BUILT_IN_ORG),
         display_name: "Built-in Organization".into(),
-        default_avatar: String::new(),
+        default_avatar: WebUrl::Empty,
         created_time: now,
         extra: Default::default(),
     }
@@ -57,7 +57,7 @@ pub fn built_in_admin(id: String, password_hash: Secret, now: DateTime<Utc>) -> 
         name: ObjectName::literal("admin"),
         user_type: User::NORMAL_USER.into(),
         display_name: DisplayName::literal("Admin"),
-        avatar: String::new(),
+        avatar: WebUrl::Empty,
         email: String::new(),
         phone: String::new(),
         country_code: String::new(),

@@ -417,7 +417,7 @@ impl Iam {
             owner: &user.owner,
             name: &user.name,
             display_name: &user.display_name,
-            avatar: &user.avatar,
+            avatar: user.avatar.as_str(),
         };
         let mut claims = Self::access_claims(app, subject, scope, issuer, now);
         claims.sid = sid.to_owned();
@@ -432,7 +432,8 @@ impl Iam {
                 token_type: "id-token".into(),
                 nonce: nonce.to_owned(),
                 preferred_username: user.name.to_string(),
-                picture: user.avatar.clone(),
+                // Only a URL: a stored value from before the URL rule is no picture.
+                picture: user.avatar.url().map(|u| u.to_string()).unwrap_or_default(),
                 ..claims.clone()
             };
             Some(self.codec.sign(&cert, &id).map_err(sign_err)?)

@@ -6,7 +6,7 @@ use crate::Error;
 use crate::model::{Organization, User};
 use crate::ports::Claims;
 use crate::service::{Iam, Principal};
-use crate::values::{DisplayName, optional_url, split_id};
+use crate::values::{DisplayName, WebUrl, split_id};
 
 /// SPEC §8: a phone belongs to one user of an organization.
 pub const PHONE_TAKEN: &str = "the phone number is bound to another account";
@@ -241,12 +241,12 @@ impl Iam {
             }
             F::Avatar => {
                 if let Some(v) = text(&patch.avatar) {
-                    user.avatar = optional_url("avatar", v)?;
+                    user.avatar = WebUrl::parse("avatar", &v)?;
                 }
             }
             F::Homepage => {
                 if let Some(v) = text(&patch.homepage) {
-                    user.profile.homepage = optional_url("homepage", v)?;
+                    user.profile.homepage = WebUrl::parse("homepage", &v)?;
                 }
             }
             other => {

@@ -306,13 +306,78 @@ pub fn short_text(field: &'static str, s: &str, max: usize) -> Result<String, In
     Ok(s.to_owned())
 }
 
-/// A URL field that may be empty; when set it must be an http(s) URL ([`AvatarUrl`]'s rules), so
-/// no `javascript:` link ever reaches a page that shows it.
-pub fn optional_url(field: &'static str, s: String) -> Result<String, InvalidValue> {
-    if s.is_empty() {
-        return Ok(s);
+/// A URL field of a stored object: a user's avatar and homepage, an organization's default
+/// avatar. Every write makes it empty or an http(s) URL ([`AvatarUrl`]'s rules), so no
+/// `javascript:` link is ever written. A row stored before that rule may hold other text: it is
+/// kept and answered as it was (nothing stored is lost), but it is never an [`AvatarUrl`] — what
+/// shows the field as a link or a picture asks [`WebUrl::url`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum WebUrl {
+    #[default]
+    Empty,
+    Url(AvatarUrl),
+    /// Stored before the rule, and not an http(s) URL.
+    Unchecked(String),
+}
+
+impl WebUrl {
+    /// A value being written: empty, or an http(s) URL.
+    pub fn parse(field: &'static str, s: &str) -> Result<Self, InvalidValue> {
+        if s.is_empty() {
+            return Ok(Self::Empty);
+        }
+        AvatarUrl::parse(field, s).map(Self::Url)
     }
-    AvatarUrl::parse(field, &s).map(AvatarUrl::into_string)
+
+    /// A value read back from storage, whatever rule it was written under.
+    pub fn stored(s: String) -> Self {
+        if s.is_empty() {
+            return Self::Empty;
+        }
+        match AvatarUrl::parse("url", &s) {
+            Ok(u) => Self::Url(u),
+            Err(_) => Self::Unchecked(s),
+        }
+    }
+
+    /// The text as stored (what Casdoor's JSON and the store carry).
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Empty => "",
+            Self::Url(u) => u.as_str(),
+            Self::Unchecked(s) => s,
+        }
+    }
+
+    /// The http(s) URL, if it is one: what a link, a picture or a token's `picture` may use.
+    pub fn url(&self) -> Option<&AvatarUrl> {
+        match self {
+            Self::Url(u) => Some(u),
+            _ => None,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        matches!(self, Self::Empty)
+    }
+}
+
+impl From<AvatarUrl> for WebUrl {
+    fn from(u: AvatarUrl) -> Self {
+        Self::Url(u)
+    }
+}
+
+impl fmt::Display for WebUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for WebUrl {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
 }
 
 string_value!(
@@ -437,14 +502,24 @@ mod tests {
         assert!(DisplayName::parse("username", "a\nb").is_err());
         assert!(DisplayName::parse("username", "evil\u{202E}gpj.exe").is_err());
         assert!(DisplayName::parse("username", "a\u{200B}b").is_err());
-        assert!(optional_url("homepage", "javascript:alert(1)".into()).is_err());
-        assert_eq!(optional_url("homepage", String::new()).unwrap(), "");
+        assert!(WebUrl::parse("homepage", "javascript:alert(1)").is_err());
+        assert_eq!(WebUrl::parse("homepage", ""), Ok(WebUrl::Empty));
         assert!(AvatarUrl::parse("avatar", "https://thirdwx.qlogo.cn/mmopen/x/132").is_ok());
         assert!(AvatarUrl::parse("avatar", "HTTP://example.com").is_ok());
         assert!(AvatarUrl::parse("avatar", "javascript:alert(1)").is_err());
         assert!(AvatarUrl::parse("avatar", "https://").is_err());
         assert!(AvatarUrl::parse("avatar", "https://a b").is_err());
         assert!(AvatarUrl::parse("avatar", &format!("https://a/{}", "x".repeat(1020))).is_err());
+        // Read back, an old row's text is kept as it was but is no URL.
+        let old = WebUrl::stored("javascript:alert(1)".into());
+        assert_eq!(old.as_str(), "javascript:alert(1)");
+        assert_eq!(old.url(), None);
+        let good = WebUrl::stored("https://example.com/a.png".into());
+        assert_eq!(
+            good.url().map(|u| u.as_str()),
+            Some("https://example.com/a.png")
+        );
+        assert!(WebUrl::stored(String::new()).is_empty());
     }
 
     #[test]

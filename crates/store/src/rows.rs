@@ -7,7 +7,9 @@ use iam_domain::model::{
     Application, Cert, Organization, Profile, Provider, RefreshToken, Session, TokenRecord, User,
     WechatIdentity,
 };
-use iam_domain::values::{AppId, ClientId, CryptoAlgorithm, DisplayName, ObjectName, WechatId};
+use iam_domain::values::{
+    AppId, ClientId, CryptoAlgorithm, DisplayName, ObjectName, WebUrl, WechatId,
+};
 use iam_domain::{Secret, StoreError};
 
 use crate::schema::*;
@@ -57,7 +59,7 @@ impl From<&Organization> for OrganizationRow {
             name: o.name.to_string(),
             owner: "admin".into(),
             display_name: o.display_name.clone(),
-            default_avatar: o.default_avatar.clone(),
+            default_avatar: o.default_avatar.to_string(),
             created_time: ts(&o.created_time),
             extra: serde_json::Value::Object(o.extra.clone()).to_string(),
         }
@@ -72,7 +74,7 @@ impl TryFrom<OrganizationRow> for Organization {
             extra: extra("organization", &r.extra)?,
             name: value("organization", r.name)?,
             display_name: r.display_name,
-            default_avatar: r.default_avatar,
+            default_avatar: WebUrl::stored(r.default_avatar),
         })
     }
 }
@@ -298,7 +300,7 @@ impl From<&User> for UserRow {
             name: u.name.to_string(),
             user_type: u.user_type.clone(),
             display_name: u.display_name.to_string(),
-            avatar: u.avatar.clone(),
+            avatar: u.avatar.to_string(),
             email: u.email.clone(),
             phone: u.phone.clone(),
             country_code: u.country_code.clone(),
@@ -318,7 +320,7 @@ impl From<&User> for UserRow {
             language: p.language.clone(),
             location: p.location.clone(),
             region: p.region.clone(),
-            homepage: p.homepage.clone(),
+            homepage: p.homepage.to_string(),
             title: p.title.clone(),
             affiliation: p.affiliation.clone(),
             birthday: p.birthday.clone(),
@@ -342,7 +344,7 @@ impl TryFrom<UserRow> for User {
                 .map_err(|e| StoreError::Corrupt(format!("user {}: {e}", r.id)))?,
             id: r.id,
             user_type: r.user_type,
-            avatar: r.avatar,
+            avatar: WebUrl::stored(r.avatar),
             email: r.email,
             phone: r.phone,
             country_code: r.country_code,
@@ -363,7 +365,7 @@ impl TryFrom<UserRow> for User {
                 language: r.language,
                 location: r.location,
                 region: r.region,
-                homepage: r.homepage,
+                homepage: WebUrl::stored(r.homepage),
                 title: r.title,
                 affiliation: r.affiliation,
                 birthday: r.birthday,

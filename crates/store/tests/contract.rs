@@ -8,7 +8,7 @@ use diesel::Connection;
 use diesel::connection::SimpleConnection;
 use iam_domain::model::*;
 use iam_domain::ports::Repository;
-use iam_domain::values::{CryptoAlgorithm, WechatId};
+use iam_domain::values::{CryptoAlgorithm, WebUrl, WechatId};
 use iam_domain::{Secret, StoreError};
 use iam_store::{Driver, Store};
 
@@ -17,6 +17,20 @@ struct Fixture {
     store: Store,
     _dir: Option<tempfile::TempDir>,
     pg_drop: Option<(String, String)>,
+    /// Where the database is, for a test that writes a row as an older server left it.
+    url: String,
+}
+
+impl Fixture {
+    fn execute(&self, sql: &str) {
+        if self.pg_drop.is_some() {
+            let mut c = diesel::PgConnection::establish(&self.url).expect("connect");
+            c.batch_execute(sql).expect("raw sql");
+        } else {
+            let mut c = diesel::SqliteConnection::establish(&self.url).expect("open");
+            c.batch_execute(sql).expect("raw sql");
+        }
+    }
 }
 
 impl Drop for Fixture {
@@ -38,6 +52,7 @@ async fn sqlite() -> Fixture {
         .expect("open sqlite");
     store.migrate().await.expect("migrate");
     Fixture {
+        url: path.to_str().expect("utf-8 path").to_owned(),
         store,
         _dir: Some(dir),
         pg_drop: None,
@@ -80,6 +95,7 @@ async fn postgres() -> Option<Fixture> {
         .expect("open postgres");
     store.migrate().await.expect("migrate");
     Some(Fixture {
+        url,
         store,
         _dir: None,
         pg_drop: Some((admin_url, db)),
@@ -125,7 +141,8 @@ fn org(name: &str) -> Organization {
     Organization {
         name: n(name),
         display_name: format!("{name} org"),
-        default_avatar: "https://cdn.example.com/default.png".into(),
+        default_avatar: WebUrl::parse("defaultAvatar", "https://cdn.example.com/default.png")
+            .unwrap(),
         created_time: Utc::now(),
         extra: Default::default(),
     }
@@ -182,7 +199,7 @@ fn user(owner: &str, name: &str) -> User {
         name: n(name),
         user_type: User::NORMAL_USER.into(),
         display_name: dn("Alice"),
-        avatar: String::new(),
+        avatar: WebUrl::Empty,
         email: String::new(),
         phone: String::new(),
         country_code: String::new(),
@@ -1425,6 +1442,47 @@ contract!(seed_is_all_or_nothing_and_new_only, |s: Store| async move {
         "ids survive a reseed"
     );
 });
+
+/// An older server let a user's own update store any text as `homepage` (and the seed any
+/// avatar): such a row reads back with its text intact, is never shown as a link, and survives
+/// an unrelated update unchanged.
+async fn legacy_urls_survive(f: Fixture) {
+    let s = &f.store;
+    s.insert_organization(&org("legacy")).await.unwrap();
+    let u = user("legacy", "old");
+    s.insert_user(&u).await.unwrap();
+    f.execute(&format!(
+        "UPDATE users SET avatar = 'avatar.png', homepage = 'javascript:alert(1)' WHERE id = '{}'",
+        u.id
+    ));
+    let mut back = s.get_user("legacy", "old").await.unwrap().unwrap();
+    assert_eq!(back.avatar, WebUrl::Unchecked("avatar.png".into()));
+    assert_eq!(back.avatar.url(), None);
+    assert_eq!(back.profile.homepage.as_str(), "javascript:alert(1)");
+    assert_eq!(back.profile.homepage.url(), None);
+    back.display_name = dn("Renamed");
+    assert!(s.update_user(&back).await.unwrap());
+    let again = s.get_user("legacy", "old").await.unwrap().unwrap();
+    assert_eq!(again.display_name, dn("Renamed"));
+    assert_eq!(again.avatar.as_str(), "avatar.png");
+    assert_eq!(again.profile.homepage.as_str(), "javascript:alert(1)");
+}
+
+mod legacy_urls {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn sqlite() {
+        legacy_urls_survive(super::sqlite().await).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn postgres() {
+        if let Some(f) = super::postgres().await {
+            legacy_urls_survive(f).await;
+        }
+    }
+}
 
 /// Commits never checkpoint the SQLite log themselves (wal_autocheckpoint = 0), so without the
 /// checkpointer it grows with every write; with it, it stays near its reset size.
