@@ -343,6 +343,15 @@ async fn casdoor_answers_where_its_sdks_look() -> anyhow::Result<()> {
         )
         .await?;
     assert_eq!(a.status, 400, "{}", a.text);
+    // An emoji sequence's joiner is writing, not hiding: it is kept.
+    let a = c
+        .post_json_as(
+            &user,
+            "/api/update-user",
+            json!({"displayName": "小明👨\u{200D}💻"}),
+        )
+        .await?;
+    assert_eq!(a.status, 200, "{}", a.text);
 
     // Casdoor's fields without a column of ours are kept and given back, never dropped: an
     // application updated the way Casdoor's SDKs do it (get, change, send the whole object).

@@ -266,7 +266,7 @@ impl DisplayName {
                 "must not contain control characters",
             ));
         }
-        if let Some(c) = s.chars().find(|c| is_invisible_format(*c)) {
+        if let Some(c) = first_invisible_format(s) {
             return Err(InvalidValue::new(
                 field,
                 format!(
@@ -277,10 +277,31 @@ impl DisplayName {
         }
         Ok(Self(s.to_owned()))
     }
+
+    /// A name read back from storage, whatever rule it was written under: a row stored before
+    /// a rule was added is kept and answered as it was, never made unreadable.
+    pub fn stored(s: String) -> Self {
+        Self(s)
+    }
 }
 
-/// Characters that make a name read differently from what it is: bidirectional overrides and
-/// isolates (the "Trojan Source" set) and zero-width characters.
+/// The first character that makes a name read differently from what it is: bidirectional
+/// overrides, isolates and marks (the "Trojan Source" set) and zero-width characters. The two
+/// joiners (U+200C, U+200D) are part of how emoji sequences (👩‍💻), Persian and Indic scripts are
+/// written, so they pass between two visible non-ASCII characters; beside ASCII, a space, an
+/// edge or another invisible one they only hide something (`ad\u{200D}min`).
+fn first_invisible_format(s: &str) -> Option<char> {
+    let chars: Vec<char> = s.chars().collect();
+    let shows = |c: Option<&char>| {
+        c.is_some_and(|c| !c.is_ascii() && !c.is_whitespace() && !is_invisible_format(*c))
+    };
+    chars.iter().enumerate().find_map(|(i, &c)| {
+        let joiner = matches!(c, '\u{200C}' | '\u{200D}');
+        let allowed = joiner && i > 0 && shows(chars.get(i - 1)) && shows(chars.get(i + 1));
+        (is_invisible_format(c) && !allowed).then_some(c)
+    })
+}
+
 fn is_invisible_format(c: char) -> bool {
     matches!(
         c,
@@ -502,6 +523,18 @@ mod tests {
         assert!(DisplayName::parse("username", "a\nb").is_err());
         assert!(DisplayName::parse("username", "evil\u{202E}gpj.exe").is_err());
         assert!(DisplayName::parse("username", "a\u{200B}b").is_err());
+        // Joiners: part of emoji sequences and of Persian and Indic writing, not of ASCII names.
+        assert!(DisplayName::parse("username", "小明👨\u{200D}💻").is_ok());
+        assert!(DisplayName::parse("username", "می\u{200C}خواهم").is_ok());
+        assert!(DisplayName::parse("username", "क्\u{200D}ष").is_ok());
+        assert!(DisplayName::parse("username", "ad\u{200D}min").is_err());
+        assert!(DisplayName::parse("username", "微信\u{200D}").is_err());
+        assert!(DisplayName::parse("username", "\u{200C}微信").is_err());
+        assert!(DisplayName::parse("username", "微\u{200D}\u{200D}信").is_err());
+        assert_eq!(
+            DisplayName::stored("a\u{200B}b".into()).as_str(),
+            "a\u{200B}b"
+        );
         assert!(WebUrl::parse("homepage", "javascript:alert(1)").is_err());
         assert_eq!(WebUrl::parse("homepage", ""), Ok(WebUrl::Empty));
         assert!(AvatarUrl::parse("avatar", "https://thirdwx.qlogo.cn/mmopen/x/132").is_ok());

@@ -340,8 +340,7 @@ impl TryFrom<UserRow> for User {
             last_signin_time: parse_opt_ts("user", r.last_signin_time.as_deref())?,
             owner: value("user owner", r.owner)?,
             name: value("user", r.name)?,
-            display_name: DisplayName::parse("displayName", &r.display_name)
-                .map_err(|e| StoreError::Corrupt(format!("user {}: {e}", r.id)))?,
+            display_name: DisplayName::stored(r.display_name),
             id: r.id,
             user_type: r.user_type,
             avatar: WebUrl::stored(r.avatar),

@@ -1444,15 +1444,16 @@ contract!(seed_is_all_or_nothing_and_new_only, |s: Store| async move {
 });
 
 /// An older server let a user's own update store any text as `homepage` (and the seed any
-/// avatar): such a row reads back with its text intact, is never shown as a link, and survives
-/// an unrelated update unchanged.
-async fn legacy_urls_survive(f: Fixture) {
+/// avatar), and display names before the zero-width rule: such a row reads back with its text
+/// intact (the URL never shown as a link) and survives an unrelated update unchanged.
+async fn legacy_values_survive(f: Fixture) {
     let s = &f.store;
     s.insert_organization(&org("legacy")).await.unwrap();
     let u = user("legacy", "old");
     s.insert_user(&u).await.unwrap();
     f.execute(&format!(
-        "UPDATE users SET avatar = 'avatar.png', homepage = 'javascript:alert(1)' WHERE id = '{}'",
+        "UPDATE users SET avatar = 'avatar.png', homepage = 'javascript:alert(1)', \
+         display_name = 'a\u{200B}b' WHERE id = '{}'",
         u.id
     ));
     let mut back = s.get_user("legacy", "old").await.unwrap().unwrap();
@@ -1460,26 +1461,32 @@ async fn legacy_urls_survive(f: Fixture) {
     assert_eq!(back.avatar.url(), None);
     assert_eq!(back.profile.homepage.as_str(), "javascript:alert(1)");
     assert_eq!(back.profile.homepage.url(), None);
-    back.display_name = dn("Renamed");
+    assert_eq!(
+        back.display_name.as_str(),
+        "a\u{200B}b",
+        "a name from before the rule"
+    );
+    back.email = "old@example.com".into();
     assert!(s.update_user(&back).await.unwrap());
     let again = s.get_user("legacy", "old").await.unwrap().unwrap();
-    assert_eq!(again.display_name, dn("Renamed"));
+    assert_eq!(again.email, "old@example.com");
+    assert_eq!(again.display_name.as_str(), "a\u{200B}b");
     assert_eq!(again.avatar.as_str(), "avatar.png");
     assert_eq!(again.profile.homepage.as_str(), "javascript:alert(1)");
 }
 
-mod legacy_urls {
+mod legacy_values {
     use super::*;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn sqlite() {
-        legacy_urls_survive(super::sqlite().await).await;
+        legacy_values_survive(super::sqlite().await).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn postgres() {
         if let Some(f) = super::postgres().await {
-            legacy_urls_survive(f).await;
+            legacy_values_survive(f).await;
         }
     }
 }
