@@ -57,7 +57,10 @@ pub struct OrganizationWire {
     /// No `/`, no whitespace.
     #[oai(validator(max_length = 100, pattern = r"^[^/\s\x00-\x1f\x7f-\x9f]+$"))]
     pub name: String,
-    #[oai(validator(max_length = 100, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$"))]
+    #[oai(validator(
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f\u200B\u200E\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF]*$"
+    ))]
     pub display_name: Option<String>,
     /// An http(s) URL.
     #[oai(validator(
@@ -104,7 +107,10 @@ pub struct ApplicationWire {
     pub owner: Option<String>,
     #[oai(validator(max_length = 100, pattern = r"^[^/\s\x00-\x1f\x7f-\x9f]+$"))]
     pub name: String,
-    #[oai(validator(max_length = 100, pattern = r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f]*$"))]
+    #[oai(validator(
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f\u200B\u200E\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF]*$"
+    ))]
     pub display_name: Option<String>,
     #[oai(validator(max_length = 100, pattern = r"^[^/\s\x00-\x1f\x7f-\x9f]+$"))]
     pub organization: String,
@@ -179,7 +185,10 @@ pub struct ProviderWire {
     pub owner: Option<String>,
     #[oai(validator(max_length = 100, pattern = r"^[^/\s\x00-\x1f\x7f-\x9f]+$"))]
     pub name: String,
-    #[oai(validator(max_length = 100, pattern = r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f]*$"))]
+    #[oai(validator(
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f\u200B\u200E\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF]*$"
+    ))]
     pub display_name: Option<String>,
     /// `OAuth` when empty.
     pub category: Option<String>,
@@ -231,7 +240,10 @@ pub struct CertWire {
     pub owner: Option<String>,
     #[oai(validator(max_length = 100, pattern = r"^[^/\s\x00-\x1f\x7f-\x9f]+$"))]
     pub name: String,
-    #[oai(validator(max_length = 100, pattern = r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f]*$"))]
+    #[oai(validator(
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f\u200B\u200E\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF]*$"
+    ))]
     pub display_name: Option<String>,
     /// `x509`.
     #[serde(rename = "type")]
@@ -298,7 +310,10 @@ pub struct UserWire {
     /// The user's WeChat identities, as `iam export` writes them (seed files only).
     #[oai(skip)]
     pub wechat_identities: Vec<IdentityWire>,
-    #[oai(validator(max_length = 100, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$"))]
+    #[oai(validator(
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f\u200B\u200E\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF]*$"
+    ))]
     pub display_name: Option<String>,
     /// An http(s) URL.
     #[oai(validator(

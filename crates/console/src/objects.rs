@@ -177,7 +177,7 @@ async fn list_rows(
                     href: format!("/console/providers/{}/{}", p.owner, p.name),
                     cells: vec![
                         format!("{}/{}", p.owner, p.name),
-                        p.display_name.clone(),
+                        p.display_name.to_string(),
                         format!("{} {}", p.provider_type, p.sub_type)
                             .trim()
                             .to_owned(),
@@ -195,7 +195,7 @@ async fn list_rows(
                     href: format!("/console/organizations/{}", o.name),
                     cells: vec![
                         o.name.to_string(),
-                        o.display_name.clone(),
+                        o.display_name.to_string(),
                         when(&o.created_time),
                     ],
                 })
@@ -210,7 +210,7 @@ async fn list_rows(
                     href: format!("/console/certs/{}", c.name),
                     cells: vec![
                         c.name.to_string(),
-                        c.display_name.clone(),
+                        c.display_name.to_string(),
                         c.crypto_algorithm.as_str().to_owned(),
                         c.bit_size.to_string(),
                         when(&c.created_time),
@@ -299,7 +299,7 @@ fn fields_of(stored: &Stored) -> Vec<FormField> {
             FormField::new("organization", "Organization", a.organization.to_string())
                 .kind("readonly"),
             FormField::new("clientId", "Client id", a.client_id.to_string()).kind("readonly"),
-            FormField::new("displayName", "Display name", a.display_name.clone()),
+            FormField::new("displayName", "Display name", a.display_name.to_string()),
             FormField::new(
                 "clientSecret",
                 "Client secret",
@@ -355,7 +355,7 @@ fn fields_of(stored: &Stored) -> Vec<FormField> {
                     .to_owned(),
             )
             .kind("readonly"),
-            FormField::new("displayName", "Display name", p.display_name.clone()),
+            FormField::new("displayName", "Display name", p.display_name.to_string()),
             FormField::new("clientId", "APPID / client id", p.client_id.clone()),
             FormField::new(
                 "clientSecret",
@@ -367,7 +367,7 @@ fn fields_of(stored: &Stored) -> Vec<FormField> {
         ],
         Stored::Organization(o) => vec![
             FormField::new("name", "Name", o.name.to_string()).kind("readonly"),
-            FormField::new("displayName", "Display name", o.display_name.clone()),
+            FormField::new("displayName", "Display name", o.display_name.to_string()),
             FormField::new(
                 "defaultAvatar",
                 "Default avatar URL",
@@ -383,7 +383,7 @@ fn fields_of(stored: &Stored) -> Vec<FormField> {
                 format!("{} ({} bits)", c.crypto_algorithm.as_str(), c.bit_size),
             )
             .kind("readonly"),
-            FormField::new("displayName", "Display name", c.display_name.clone()),
+            FormField::new("displayName", "Display name", c.display_name.to_string()),
             FormField::new("privateKey", "Private key", MASK).kind("readonly"),
         ],
     }

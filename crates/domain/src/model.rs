@@ -19,7 +19,7 @@ pub const BUILT_IN_CERT: &str = "cert-built-in";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Organization {
     pub name: ObjectName,
-    pub display_name: String,
+    pub display_name: DisplayName,
     pub default_avatar: WebUrl,
     pub created_time: DateTime<Utc>,
     /// Casdoor's fields this server has no column for, kept as they were sent.
@@ -46,7 +46,7 @@ fn yes() -> bool {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Application {
     pub name: ObjectName,
-    pub display_name: String,
+    pub display_name: DisplayName,
     pub organization: ObjectName,
     pub client_id: ClientId,
     pub client_secret: Secret,
@@ -74,7 +74,7 @@ impl Application {
 pub struct Provider {
     pub owner: ObjectName,
     pub name: ObjectName,
-    pub display_name: String,
+    pub display_name: DisplayName,
     pub category: String,
     pub provider_type: String,
     pub sub_type: String,
@@ -90,7 +90,7 @@ pub struct Provider {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cert {
     pub name: ObjectName,
-    pub display_name: String,
+    pub display_name: DisplayName,
     pub cert_type: String,
     pub crypto_algorithm: CryptoAlgorithm,
     pub bit_size: i32,

@@ -61,7 +61,7 @@ impl Organization {
             .map_err(|e| InvalidValue::new("passwordOptions", e))?;
         Ok(Self {
             name: name("name", &i.name)?,
-            display_name: short_text("displayName", &i.display_name, 100)?,
+            display_name: DisplayName::parse("displayName", &i.display_name)?,
             default_avatar: WebUrl::parse("defaultAvatar", &i.default_avatar)?,
             created_time: now,
             extra: i.extra,
@@ -160,7 +160,7 @@ impl Application {
         }
         Ok(Self {
             name: name("name", &i.name)?,
-            display_name: short_text("displayName", &i.display_name, 100)?,
+            display_name: DisplayName::parse("displayName", &i.display_name)?,
             organization: name("organization", &i.organization)?,
             client_id,
             client_secret: Secret::new(client_secret),
@@ -224,7 +224,7 @@ impl Provider {
         Ok(Self {
             owner: name("owner", &or_default(i.owner, ADMIN_OWNER))?,
             name: name("name", &i.name)?,
-            display_name: short_text("displayName", &i.display_name, 100)?,
+            display_name: DisplayName::parse("displayName", &i.display_name)?,
             category: or_default(i.category, "OAuth"),
             provider_type: short_text("type", &i.provider_type, 100)?,
             sub_type: short_text("subType", &i.sub_type, 100)?,
@@ -314,10 +314,12 @@ impl Cert {
         let cert_name = name("name", &i.name)?;
         Ok((
             Self {
-                display_name: or_default(
-                    short_text("displayName", &i.display_name, 100)?,
-                    cert_name.as_str(),
-                ),
+                // A generated cert is shown by its name when it has no display name.
+                display_name: if i.display_name.is_empty() {
+                    DisplayName::of_name(&cert_name)
+                } else {
+                    DisplayName::parse("displayName", &i.display_name)?
+                },
                 name: cert_name,
                 cert_type,
                 crypto_algorithm: alg,
@@ -500,5 +502,33 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.field, "homepage");
+    }
+
+    #[test]
+    fn every_display_name_has_the_user_rule() {
+        let org = |d: &str| {
+            Organization::from_input(
+                OrganizationInput {
+                    name: "o".into(),
+                    display_name: d.into(),
+                    ..Default::default()
+                },
+                Utc::now(),
+            )
+        };
+        assert_eq!(org("evil\u{202E}gpj.exe").unwrap_err().field, "displayName");
+        assert_eq!(org("two\nlines").unwrap_err().field, "displayName");
+        assert_eq!(org("My Shop").unwrap().display_name.as_str(), "My Shop");
+        let app = Application::from_input(
+            ApplicationInput {
+                name: "a".into(),
+                organization: "o".into(),
+                display_name: "a\u{200B}b".into(),
+                ..Default::default()
+            },
+            Purpose::Create,
+            Utc::now(),
+        );
+        assert_eq!(app.unwrap_err().field, "displayName");
     }
 }

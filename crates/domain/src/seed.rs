@@ -11,7 +11,7 @@ use crate::values::{ClientId, DisplayName, ObjectName, WebUrl};
 pub fn built_in_organization(now: DateTime<Utc>) -> Organization {
     Organization {
         name: ObjectName::literal(BUILT_IN_ORG),
-        display_name: "Built-in Organization".into(),
+        display_name: DisplayName::literal("Built-in Organization"),
         default_avatar: WebUrl::Empty,
         created_time: now,
         extra: Default::default(),
@@ -27,7 +27,7 @@ pub fn built_in_application(
 ) -> Application {
     Application {
         name: ObjectName::literal(BUILT_IN_APP),
-        display_name: "App Built-in".into(),
+        display_name: DisplayName::literal("App Built-in"),
         organization: ObjectName::literal(BUILT_IN_ORG),
         client_id,
         client_secret,

@@ -278,6 +278,11 @@ impl DisplayName {
         Ok(Self(s.to_owned()))
     }
 
+    /// An object shown by its name, when it has no display name of its own (a generated cert).
+    pub fn of_name(name: &ObjectName) -> Self {
+        Self(name.to_string())
+    }
+
     /// A name read back from storage, whatever rule it was written under: a row stored before
     /// a rule was added is kept and answered as it was, never made unreadable.
     pub fn stored(s: String) -> Self {

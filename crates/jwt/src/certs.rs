@@ -3,7 +3,7 @@
 use chrono::{DateTime, Datelike, Utc};
 use iam_domain::Secret;
 use iam_domain::model::Cert;
-use iam_domain::values::{CryptoAlgorithm, ObjectName};
+use iam_domain::values::{CryptoAlgorithm, DisplayName, ObjectName};
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
 use thiserror::Error;
 
@@ -40,7 +40,7 @@ pub fn generate_cert(
     let cert = params.self_signed(&key).map_err(err)?;
     Ok(Cert {
         name: name.clone(),
-        display_name: name.to_string(),
+        display_name: DisplayName::of_name(name),
         cert_type: "x509".into(),
         crypto_algorithm: alg,
         bit_size: bits,

@@ -58,7 +58,7 @@ impl From<&Organization> for OrganizationRow {
         Self {
             name: o.name.to_string(),
             owner: "admin".into(),
-            display_name: o.display_name.clone(),
+            display_name: o.display_name.to_string(),
             default_avatar: o.default_avatar.to_string(),
             created_time: ts(&o.created_time),
             extra: serde_json::Value::Object(o.extra.clone()).to_string(),
@@ -73,7 +73,7 @@ impl TryFrom<OrganizationRow> for Organization {
             created_time: parse_ts("organization", &r.created_time)?,
             extra: extra("organization", &r.extra)?,
             name: value("organization", r.name)?,
-            display_name: r.display_name,
+            display_name: DisplayName::stored(r.display_name),
             default_avatar: WebUrl::stored(r.default_avatar),
         })
     }
@@ -99,7 +99,7 @@ impl From<&Cert> for CertRow {
         Self {
             name: c.name.to_string(),
             owner: "admin".into(),
-            display_name: c.display_name.clone(),
+            display_name: c.display_name.to_string(),
             cert_type: c.cert_type.clone(),
             crypto_algorithm: c.crypto_algorithm.as_str().into(),
             bit_size: c.bit_size,
@@ -120,7 +120,7 @@ impl TryFrom<CertRow> for Cert {
             created_time: parse_ts("cert", &r.created_time)?,
             extra: extra("cert", &r.extra)?,
             name: value("cert", r.name)?,
-            display_name: r.display_name,
+            display_name: DisplayName::stored(r.display_name),
             cert_type: r.cert_type,
             bit_size: r.bit_size,
             certificate: r.certificate,
@@ -149,7 +149,7 @@ impl From<&Provider> for ProviderRow {
         Self {
             owner: p.owner.to_string(),
             name: p.name.to_string(),
-            display_name: p.display_name.clone(),
+            display_name: p.display_name.to_string(),
             category: p.category.clone(),
             provider_type: p.provider_type.clone(),
             sub_type: p.sub_type.clone(),
@@ -169,7 +169,7 @@ impl TryFrom<ProviderRow> for Provider {
             extra: extra("provider", &r.extra)?,
             owner: value("provider owner", r.owner)?,
             name: value("provider", r.name)?,
-            display_name: r.display_name,
+            display_name: DisplayName::stored(r.display_name),
             category: r.category,
             provider_type: r.provider_type,
             sub_type: r.sub_type,
@@ -206,7 +206,7 @@ impl TryFrom<&Application> for ApplicationRow {
         Ok(Self {
             name: a.name.to_string(),
             owner: "admin".into(),
-            display_name: a.display_name.clone(),
+            display_name: a.display_name.to_string(),
             organization: a.organization.to_string(),
             client_id: a.client_id.to_string(),
             client_secret: a.client_secret.expose().to_owned(),
@@ -239,7 +239,7 @@ impl TryFrom<ApplicationRow> for Application {
             created_time: parse_ts("application", &r.created_time)?,
             extra: extra("application", &r.extra)?,
             name: value("application", r.name)?,
-            display_name: r.display_name,
+            display_name: DisplayName::stored(r.display_name),
             organization: value("application organization", r.organization)?,
             client_id: client_id(r.client_id)?,
             client_secret: Secret::new(r.client_secret),
