@@ -598,7 +598,7 @@ pub fn application(a: &Application) -> Value {
             "organization": a.organization,
             "clientId": a.client_id,
             "clientSecret": masked(!a.client_secret.is_empty()),
-            "cert": a.cert,
+            "cert": a.cert.as_deref().unwrap_or_default(),
             "enableSignUp": a.enable_sign_up,
             "providers": a.providers,
             "grantTypes": a.grant_types,

@@ -427,7 +427,7 @@ async fn save_form(
                 organization: a.organization.to_string(),
                 client_id: a.client_id.to_string(),
                 client_secret: field(f, "clientSecret").trim().to_owned(),
-                cert: a.cert.clone(),
+                cert: a.cert.as_deref().unwrap_or_default().to_owned(),
                 enable_sign_up: field(f, "enableSignUp") == "true",
                 providers: listed("providers")
                     .into_iter()

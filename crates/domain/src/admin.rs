@@ -472,7 +472,7 @@ impl Iam {
                 "name: cert-built-in cannot be deleted".into(),
             ));
         }
-        let users = self.applications_where(|a| a.cert == name).await?;
+        let users = self.applications_where(|a| a.cert_name() == name).await?;
         if !users.is_empty() {
             return Err(Error::Conflict(format!(
                 "cert {name:?} signs the tokens of applications {users:?}"
@@ -611,9 +611,7 @@ impl Iam {
             .generate_cert(&new_name, old.crypto_algorithm)
             .map_err(|e| Error::Internal(e.to_string()))?;
         new.display_name = old.display_name.clone();
-        let signs_with_old = |a: &Application| {
-            a.cert == name || (a.cert.is_empty() && name == crate::model::BUILT_IN_CERT)
-        };
+        let signs_with_old = |a: &Application| a.cert_name() == name;
         let mut apps: Vec<Application> = self
             .repo
             .list_applications(None)
@@ -627,7 +625,7 @@ impl Iam {
             .max()
             .unwrap_or(Application::DEFAULT_EXPIRE_IN_HOURS);
         for a in &mut apps {
-            a.cert = new_name.to_string();
+            a.cert = Some(new_name.clone());
         }
         old.extra.insert(
             Cert::PUBLISHED_UNTIL.into(),

@@ -50,7 +50,8 @@ pub struct Application {
     pub organization: ObjectName,
     pub client_id: ClientId,
     pub client_secret: Secret,
-    pub cert: String,
+    /// The cert that signs its tokens; `None` (Casdoor's `""`) is the built-in one.
+    pub cert: Option<ObjectName>,
     pub enable_sign_up: bool,
     pub providers: Vec<ProviderItem>,
     pub grant_types: Vec<String>,
@@ -68,6 +69,11 @@ pub struct Application {
 impl Application {
     pub const DEFAULT_EXPIRE_IN_HOURS: i64 = 168;
     pub const DEFAULT_REFRESH_EXPIRE_IN_HOURS: i64 = 720;
+
+    /// The name of the cert that signs its tokens.
+    pub fn cert_name(&self) -> &str {
+        self.cert.as_deref().unwrap_or(BUILT_IN_CERT)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -151,10 +151,10 @@ impl Application {
             }
             s => s,
         };
-        let cert = i.cert;
-        if !cert.is_empty() {
-            ObjectName::parse("cert", &cert)?;
-        }
+        let cert = match i.cert.as_str() {
+            "" => None,
+            c => Some(ObjectName::parse("cert", c)?),
+        };
         for g in &i.grant_types {
             short_text("grantTypes", g, 100)?;
         }

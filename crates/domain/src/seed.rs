@@ -31,7 +31,7 @@ pub fn built_in_application(
         organization: ObjectName::literal(BUILT_IN_ORG),
         client_id,
         client_secret,
-        cert: BUILT_IN_CERT.into(),
+        cert: Some(ObjectName::literal(BUILT_IN_CERT)),
         enable_sign_up: false,
         providers: Vec::new(),
         grant_types: vec![

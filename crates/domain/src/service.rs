@@ -288,11 +288,7 @@ impl Iam {
     }
 
     async fn signing_cert(&self, app: &Application) -> Result<Arc<crate::model::Cert>, OAuthError> {
-        let name = if app.cert.is_empty() {
-            BUILT_IN_CERT
-        } else {
-            app.cert.as_str()
-        };
+        let name = app.cert_name();
         if let Some(c) = self.cert(name).await? {
             return Ok(c);
         }

@@ -98,15 +98,15 @@ fn check_application_refs(c: &mut AnyConnection, app: &Application) -> Result<()
             .into());
         }
     }
-    if !app.cert.is_empty() {
+    if let Some(cert) = &app.cert {
         let found: i64 = certs::table
-            .filter(certs::name.eq(&app.cert))
+            .filter(certs::name.eq(cert.as_str()))
             .count()
             .get_result(c)?;
         if found == 0 {
             return Err(StoreError::MissingReference(format!(
                 "cert {:?} of application {:?}",
-                app.cert, app.name
+                cert, app.name
             ))
             .into());
         }

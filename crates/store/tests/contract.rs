@@ -170,7 +170,7 @@ fn app(name: &str, org: &str, client_id: &str, providers: &[&str]) -> Applicatio
         organization: n(org),
         client_id: iam_domain::values::ClientId::parse(client_id).unwrap(),
         client_secret: Secret::new("s3cret"),
-        cert: String::new(),
+        cert: None,
         enable_sign_up: true,
         providers: providers
             .iter()
