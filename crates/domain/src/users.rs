@@ -235,17 +235,21 @@ impl Iam {
                 }
             }
             F::DisplayName => {
-                if let Some(v) = text(&patch.display_name) {
+                // A value sent back as it is stored is kept, even one stored under an older,
+                // laxer rule: Casdoor's SDKs send the whole user to change one field.
+                if let Some(v) = text(&patch.display_name).filter(|v| *v != user.display_name) {
                     user.display_name = DisplayName::parse("displayName", &v)?;
                 }
             }
             F::Avatar => {
-                if let Some(v) = text(&patch.avatar) {
+                if let Some(v) = text(&patch.avatar).filter(|v| v != user.avatar.as_str()) {
                     user.avatar = WebUrl::parse("avatar", &v)?;
                 }
             }
             F::Homepage => {
-                if let Some(v) = text(&patch.homepage) {
+                if let Some(v) =
+                    text(&patch.homepage).filter(|v| v != user.profile.homepage.as_str())
+                {
                     user.profile.homepage = WebUrl::parse("homepage", &v)?;
                 }
             }
