@@ -353,6 +353,56 @@ async fn casdoor_answers_where_its_sdks_look() -> anyhow::Result<()> {
         .await?;
     assert_eq!(a.status, 200, "{}", a.text);
 
+    // A row written before today's rules (a javascript: homepage, an invisible character in
+    // a name) reads back as stored, and an SDK's update_user (get the user, change one
+    // field, send the whole object back) changes that field and keeps the rest.
+    let account = c.get("/api/get-account", &user).await?.json()["data"].clone();
+    let name = account["name"].as_str().unwrap_or_default().to_owned();
+    crate::upgrade::execute(
+        &c.db,
+        &format!(
+            "UPDATE users SET homepage = 'javascript:alert(1)', display_name = 'old\u{200B}nick' \
+             WHERE owner = 'demo' AND name = '{name}'"
+        ),
+    )?;
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await; // the user cache's TTL
+    let id = format!("demo/{name}");
+    let mut stored = c
+        .get(&format!("/api/get-user?id={id}"), &admin)
+        .await?
+        .json()["data"]
+        .clone();
+    assert_eq!(stored["homepage"], "javascript:alert(1)", "{stored}");
+    assert_eq!(stored["displayName"], "old\u{200B}nick", "{stored}");
+    stored["bio"] = json!("sent back whole");
+    let a = c
+        .post_json_as(&admin, &format!("/api/update-user?id={id}"), stored)
+        .await?;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let after = c
+        .get(&format!("/api/get-user?id={id}"), &admin)
+        .await?
+        .json()["data"]
+        .clone();
+    assert_eq!(after["bio"], "sent back whole", "{after}");
+    assert_eq!(
+        after["homepage"], "javascript:alert(1)",
+        "kept as stored: {after}"
+    );
+    assert_eq!(
+        after["displayName"], "old\u{200B}nick",
+        "kept as stored: {after}"
+    );
+    // A changed value meets today's rules.
+    let a = c
+        .post_json_as(
+            &admin,
+            &format!("/api/update-user?id={id}"),
+            json!({"homepage": "javascript:alert(2)"}),
+        )
+        .await?;
+    assert_eq!(a.status, 400, "{}", a.text);
+
     // Casdoor's fields without a column of ours are kept and given back, never dropped: an
     // application updated the way Casdoor's SDKs do it (get, change, send the whole object).
     let mut app = c

@@ -26,7 +26,7 @@ fn down_sql(db: &Db) -> anyhow::Result<String> {
 }
 
 /// Runs `sql` on the database directly, as an operator's shell would.
-fn execute(db: &Db, sql: &str) -> anyhow::Result<()> {
+pub fn execute(db: &Db, sql: &str) -> anyhow::Result<()> {
     match db.driver() {
         "sqlite" => diesel::SqliteConnection::establish(&db.url())?.batch_execute(sql)?,
         _ => diesel::PgConnection::establish(&db.url())?.batch_execute(sql)?,

@@ -563,10 +563,10 @@ pub fn user(u: &User) -> Value {
         "isDeleted": u.is_deleted,
         "signupApplication": u.signup_application,
         "lastSigninTime": u.last_signin_time.as_ref().map(time).unwrap_or_default(),
-        "wechat": u.wechat,
+        "wechat": u.wechat.as_deref().unwrap_or_default(),
         "properties": {
-            "wechatOpenId": u.wechat_open_id,
-            "wechatUnionId": u.wechat_union_id,
+            "wechatOpenId": u.wechat_open_id.as_deref().unwrap_or_default(),
+            "wechatUnionId": u.wechat_union_id.as_deref().unwrap_or_default(),
         },
         "roles": [],
         "permissions": [],

@@ -576,9 +576,9 @@ impl Iam {
         if let Some(unionid) = identity
             .unionid
             .as_ref()
-            .filter(|_| u.wechat_union_id.is_empty())
+            .filter(|_| u.wechat_union_id.is_none())
         {
-            u.wechat_union_id = unionid.to_string();
+            u.wechat_union_id = Some(unionid.clone());
         }
         // WeChat just verified this number for this person: it replaces the one they had.
         if let Some(p) = &sign_in.phone {
@@ -627,8 +627,8 @@ impl Iam {
                 OAuthError::invalid_request("the wechat mini program session is invalid")
             })?;
         let (owner, application) = (app.organization.clone(), app.name.clone());
-        let openid = identity.openid.to_string();
-        let unionid = identity.unionid.as_deref().unwrap_or_default().to_owned();
+        let openid = Some(identity.openid.clone());
+        let unionid = identity.unionid.clone();
         Ok(std::sync::Arc::new(move || {
             let now = Utc::now();
             let mut user = User {

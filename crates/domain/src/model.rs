@@ -8,7 +8,7 @@ use crate::Secret;
 
 /// Casdoor fields kept without interpretation: a JSON object.
 pub type Extra = serde_json::Map<String, serde_json::Value>;
-use crate::values::{ClientId, CryptoAlgorithm, DisplayName, ObjectName, WebUrl};
+use crate::values::{ClientId, CryptoAlgorithm, DisplayName, ObjectName, WebUrl, WechatId};
 
 /// Every top-level object is owned by `admin` except providers and users, as in Casdoor.
 pub const ADMIN_OWNER: &str = "admin";
@@ -145,10 +145,11 @@ pub struct User {
     pub is_forbidden: bool,
     pub is_deleted: bool,
     pub signup_application: String,
-    /// The first OpenID this user signed in with (Casdoor's `wechat` column).
-    pub wechat: String,
-    pub wechat_open_id: String,
-    pub wechat_union_id: String,
+    /// The first OpenID this user signed in with (Casdoor's `wechat` column); `None` is
+    /// Casdoor's `""`.
+    pub wechat: Option<WechatId>,
+    pub wechat_open_id: Option<WechatId>,
+    pub wechat_union_id: Option<WechatId>,
     /// argon2 PHC string; `None` for users who never had a password.
     pub password_hash: Option<Secret>,
     pub profile: Profile,

@@ -9,7 +9,7 @@ use crate::model::{
     ADMIN_OWNER, Application, Cert, Extra, Organization, Profile, Provider, ProviderItem, User,
 };
 use crate::values::{
-    AppId, ClientId, CryptoAlgorithm, DisplayName, InvalidValue, ObjectName, WebUrl,
+    AppId, ClientId, CryptoAlgorithm, DisplayName, InvalidValue, ObjectName, WebUrl, WechatId,
     is_mini_program_type, short_text,
 };
 
@@ -384,9 +384,12 @@ impl User {
             is_forbidden: i.is_forbidden,
             is_deleted: false,
             signup_application: short_text("signupApplication", &i.signup_application, 100)?,
-            wechat: short_text("wechat", &i.wechat, 128)?,
-            wechat_open_id: short_text("properties.wechatOpenId", &i.wechat_open_id, 128)?,
-            wechat_union_id: short_text("properties.wechatUnionId", &i.wechat_union_id, 128)?,
+            wechat: WechatId::parse_optional("wechat", &i.wechat)?,
+            wechat_open_id: WechatId::parse_optional("properties.wechatOpenId", &i.wechat_open_id)?,
+            wechat_union_id: WechatId::parse_optional(
+                "properties.wechatUnionId",
+                &i.wechat_union_id,
+            )?,
             password_hash: None,
             profile: Profile {
                 first_name: text("firstName", p.first_name)?,
@@ -502,6 +505,29 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.field, "homepage");
+    }
+
+    #[test]
+    fn wechat_ids_are_printable_ascii_or_none() {
+        let user = |open_id: &str| {
+            User::from_input(
+                UserInput {
+                    owner: "o".into(),
+                    name: "u".into(),
+                    wechat_open_id: open_id.into(),
+                    ..Default::default()
+                },
+                Utc::now(),
+            )
+        };
+        assert_eq!(
+            user("o\u{200B}1").unwrap_err().field,
+            "properties.wechatOpenId"
+        );
+        assert_eq!(user("a b").unwrap_err().field, "properties.wechatOpenId");
+        assert_eq!(user("").unwrap().wechat_open_id, None);
+        let u = user("oX_1-2").unwrap();
+        assert_eq!(u.wechat_open_id.as_deref(), Some("oX_1-2"));
     }
 
     #[test]

@@ -240,6 +240,12 @@ impl WechatId {
     pub fn parse_optional(field: &'static str, s: &str) -> Result<Option<Self>, InvalidValue> {
         (!s.is_empty()).then(|| Self::parse(field, s)).transpose()
     }
+
+    /// An id as a row holds it (empty is none), read as written: an administrator could once
+    /// store any text of 128 characters here, and what was stored is never refused on reading.
+    pub fn stored(s: String) -> Option<Self> {
+        (!s.is_empty()).then_some(Self(s))
+    }
 }
 
 string_value!(

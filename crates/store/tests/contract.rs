@@ -208,9 +208,9 @@ fn user(owner: &str, name: &str) -> User {
         is_forbidden: false,
         is_deleted: false,
         signup_application: String::new(),
-        wechat: String::new(),
-        wechat_open_id: String::new(),
-        wechat_union_id: String::new(),
+        wechat: None,
+        wechat_open_id: None,
+        wechat_union_id: None,
         password_hash: None,
         profile: Profile::default(),
         created_time: now,
@@ -242,9 +242,9 @@ fn signin(ident: &WechatIdentity, phone: Option<&str>) -> WechatSignIn {
 
 fn wechat_user(org: &str, ident: &WechatIdentity) -> User {
     let mut u = user(org, &format!("wechat-{}", ident.openid));
-    u.wechat = ident.openid.to_string();
-    u.wechat_open_id = ident.openid.to_string();
-    u.wechat_union_id = ident.unionid.as_deref().unwrap_or_default().to_owned();
+    u.wechat = Some(ident.openid.clone());
+    u.wechat_open_id = Some(ident.openid.clone());
+    u.wechat_union_id = ident.unionid.clone();
     u
 }
 
@@ -651,8 +651,8 @@ contract!(identities_bind_and_unbind, |s: Store| async move {
     );
     let back = s.get_user_by_id(&alice.id).await.unwrap().unwrap();
     assert_eq!(
-        (back.wechat.as_str(), back.wechat_union_id.as_str()),
-        ("oA1", "oU")
+        (back.wechat.as_deref(), back.wechat_union_id.as_deref()),
+        (Some("oA1"), Some("oU"))
     );
     let mut stolen = a1.clone();
     stolen.user_id = bob.id.clone();
@@ -697,8 +697,13 @@ contract!(identities_bind_and_unbind, |s: Store| async move {
             .is_none()
     );
     assert_eq!(
-        s.get_user_by_id(&alice.id).await.unwrap().unwrap().wechat,
-        "oB1"
+        s.get_user_by_id(&alice.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .wechat
+            .as_deref(),
+        Some("oB1")
     );
     assert_eq!(
         s.unbind_wechat_identity(&alice.id, "wxaaaaaaaaaaaaaaaa")
@@ -1453,7 +1458,7 @@ async fn legacy_values_survive(f: Fixture) {
     s.insert_user(&u).await.unwrap();
     f.execute(&format!(
         "UPDATE users SET avatar = 'avatar.png', homepage = 'javascript:alert(1)', \
-         display_name = 'a\u{200B}b' WHERE id = '{}'",
+         display_name = 'a\u{200B}b', wechat_open_id = 'open id with spaces' WHERE id = '{}'",
         u.id
     ));
     f.execute("UPDATE organizations SET display_name = 'evil\u{202E}gpj' WHERE name = 'legacy'");
@@ -1469,6 +1474,12 @@ async fn legacy_values_survive(f: Fixture) {
         "a\u{200B}b",
         "a name from before the rule"
     );
+    assert_eq!(
+        back.wechat_open_id.as_deref(),
+        Some("open id with spaces"),
+        "an id an administrator could once store"
+    );
+    assert_eq!(back.wechat, None, "empty is none");
     back.email = "old@example.com".into();
     assert!(s.update_user(&back).await.unwrap());
     let again = s.get_user("legacy", "old").await.unwrap().unwrap();
@@ -1476,6 +1487,7 @@ async fn legacy_values_survive(f: Fixture) {
     assert_eq!(again.display_name.as_str(), "a\u{200B}b");
     assert_eq!(again.avatar.as_str(), "avatar.png");
     assert_eq!(again.profile.homepage.as_str(), "javascript:alert(1)");
+    assert_eq!(again.wechat_open_id.as_deref(), Some("open id with spaces"));
 }
 
 mod legacy_values {
