@@ -30,7 +30,8 @@ password="browser-admin-password"
 # The issuer (and the snippet the console shows) is the configured origin, never a request's
 # Host, so the port is chosen first.
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-(cd "$work" && IAM_ADMIN_PASSWORD="$password" httpaddr=127.0.0.1 httpport="$port" \
+# exec: the pid cleanup() stops is iam's own, not a subshell's that would leave iam running.
+(cd "$work" && exec env IAM_ADMIN_PASSWORD="$password" httpaddr=127.0.0.1 httpport="$port" \
   origin="http://127.0.0.1:$port" \
   dataSourceName="$work/iam.db" sessionKeyFile="$work/key" wechatApiBase="http://$sim" \
   initDataFile="$root/conf/init_data.json" \

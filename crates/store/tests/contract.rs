@@ -1530,34 +1530,24 @@ async fn the_sqlite_log_stays_bounded_only_with_the_checkpointer() {
     checked
         .store
         .spawn_checkpointer(std::time::Duration::from_millis(5), 256 << 10);
-    let (mut largest, mut last) = (0, 0);
+    let mut largest = 0;
     checked
         .store
         .insert_organization(&org("kept"))
         .await
         .expect("org");
-    let mut resets = 0;
     for n in 0..1500 {
         checked
             .store
             .insert_user(&user("kept", &format!("u{n}")))
             .await
             .expect("insert");
-        let now = checked.store.wal_bytes();
-        if now < last {
-            resets += 1;
-        }
-        last = now;
-        largest = largest.max(now);
+        largest = largest.max(checked.store.wal_bytes());
     }
     // Each user row is written with its indexes, so what one tick lets grow depends on the
-    // machine (and on what else it runs: the whole suite runs beside this test). Bounded means
-    // the log was reset while it was written, stayed well below what grows without the
-    // checkpointer, and is back near its reset size once the writes stop.
-    assert!(
-        resets > 0,
-        "the checkpointer reset the log while it was written"
-    );
+    // machine (and on what else it runs: the whole suite runs beside this test). A restarted
+    // log keeps its file and is written again from its start, so bounded means: the file stayed
+    // well below what grows without the checkpointer, and is emptied once the writes stop.
     assert!(
         largest < grown / 2,
         "with the checkpointer the log stays near its reset size: at most {largest} bytes \
