@@ -393,6 +393,60 @@ async fn casdoor_answers_where_its_sdks_look() -> anyhow::Result<()> {
         after["displayName"], "old\u{200B}nick",
         "kept as stored: {after}"
     );
+    // So does an organization's and an application's, the way Casdoor's SDKs update them.
+    crate::upgrade::execute(
+        &c.db,
+        "UPDATE organizations SET display_name = 'evil\u{202E}gpj', default_avatar = 'logo.png' \
+         WHERE name = 'demo'; \
+         UPDATE applications SET display_name = 'old\u{200B}app' WHERE name = 'demo-app';",
+    )?;
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let mut org = c
+        .get("/api/get-organization?id=admin/demo", &admin)
+        .await?
+        .json()["data"]
+        .clone();
+    assert_eq!(org["displayName"], "evil\u{202E}gpj", "{org}");
+    org["websiteUrl"] = json!("https://shop.example");
+    let a = c
+        .post_json_as(&admin, "/api/update-organization?id=admin/demo", org)
+        .await?;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let org = c
+        .get("/api/get-organization?id=admin/demo", &admin)
+        .await?
+        .json()["data"]
+        .clone();
+    assert_eq!(org["websiteUrl"], "https://shop.example", "{org}");
+    assert_eq!(
+        org["displayName"], "evil\u{202E}gpj",
+        "kept as stored: {org}"
+    );
+    assert_eq!(org["defaultAvatar"], "logo.png", "kept as stored: {org}");
+    let mut app = c
+        .get("/api/get-application?id=admin/demo-app", &admin)
+        .await?
+        .json()["data"]
+        .clone();
+    app["description"] = json!("sent back whole");
+    let a = c
+        .post_json_as(&admin, "/api/update-application?id=admin/demo-app", app)
+        .await?;
+    assert_eq!(a.json()["data"], "Affected", "{}", a.text);
+    let a = c
+        .post_json_as(
+            &admin,
+            "/api/update-organization?id=admin/demo",
+            json!({"owner": "admin", "name": "demo", "displayName": "new\u{202E}name"}),
+        )
+        .await?;
+    assert_eq!(
+        a.status, 400,
+        "a changed name meets today's rule: {}",
+        a.text
+    );
+    assert!(a.msg().starts_with("displayName"), "{}", a.msg());
+
     // A changed value meets today's rules.
     let a = c
         .post_json_as(

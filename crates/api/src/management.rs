@@ -216,9 +216,9 @@ impl Crud for Organizations {
         name: &str,
         w: OrganizationWire,
     ) -> Answer {
-        let org = Organization::from_input(w.into_input(), Utc::now())?;
         Ok(Reply::affected(
-            iam.admin_update_organization(caller, name, org).await?,
+            iam.admin_update_organization(caller, name, w.into_input())
+                .await?,
         ))
     }
     async fn delete(iam: &Iam, caller: &Principal, _: &str, name: &str) -> Answer {
@@ -254,9 +254,9 @@ impl Crud for Applications {
         name: &str,
         w: ApplicationWire,
     ) -> Answer {
-        let app = Application::from_input(w.into_input(), Purpose::Update, Utc::now())?;
         Ok(Reply::affected(
-            iam.admin_update_application(caller, name, app).await?,
+            iam.admin_update_application(caller, name, w.into_input())
+                .await?,
         ))
     }
     async fn delete(iam: &Iam, caller: &Principal, _: &str, name: &str) -> Answer {
@@ -295,9 +295,9 @@ impl Crud for Providers {
         name: &str,
         w: ProviderWire,
     ) -> Answer {
-        let p = Provider::from_input(w.into_input(), Utc::now())?;
         Ok(Reply::affected(
-            iam.admin_update_provider(caller, owner, name, p).await?,
+            iam.admin_update_provider(caller, owner, name, w.into_input())
+                .await?,
         ))
     }
     async fn delete(iam: &Iam, caller: &Principal, owner: &str, name: &str) -> Answer {
@@ -326,9 +326,8 @@ impl Crud for Certs {
         Ok(Reply::affected(true))
     }
     async fn update(iam: &Iam, caller: &Principal, _: &str, name: &str, w: CertWire) -> Answer {
-        let (cert, _) = Cert::from_input(w.into_input(), Purpose::Update, Utc::now())?;
         Ok(Reply::affected(
-            iam.admin_update_cert(caller, name, cert).await?,
+            iam.admin_update_cert(caller, name, w.into_input()).await?,
         ))
     }
     async fn delete(iam: &Iam, caller: &Principal, _: &str, name: &str) -> Answer {

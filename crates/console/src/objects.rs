@@ -6,11 +6,10 @@
 use std::sync::Arc;
 
 use askama::Template;
-use chrono::Utc;
 use iam_domain::Error;
 use iam_domain::model::{Application, Cert, Organization, Provider};
 use iam_domain::objects::{
-    ApplicationInput, CertInput, MASK, OrganizationInput, ProviderInput, ProviderItemInput, Purpose,
+    ApplicationInput, CertInput, MASK, OrganizationInput, ProviderInput, ProviderItemInput,
 };
 use iam_domain::service::Principal;
 use poem::http::StatusCode;
@@ -397,7 +396,6 @@ async fn save_form(
     f: &Fields,
 ) -> Result<bool, Error> {
     let iam = &console.iam;
-    let now = Utc::now();
     let number = |name: &'static str| -> Result<Option<f64>, Error> {
         let v = field(f, name).trim();
         if v.is_empty() {
@@ -448,8 +446,7 @@ async fn save_form(
                 max_sessions_per_user: sessions.map(|n| n as i64),
                 extra: a.extra.clone(),
             };
-            let app = Application::from_input(input, Purpose::Update, now)?;
-            iam.admin_update_application(caller, a.name.as_str(), app)
+            iam.admin_update_application(caller, a.name.as_str(), input)
                 .await
         }
         Stored::Provider(p) => {
@@ -464,8 +461,7 @@ async fn save_form(
                 client_secret: field(f, "clientSecret").trim().to_owned(),
                 extra: p.extra.clone(),
             };
-            let provider = Provider::from_input(input, now)?;
-            iam.admin_update_provider(caller, p.owner.as_str(), p.name.as_str(), provider)
+            iam.admin_update_provider(caller, p.owner.as_str(), p.name.as_str(), input)
                 .await
         }
         Stored::Organization(o) => {
@@ -475,8 +471,7 @@ async fn save_form(
                 default_avatar: field(f, "defaultAvatar").trim().to_owned(),
                 extra: o.extra.clone(),
             };
-            let org = Organization::from_input(input, now)?;
-            iam.admin_update_organization(caller, o.name.as_str(), org)
+            iam.admin_update_organization(caller, o.name.as_str(), input)
                 .await
         }
         Stored::Cert(c) => {
@@ -490,8 +485,7 @@ async fn save_form(
                 private_key: MASK.to_owned(),
                 extra: c.extra.clone(),
             };
-            let (cert, _) = Cert::from_input(input, Purpose::Update, now)?;
-            iam.admin_update_cert(caller, c.name.as_str(), cert).await
+            iam.admin_update_cert(caller, c.name.as_str(), input).await
         }
     }
 }

@@ -4,8 +4,11 @@
 use chrono::Utc;
 
 use crate::model::{Application, Cert, Organization, Provider, User};
-use crate::objects::MASK;
+use crate::objects::{
+    ApplicationInput, CertInput, MASK, OrganizationInput, ProviderInput, Purpose,
+};
 use crate::service::{Iam, Principal};
+use crate::values::DisplayName;
 use crate::{Error, Secret, StoreError};
 
 /// The management API's authorization, checked before a request body is even read, so a caller
@@ -119,7 +122,7 @@ impl Iam {
         &self,
         caller: &Principal,
         name: &str,
-        mut org: Organization,
+        mut input: OrganizationInput,
     ) -> Result<bool, Error> {
         require_global_admin(caller)?;
         let stored = self
@@ -127,6 +130,16 @@ impl Iam {
             .get_organization(name)
             .await?
             .ok_or_else(|| Error::NotFound(format!("organization {name:?} does not exist")))?;
+        let kept = sent_back(&mut input.display_name, &stored.display_name);
+        let kept_avatar = (!input.default_avatar.is_empty()
+            && input.default_avatar == stored.default_avatar.as_str())
+        .then(|| {
+            input.default_avatar.clear();
+            stored.default_avatar.clone()
+        });
+        let mut org = Organization::from_input(input, Utc::now())?;
+        org.display_name = kept.unwrap_or(org.display_name);
+        org.default_avatar = kept_avatar.unwrap_or(org.default_avatar);
         if org.name != name {
             return Err(Error::Invalid(
                 "name: organizations cannot be renamed".into(),
@@ -239,7 +252,7 @@ impl Iam {
         &self,
         caller: &Principal,
         name: &str,
-        mut app: Application,
+        mut input: ApplicationInput,
     ) -> Result<bool, Error> {
         require_global_admin(caller)?;
         let stored = self
@@ -247,6 +260,9 @@ impl Iam {
             .get_application(name)
             .await?
             .ok_or_else(|| Error::NotFound(format!("application {name:?} does not exist")))?;
+        let kept = sent_back(&mut input.display_name, &stored.display_name);
+        let mut app = Application::from_input(input, Purpose::Update, Utc::now())?;
+        app.display_name = kept.unwrap_or(app.display_name);
         if app.name != name {
             return Err(Error::Invalid(
                 "name: applications cannot be renamed".into(),
@@ -334,13 +350,16 @@ impl Iam {
         caller: &Principal,
         owner: &str,
         name: &str,
-        mut p: Provider,
+        mut input: ProviderInput,
     ) -> Result<bool, Error> {
         require_global_admin(caller)?;
         let stored =
             self.repo.get_provider(owner, name).await?.ok_or_else(|| {
                 Error::NotFound(format!("provider {owner}/{name} does not exist"))
             })?;
+        let kept = sent_back(&mut input.display_name, &stored.display_name);
+        let mut p = Provider::from_input(input, Utc::now())?;
+        p.display_name = kept.unwrap_or(p.display_name);
         if p.owner != owner || p.name != name {
             return Err(Error::Invalid(
                 "name: providers cannot be renamed or moved".into(),
@@ -440,7 +459,7 @@ impl Iam {
         &self,
         caller: &Principal,
         name: &str,
-        mut cert: Cert,
+        mut input: CertInput,
     ) -> Result<bool, Error> {
         require_global_admin(caller)?;
         let stored = self
@@ -448,6 +467,9 @@ impl Iam {
             .get_cert(name)
             .await?
             .ok_or_else(|| Error::NotFound(format!("cert {name:?} does not exist")))?;
+        let kept = sent_back(&mut input.display_name, &stored.display_name);
+        let (mut cert, _) = Cert::from_input(input, Purpose::Update, Utc::now())?;
+        cert.display_name = kept.unwrap_or(cert.display_name);
         if cert.name != name {
             return Err(Error::Invalid("name: certs cannot be renamed".into()));
         }
@@ -641,4 +663,15 @@ impl Iam {
         self.written(self.repo.apply_seed(&bundle, false).await)?;
         Ok(new_name.into_string())
     }
+}
+
+/// A display name sent back as it is stored is kept, even one stored under an older, laxer rule:
+/// Casdoor's SDKs send the whole object to change one field. Empties `sent`, so the constructor
+/// has nothing to refuse, and answers the stored name to put back; a changed name is left to
+/// meet today's rule.
+fn sent_back(sent: &mut String, stored: &DisplayName) -> Option<DisplayName> {
+    (!sent.is_empty() && sent.as_str() == stored.as_str()).then(|| {
+        sent.clear();
+        stored.clone()
+    })
 }
