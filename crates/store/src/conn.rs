@@ -98,6 +98,9 @@ impl r2d2::ManageConnection for Manager {
     }
 }
 
+/// How long a SQLite statement waits for a lock before it fails with "database is locked".
+pub(crate) const BUSY_TIMEOUT_MS: u32 = 10_000;
+
 impl Manager {
     fn open(&self) -> Result<AnyConnection, diesel::r2d2::Error> {
         match self.driver {
@@ -109,11 +112,11 @@ impl Manager {
                 // a checkpoint itself (wal_autocheckpoint = 0): the store's checkpointer does,
                 // in the background, and a reset log is cut back to journal_size_limit. (A
                 // memory-mapped database was tried: more CPU per sign-in, and a larger log.)
-                c.batch_execute(
-                    "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
+                c.batch_execute(&format!(
+                    "PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}; PRAGMA journal_mode = WAL; \
                      PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; \
-                     PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;",
-                )
+                     PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;"
+                ))
                 .map_err(diesel::r2d2::Error::QueryError)?;
                 c.set_instrumentation(StatementCounter(self.statements.clone()));
                 Ok(AnyConnection::Sqlite(c))

@@ -123,16 +123,14 @@ impl Store {
         // would let the log grow for longer.
         self.run(move |c| {
             if truncate {
-                wal_checkpoint(c, "TRUNCATE")?;
-                return Ok(true);
+                return blocking_checkpoint(c, "TRUNCATE");
             }
             // A frame is a page and its 24-byte header.
-            let frames = wal_checkpoint(c, "PASSIVE")?;
+            let frames = u64::try_from(wal_checkpoint(c, "PASSIVE")?.log).unwrap_or(0);
             if frames.saturating_mul(4096 + 24) <= reset_bytes {
                 return Ok(false);
             }
-            wal_checkpoint(c, "RESTART")?;
-            Ok(true)
+            blocking_checkpoint(c, "RESTART")
         })
         .await
     }
@@ -216,17 +214,31 @@ impl Store {
     }
 }
 
-/// `PRAGMA wal_checkpoint(mode)`; how many frames the log holds.
-fn wal_checkpoint(c: &mut AnyConnection, mode: &'static str) -> Result<u64, DbError> {
-    #[derive(diesel::QueryableByName)]
-    struct Checkpoint {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        log: i64,
-    }
-    let row: Checkpoint = diesel::RunQueryDsl::get_result(
+/// A RESTART or TRUNCATE checkpoint; whether it finished. Either holds new writers back while it
+/// waits for readers, so a long read (a backup's VACUUM INTO, an operator's shell) must not stall
+/// sign-ins for the whole busy timeout: it waits 50 ms at most, and the next tick tries again.
+fn blocking_checkpoint(c: &mut AnyConnection, mode: &'static str) -> Result<bool, DbError> {
+    use diesel::connection::SimpleConnection;
+    c.batch_execute("PRAGMA busy_timeout = 50")?;
+    let done = wal_checkpoint(c, mode);
+    c.batch_execute(&format!("PRAGMA busy_timeout = {}", conn::BUSY_TIMEOUT_MS))?;
+    Ok(done?.busy == 0)
+}
+
+/// What `PRAGMA wal_checkpoint` answers: whether it could not finish (`busy` 1), and how many
+/// frames the log holds.
+#[derive(diesel::QueryableByName)]
+struct Checkpoint {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    busy: i32,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    log: i64,
+}
+
+fn wal_checkpoint(c: &mut AnyConnection, mode: &'static str) -> Result<Checkpoint, DbError> {
+    diesel::RunQueryDsl::get_result(
         diesel::sql_query(format!("PRAGMA wal_checkpoint({mode})")),
         c,
     )
-    .map_err(DbError::from)?;
-    Ok(u64::try_from(row.log).unwrap_or(0))
+    .map_err(DbError::from)
 }
