@@ -8,7 +8,6 @@ use crate::objects::{
     ApplicationInput, CertInput, MASK, OrganizationInput, ProviderInput, Purpose,
 };
 use crate::service::{Iam, Principal};
-use crate::values::DisplayName;
 use crate::{Error, Secret, StoreError};
 
 /// The management API's authorization, checked before a request body is even read, so a caller
@@ -131,12 +130,7 @@ impl Iam {
             .await?
             .ok_or_else(|| Error::NotFound(format!("organization {name:?} does not exist")))?;
         let kept = sent_back(&mut input.display_name, &stored.display_name);
-        let kept_avatar = (!input.default_avatar.is_empty()
-            && input.default_avatar == stored.default_avatar.as_str())
-        .then(|| {
-            input.default_avatar.clear();
-            stored.default_avatar.clone()
-        });
+        let kept_avatar = sent_back(&mut input.default_avatar, &stored.default_avatar);
         let mut org = Organization::from_input(input, Utc::now())?;
         org.display_name = kept.unwrap_or(org.display_name);
         org.default_avatar = kept_avatar.unwrap_or(org.default_avatar);
@@ -665,12 +659,12 @@ impl Iam {
     }
 }
 
-/// A display name sent back as it is stored is kept, even one stored under an older, laxer rule:
-/// Casdoor's SDKs send the whole object to change one field. Empties `sent`, so the constructor
-/// has nothing to refuse, and answers the stored name to put back; a changed name is left to
-/// meet today's rule.
-fn sent_back(sent: &mut String, stored: &DisplayName) -> Option<DisplayName> {
-    (!sent.is_empty() && sent.as_str() == stored.as_str()).then(|| {
+/// A value (a display name, a URL) sent back as it is stored is kept, even one stored under an
+/// older, laxer rule: Casdoor's SDKs and the console send the whole object to change one field.
+/// Empties `sent`, so the constructor has nothing to refuse, and answers the stored value to put
+/// back; a changed value is left to meet today's rule.
+fn sent_back<T: AsRef<str> + Clone>(sent: &mut String, stored: &T) -> Option<T> {
+    (!sent.is_empty() && sent.as_str() == stored.as_ref()).then(|| {
         sent.clear();
         stored.clone()
     })

@@ -400,6 +400,13 @@ impl From<AvatarUrl> for WebUrl {
     }
 }
 
+/// The text as stored, as [`WebUrl::as_str`].
+impl AsRef<str> for WebUrl {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
 impl fmt::Display for WebUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
