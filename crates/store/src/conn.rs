@@ -328,6 +328,9 @@ pub fn run_migrations(conn: &mut AnyConnection) -> Result<usize, StoreError> {
 pub enum DbError {
     Diesel(DieselError),
     Domain(StoreError),
+    /// The connection is left in a state no other caller may meet (a setting that could not be
+    /// restored): it must not go back into the pool.
+    Broken(String),
 }
 
 impl From<DieselError> for DbError {
@@ -353,7 +356,7 @@ impl DbError {
                 let m = info.message().to_ascii_lowercase();
                 m.contains("connection") || m.contains("terminat") || m.contains("server closed")
             }
-            Self::Diesel(DieselError::BrokenTransactionManager) => true,
+            Self::Diesel(DieselError::BrokenTransactionManager) | Self::Broken(_) => true,
             _ => false,
         }
     }
@@ -372,6 +375,7 @@ impl DbError {
     pub fn into_domain(self) -> StoreError {
         match self {
             Self::Domain(e) => e,
+            Self::Broken(why) => StoreError::Unavailable(why),
             Self::Diesel(DieselError::DatabaseError(kind, info)) => {
                 let what = info
                     .constraint_name()

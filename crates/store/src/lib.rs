@@ -125,9 +125,11 @@ impl Store {
             if truncate {
                 return blocking_checkpoint(c, "TRUNCATE");
             }
-            // A frame is a page and its 24-byte header.
+            // A frame is a page and its 24-byte header; a restored database may not have
+            // SQLite's default 4 KB pages.
             let frames = u64::try_from(wal_checkpoint(c, "PASSIVE")?.log).unwrap_or(0);
-            if frames.saturating_mul(4096 + 24) <= reset_bytes {
+            let frame_bytes = page_size(c)?.saturating_add(24);
+            if frames.saturating_mul(frame_bytes) <= reset_bytes {
                 return Ok(false);
             }
             blocking_checkpoint(c, "RESTART")
@@ -221,7 +223,10 @@ fn blocking_checkpoint(c: &mut AnyConnection, mode: &'static str) -> Result<bool
     use diesel::connection::SimpleConnection;
     c.batch_execute("PRAGMA busy_timeout = 50")?;
     let done = wal_checkpoint(c, mode);
-    c.batch_execute(&format!("PRAGMA busy_timeout = {}", conn::BUSY_TIMEOUT_MS))?;
+    // A pooled connection left at 50 ms would fail its next caller's busy writes: if the
+    // setting cannot be restored, the connection is closed instead of pooled again.
+    c.batch_execute(&format!("PRAGMA busy_timeout = {}", conn::BUSY_TIMEOUT_MS))
+        .map_err(|e| DbError::Broken(format!("cannot restore the busy timeout: {e}")))?;
     Ok(done?.busy == 0)
 }
 
@@ -233,6 +238,17 @@ struct Checkpoint {
     busy: i32,
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     log: i64,
+}
+
+#[derive(diesel::QueryableByName)]
+struct PageSize {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    page_size: i64,
+}
+
+fn page_size(c: &mut AnyConnection) -> Result<u64, DbError> {
+    let p: PageSize = diesel::RunQueryDsl::get_result(diesel::sql_query("PRAGMA page_size"), c)?;
+    Ok(u64::try_from(p.page_size).unwrap_or(4096))
 }
 
 fn wal_checkpoint(c: &mut AnyConnection, mode: &'static str) -> Result<Checkpoint, DbError> {

@@ -1571,6 +1571,40 @@ async fn the_sqlite_log_stays_bounded_only_with_the_checkpointer() {
     );
 }
 
+/// The checkpointer counts the log in the database's own pages: a database of 64 KB pages (one
+/// restored from elsewhere) restarts its log at the size it is given, not at a sixteenth of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_is_measured_in_the_database_s_own_pages() {
+    use diesel::{Connection, connection::SimpleConnection};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("iam.db");
+    let url = path.to_str().expect("utf-8 path");
+    let mut c = diesel::SqliteConnection::establish(url).expect("create the file");
+    c.batch_execute("PRAGMA page_size = 65536; CREATE TABLE probe (x); DROP TABLE probe;")
+        .expect("64 KB pages");
+    drop(c);
+    let store = Store::open(Driver::Sqlite, url, 2).await.expect("open");
+    store.migrate().await.expect("migrate");
+    store.insert_organization(&org("big")).await.expect("org");
+    for n in 0..8 {
+        store
+            .insert_user(&user("big", &format!("u{n}")))
+            .await
+            .expect("insert");
+    }
+    let log = store.wal_bytes();
+    assert!(log > 1 << 20, "8 users in 64 KB pages: {log} bytes of log");
+    assert!(
+        store.checkpoint(log / 2, false).await.expect("checkpoint"),
+        "a log of {log} bytes is past a reset size of {}",
+        log / 2
+    );
+    assert!(
+        !store.checkpoint(log, false).await.expect("checkpoint"),
+        "a restarted log is not restarted again"
+    );
+}
+
 /// The audit writer: records queued before a flush are all written when it returns; a full
 /// queue drops (and counts) instead of waiting.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
