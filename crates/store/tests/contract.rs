@@ -1668,6 +1668,47 @@ async fn the_audit_writer_flushes_what_it_queued_and_drops_when_full() {
     );
 }
 
+/// Under a stream of records (every client_credentials token is one) the writer commits at most
+/// once per `PAUSE`, taking what queued meanwhile, instead of once per record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_writer_commits_a_stream_in_few_transactions() {
+    use iam_domain::ports::AuditSink;
+    let f = sqlite().await;
+    let (writer, _task) =
+        iam_store::RecordWriter::spawn(Arc::new(f.store.clone()), 1000, Arc::new(|| {}));
+    let before = f.store.statements_sent();
+    let started = std::time::Instant::now();
+    let now = Utc::now();
+    for i in 0..60 {
+        writer.record(record(
+            "demo",
+            &format!("s{i}"),
+            "signin-password",
+            "ok",
+            now,
+        ));
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    writer.flush().await;
+    let elapsed = started.elapsed();
+    // On SQLite each record is one INSERT; each transaction adds its BEGIN and COMMIT.
+    let commits = (f.store.statements_sent() - before - 60) / 2;
+    let most = elapsed.as_millis() / iam_store::RecordWriter::PAUSE.as_millis() + 2;
+    assert!(
+        u128::from(commits) <= most,
+        "{commits} commits for 60 records in {elapsed:?}: at most one per {:?} ({most})",
+        iam_store::RecordWriter::PAUSE
+    );
+    assert_eq!(
+        f.store
+            .list_records(&RecordQuery::default())
+            .await
+            .expect("records")
+            .1,
+        60
+    );
+}
+
 contract!(one_access_token_lease_at_a_time, |s: Store| async move {
     let appid = "wx5f3c1b2a9d8e7f60";
     assert!(s.get_access_token(appid).await.unwrap().is_none());
