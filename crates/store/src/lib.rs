@@ -7,6 +7,7 @@
 mod access_tokens;
 mod conn;
 mod directory;
+mod fixed;
 mod group;
 mod identities;
 mod passwords;

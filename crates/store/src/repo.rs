@@ -48,12 +48,15 @@ pub(crate) fn upsert_wechat_key(
     sealed: &[u8],
 ) -> Result<(), DbError> {
     let now = ts(&Utc::now());
-    let updated = diesel::update(wechat_sessions::table.find((appid, openid)))
-        .set((
-            wechat_sessions::sealed_key.eq(sealed),
-            wechat_sessions::updated_time.eq(&now),
-        ))
-        .execute(c)?;
+    let updated = crate::fixed::execute(
+        c,
+        crate::fixed::NewSessionKey {
+            sealed,
+            at: &now,
+            appid,
+            openid,
+        },
+    )?;
     if updated == 0 {
         diesel::insert_into(wechat_sessions::table)
             .values((

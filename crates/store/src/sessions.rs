@@ -89,12 +89,8 @@ pub fn record_sign_in(c: &mut AnyConnection, w: &SignInWrite) -> Result<Vec<Stri
         }
         // Two unindexed columns: no index entry of the users table is rewritten.
         UserTouch::SignedIn { user_id, at } => {
-            diesel::update(users::table.find(user_id))
-                .set((
-                    users::last_signin_time.eq(Some(ts(at))),
-                    users::updated_time.eq(ts(at)),
-                ))
-                .execute(c)?;
+            let at = ts(at);
+            crate::fixed::execute(c, crate::fixed::SignedIn { at: &at, user_id })?;
         }
         UserTouch::Profile(u) => {
             let row = UserRow::from(u.as_ref());
