@@ -34,6 +34,7 @@ pub use state::AppState;
 type Api = (
     health::HealthApi,
     oauth::OAuthApi,
+    oauth::OAuthAliases,
     discovery::DiscoveryApi,
     users::UsersApi,
     sessions::SessionsApi,
@@ -54,6 +55,7 @@ fn service() -> OpenApiService<Api, ()> {
         (
             health::HealthApi,
             oauth::OAuthApi,
+            oauth::OAuthAliases,
             discovery::DiscoveryApi,
             users::UsersApi,
             sessions::SessionsApi,

@@ -247,51 +247,6 @@ impl OAuthApi {
         run_token(&state, req, token_request(&params)).await
     }
 
-    /// Same as `/oauth/token` (Casdoor's route).
-    #[oai(
-        path = "/api/login/oauth/access_token",
-        method = "post",
-        operation_id = "token-casdoor"
-    )]
-    async fn token_casdoor(
-        &self,
-        state: Data<&Arc<AppState>>,
-        req: &Request,
-        params: Params<TokenParams>,
-    ) -> TokenResult {
-        self.token(state, req, params).await
-    }
-
-    /// Same as `/oauth/token`.
-    #[oai(
-        path = "/login/oauth/access_token",
-        method = "post",
-        operation_id = "token-login"
-    )]
-    async fn token_login(
-        &self,
-        state: Data<&Arc<AppState>>,
-        req: &Request,
-        params: Params<TokenParams>,
-    ) -> TokenResult {
-        self.token(state, req, params).await
-    }
-
-    /// Same as `/oauth/token`.
-    #[oai(
-        path = "/oauth/access_token",
-        method = "post",
-        operation_id = "token-access"
-    )]
-    async fn token_access(
-        &self,
-        state: Data<&Arc<AppState>>,
-        req: &Request,
-        params: Params<TokenParams>,
-    ) -> TokenResult {
-        self.token(state, req, params).await
-    }
-
     /// Casdoor's refresh route: the `refresh_token` grant. Described with the `grant_type`
     /// Casdoor's SDKs send; the route refreshes whatever it says.
     #[oai(
@@ -319,7 +274,7 @@ impl OAuthApi {
         state: Data<&Arc<AppState>>,
         req: &Request,
         params: Params<RevokeParams>,
-    ) -> Result<OAuthReply<AnyJson>, OAuthFailure> {
+    ) -> RevokeResult {
         rate_limited(&state, req)?;
         state
             .iam
@@ -330,21 +285,6 @@ impl OAuthApi {
             )
             .await?;
         Ok(OAuthReply::token(&json!({})))
-    }
-
-    /// Same as `/oauth/revoke`.
-    #[oai(
-        path = "/api/login/oauth/revoke",
-        method = "post",
-        operation_id = "revoke-casdoor"
-    )]
-    async fn revoke_casdoor(
-        &self,
-        state: Data<&Arc<AppState>>,
-        req: &Request,
-        params: Params<RevokeParams>,
-    ) -> Result<OAuthReply<AnyJson>, OAuthFailure> {
-        self.revoke(state, req, params).await
     }
 
     /// Token introspection (RFC 7662) for authenticated clients.
@@ -403,4 +343,41 @@ impl OAuthApi {
             &json!({"access_token": token, "token_type": "Bearer", "expires_in": 3600}),
         ))
     }
+}
+
+/// Casdoor's other spellings of the token and revocation routes, one line each over the
+/// handlers of [`OAuthApi`]: `name "path" "operation id" ParamsType => handler -> Answer;`.
+macro_rules! post_aliases {
+    ($($(#[doc = $doc:literal])* $name:ident $path:tt $id:tt $params:ty => $to:ident -> $ret:ty;)*) => {
+        pub struct OAuthAliases;
+
+        #[OpenApi(tag = "Tag::OAuth")]
+        impl OAuthAliases {
+            $(
+                $(#[doc = $doc])*
+                #[oai(path = $path, method = "post", operation_id = $id)]
+                async fn $name(
+                    &self,
+                    state: Data<&Arc<AppState>>,
+                    req: &Request,
+                    params: Params<$params>,
+                ) -> $ret {
+                    OAuthApi.$to(state, req, params).await
+                }
+            )*
+        }
+    };
+}
+
+type RevokeResult = Result<OAuthReply<AnyJson>, OAuthFailure>;
+
+post_aliases! {
+    /// Same as `/oauth/token` (Casdoor's route).
+    token_casdoor "/api/login/oauth/access_token" "token-casdoor" TokenParams => token -> TokenResult;
+    /// Same as `/oauth/token`.
+    token_login "/login/oauth/access_token" "token-login" TokenParams => token -> TokenResult;
+    /// Same as `/oauth/token`.
+    token_access "/oauth/access_token" "token-access" TokenParams => token -> TokenResult;
+    /// Same as `/oauth/revoke`.
+    revoke_casdoor "/api/login/oauth/revoke" "revoke-casdoor" RevokeParams => revoke -> RevokeResult;
 }
