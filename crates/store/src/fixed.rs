@@ -87,3 +87,73 @@ where
         AnyConnection::Postgresql(c) => q.execute(c)?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use diesel::connection::{InstrumentationEvent, SimpleConnection};
+    use diesel::{Connection, ExpressionMethods, QueryDsl, RunQueryDsl};
+
+    use super::*;
+
+    /// The statements the connection put into its prepared-statement cache.
+    fn cached(c: &mut diesel::SqliteConnection) -> Arc<Mutex<Vec<String>>> {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let into = seen.clone();
+        c.set_instrumentation(move |e: InstrumentationEvent<'_>| {
+            if let InstrumentationEvent::CacheQuery { sql, .. } = e
+                && let Ok(mut v) = into.lock()
+            {
+                v.push(sql.to_owned());
+            }
+        });
+        seen
+    }
+
+    /// The reason this module exists, and its proof: the builder's UPDATE is never cached,
+    /// the fixed one is prepared once and then reused.
+    #[test]
+    fn fixed_updates_are_prepared_once_per_connection() {
+        let mut c = diesel::SqliteConnection::establish(":memory:").expect("sqlite");
+        c.batch_execute(
+            "CREATE TABLE users (id TEXT PRIMARY KEY, last_signin_time TEXT, updated_time TEXT);
+             INSERT INTO users VALUES ('u1', NULL, '');
+             CREATE TABLE wechat_sessions (appid TEXT, openid TEXT, sealed_key BLOB,
+                 updated_time TEXT, PRIMARY KEY (appid, openid));
+             INSERT INTO wechat_sessions VALUES ('wx1', 'o1', x'00', '');",
+        )
+        .expect("schema");
+        let seen = cached(&mut c);
+        for _ in 0..3 {
+            diesel::update(crate::schema::users::table.find("u1"))
+                .set(crate::schema::users::updated_time.eq("t0"))
+                .execute(&mut c)
+                .expect("builder update");
+        }
+        assert!(
+            seen.lock().expect("lock").is_empty(),
+            "diesel's update builder is not cached"
+        );
+        let mut any = AnyConnection::Sqlite(c);
+        for n in 0..3 {
+            let at = format!("t{n}");
+            let user = SignedIn {
+                at: &at,
+                user_id: "u1",
+            };
+            assert_eq!(execute(&mut any, user).expect("signed in"), 1);
+            let key = NewSessionKey {
+                sealed: &[n],
+                at: &at,
+                appid: "wx1",
+                openid: "o1",
+            };
+            assert_eq!(execute(&mut any, key).expect("session key"), 1);
+        }
+        let seen = seen.lock().expect("lock").clone();
+        assert_eq!(seen.len(), 2, "each fixed statement cached once: {seen:?}");
+        assert!(seen[0].starts_with("UPDATE users SET last_signin_time"));
+        assert!(seen[1].starts_with("UPDATE wechat_sessions SET sealed_key"));
+    }
+}

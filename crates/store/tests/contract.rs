@@ -1692,7 +1692,9 @@ async fn the_audit_writer_commits_a_stream_in_few_transactions() {
     writer.flush().await;
     let elapsed = started.elapsed();
     // On SQLite each record is one INSERT; each transaction adds its BEGIN and COMMIT.
-    let commits = (f.store.statements_sent() - before - 60) / 2;
+    let sent = f.store.statements_sent() - before;
+    assert!(sent >= 60, "each record is one INSERT: {sent} statements");
+    let commits = (sent - 60) / 2;
     let most = elapsed.as_millis() / iam_store::RecordWriter::PAUSE.as_millis() + 2;
     assert!(
         u128::from(commits) <= most,
