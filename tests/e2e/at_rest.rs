@@ -35,7 +35,7 @@ struct Stored {
 
 /// The raw column values of every secret, as the database holds them.
 fn stored_secrets(db: &Db) -> anyhow::Result<Vec<String>> {
-    let mut c = diesel::SqliteConnection::establish(&db.url())?;
+    let mut c = iam_e2e::sqlite_shell(&db.url())?;
     let rows: Vec<Stored> = diesel::sql_query(
         "SELECT client_secret AS value FROM applications \
          UNION ALL SELECT client_secret FROM providers \
@@ -94,7 +94,7 @@ async fn plaintext_left_by_an_older_version_is_sealed_at_start() -> anyhow::Resu
     c.iam.proc.terminate(Duration::from_secs(30))?;
     // What an older version wrote: the secrets as they are.
     {
-        let mut conn = diesel::SqliteConnection::establish(&c.db.url())?;
+        let mut conn = iam_e2e::sqlite_shell(&c.db.url())?;
         diesel::sql_query(
             "UPDATE applications SET client_secret = 'an-old-plain-secret' \
              WHERE name = 'demo-app'",

@@ -28,7 +28,7 @@ fn down_sql(db: &Db) -> anyhow::Result<String> {
 /// Runs `sql` on the database directly, as an operator's shell would.
 pub fn execute(db: &Db, sql: &str) -> anyhow::Result<()> {
     match db.driver() {
-        "sqlite" => diesel::SqliteConnection::establish(&db.url())?.batch_execute(sql)?,
+        "sqlite" => iam_e2e::sqlite_shell(&db.url())?.batch_execute(sql)?,
         _ => diesel::PgConnection::establish(&db.url())?.batch_execute(sql)?,
     }
     Ok(())

@@ -268,6 +268,16 @@ impl Db {
     }
 }
 
+/// A connection to a test's SQLite file, as an operator's shell would open one, that waits for
+/// locks as the server's connections do. Without the wait a statement fails at once with
+/// "database is locked" while a store just dropped is still closing its connections (the last
+/// one to close checkpoints the log under an exclusive lock).
+pub fn sqlite_shell(url: &str) -> Result<diesel::SqliteConnection> {
+    let mut c = diesel::SqliteConnection::establish(url)?;
+    c.batch_execute("PRAGMA busy_timeout = 10000")?;
+    Ok(c)
+}
+
 impl Drop for Db {
     fn drop(&mut self) {
         if let Self::Postgres {

@@ -28,6 +28,9 @@ impl Fixture {
             c.batch_execute(sql).expect("raw sql");
         } else {
             let mut c = diesel::SqliteConnection::establish(&self.url).expect("open");
+            // Waits for locks as the store's own connections do.
+            c.batch_execute("PRAGMA busy_timeout = 10000")
+                .expect("busy timeout");
             c.batch_execute(sql).expect("raw sql");
         }
     }
