@@ -353,6 +353,43 @@ async fn casdoor_answers_where_its_sdks_look() -> anyhow::Result<()> {
         .await?;
     assert_eq!(a.status, 200, "{}", a.text);
 
+    // A new name may not only look like another one (`ad\u{200B}min` beside `admin`); a name
+    // stored before that rule stays addressable.
+    for (route, body) in [
+        (
+            "/api/add-user",
+            json!({"owner": "demo", "name": "ad\u{200B}min"}),
+        ),
+        (
+            "/api/add-organization",
+            json!({"owner": "admin", "name": "de\u{202E}mo"}),
+        ),
+        (
+            "/api/add-application",
+            json!({"owner": "admin", "name": "demo\u{2060}-app", "organization": "demo"}),
+        ),
+    ] {
+        let a = c.post_json_as(&admin, route, body).await?;
+        assert_eq!(a.status, 400, "{route}: {}", a.text);
+        assert!(a.msg().starts_with("name: "), "{route}: {}", a.msg());
+    }
+    let a = c
+        .post_json_as(
+            &admin,
+            "/api/add-user",
+            json!({"owner": "demo", "name": "spoof-me"}),
+        )
+        .await?;
+    assert_eq!(a.status, 200, "{}", a.text);
+    crate::upgrade::execute(
+        &c.db,
+        "UPDATE users SET name = 'spoof\u{200B}me' WHERE owner = 'demo' AND name = 'spoof-me'",
+    )?;
+    let a = c
+        .get("/api/get-user?id=demo/spoof\u{200B}me", &admin)
+        .await?;
+    assert_eq!(a.json()["data"]["name"], "spoof\u{200B}me", "{}", a.text);
+
     // A row written before today's rules (a javascript: homepage, an invisible character in
     // a name) reads back as stored, and an SDK's update_user (get the user, change one
     // field, send the whole object back) changes that field and keeps the rest.

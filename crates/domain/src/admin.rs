@@ -107,6 +107,7 @@ impl Iam {
         mut org: Organization,
     ) -> Result<(), Error> {
         require_global_admin(caller)?;
+        org.name.check_new("name")?;
         org.created_time = Utc::now();
         self.written(self.repo.insert_organization(&org).await)
             .map_err(|e| match e {
@@ -225,6 +226,7 @@ impl Iam {
         mut app: Application,
     ) -> Result<(), Error> {
         require_global_admin(caller)?;
+        app.name.check_new("name")?;
         if app.client_secret.expose() == MASK {
             return Err(Error::Invalid(
                 "clientSecret: \"***\" is not a secret".into(),
@@ -320,6 +322,7 @@ impl Iam {
         mut p: Provider,
     ) -> Result<(), Error> {
         require_global_admin(caller)?;
+        p.name.check_new("name")?;
         p.check_complete()?;
         if p.owner != crate::model::ADMIN_OWNER
             && self.repo.get_organization(&p.owner).await?.is_none()
@@ -438,6 +441,7 @@ impl Iam {
         generate: bool,
     ) -> Result<(), Error> {
         require_global_admin(caller)?;
+        cert.name.check_new("name")?;
         let mut cert = self.complete_cert(cert, generate)?;
         cert.created_time = Utc::now();
         self.written(self.repo.insert_cert(&cert).await)
@@ -507,6 +511,7 @@ impl Iam {
         if !caller.administers(&user.owner) {
             return Err(Error::Forbidden("Unauthorized operation".into()));
         }
+        user.name.check_new("name")?;
         let Some(org) = self.repo.get_organization(&user.owner).await? else {
             return Err(Error::Invalid(format!(
                 "owner: organization {:?} does not exist",

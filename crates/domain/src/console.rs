@@ -285,6 +285,7 @@ impl Iam {
             ));
         }
         let app_name = ObjectName::parse("application", form.application.trim())?;
+        app_name.check_new("application")?;
         let mut bundle = SeedBundle::default();
         if self
             .repo
@@ -292,6 +293,7 @@ impl Iam {
             .await?
             .is_none()
         {
+            org_name.check_new("organization")?;
             bundle.organizations.push(Organization::from_input(
                 OrganizationInput {
                     name: org_name.to_string(),

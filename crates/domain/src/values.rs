@@ -147,6 +147,23 @@ impl ObjectName {
         }
         Ok(Self(s.to_owned()))
     }
+
+    /// Whether this may name a new object. Besides [`ObjectName::parse`]'s rules, a new name
+    /// holds none of the invisible characters that make two names look alike (`ad\u{200B}min`
+    /// shown beside `admin`), joiners included: a name is an identifier, not prose. Names
+    /// stored before this rule still parse, so their objects stay addressable.
+    pub fn check_new(&self, field: &'static str) -> Result<(), InvalidValue> {
+        match self.0.chars().find(|c| is_invisible_format(*c)) {
+            Some(c) => Err(InvalidValue::new(
+                field,
+                format!(
+                    "must not contain bidirectional-override or zero-width characters (U+{:04X})",
+                    u32::from(c)
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
 }
 
 /// `owner/name`, as Casdoor's `id` query parameter carries it.
@@ -517,6 +534,23 @@ mod tests {
         assert!(ObjectName::parse("name", "a/b").is_err());
         assert!(ObjectName::parse("name", "a b").is_err());
         assert!(ObjectName::parse("name", &"x".repeat(101)).is_err());
+        // A name that only looks like another one stays addressable but cannot be created.
+        for spoof in [
+            "ad\u{200B}min",
+            "ad\u{200D}min",
+            "\u{202E}nimda",
+            "admin\u{FEFF}",
+        ] {
+            let name = ObjectName::parse("name", spoof).expect("a stored name is addressable");
+            let e = name.check_new("name").expect_err(spoof).to_string();
+            assert!(e.starts_with("name: ") && e.contains("zero-width"), "{e}");
+        }
+        assert!(
+            ObjectName::parse("name", "管理员")
+                .expect("cjk")
+                .check_new("name")
+                .is_ok()
+        );
         let (o, n) = split_id("id", "demo/alice").unwrap();
         assert_eq!((o.as_str(), n.as_str()), ("demo", "alice"));
         assert!(split_id("id", "alice").is_err());
