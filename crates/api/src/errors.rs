@@ -78,10 +78,21 @@ pub trait Rejection: IntoResponse + std::error::Error + Clone + Send + Sync + 's
 }
 
 fn rejection<F: Rejection>(err: poem::Error) -> F {
-    match err.downcast_ref::<F>() {
-        Some(f) => f.clone(),
-        None => F::bad_input(err.to_string()),
+    if let Some(f) = err.downcast_ref::<F>() {
+        return f.clone();
     }
+    // A parameter is named first, as every other bad value is: `id: must be of the form
+    // owner/name`, not poem-openapi's `failed to parse parameter `id`: failed to parse
+    // "ObjectId": …`.
+    if let Some(e) = err.downcast_ref::<poem_openapi::error::ParseParamError>() {
+        let reason = e
+            .reason
+            .strip_prefix("failed to parse \"")
+            .and_then(|r| r.split_once("\": "))
+            .map_or(e.reason.as_str(), |(_, r)| r);
+        return F::bad_input(format!("{}: {reason}", e.name));
+    }
+    F::bad_input(err.to_string())
 }
 
 /// A success: 200 with a JSON body whose schema is `S`. As the operation's bad-request handler

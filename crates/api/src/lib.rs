@@ -13,6 +13,7 @@ pub mod management;
 pub mod metrics;
 pub mod oauth;
 pub mod observe;
+pub mod params;
 pub mod ratelimit;
 pub mod records;
 pub mod sessions;

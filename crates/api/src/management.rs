@@ -11,7 +11,6 @@ use chrono::Utc;
 use iam_domain::admin::{require_global_admin, require_some_user_admin, require_user_admin};
 use iam_domain::model::{ADMIN_OWNER, Application, Cert, Organization, Provider, User};
 use iam_domain::objects::Purpose;
-use iam_domain::values::split_id;
 use poem::web::Data;
 use poem_openapi::OpenApi;
 use poem_openapi::param::Query;
@@ -21,6 +20,7 @@ use iam_domain::service::{Iam, Principal};
 
 use crate::errors::{Envelope, Failure, Reply};
 use crate::extract::{Caller, LaxJson, Required};
+use crate::params::ObjectId;
 use crate::state::AppState;
 use crate::tags::Tag;
 use crate::wire::{
@@ -31,23 +31,16 @@ type Answer = Result<Reply<Envelope>, Failure>;
 
 /// `owner/name` from `?id=`, else from the body (owner `admin` when the body has none).
 fn target(
-    id: &Query<Option<String>>,
+    id: &Query<Option<ObjectId>>,
     owner: Option<&str>,
     name: Option<&str>,
 ) -> Result<(String, String), Failure> {
-    if let Some(id) = id.0.as_deref().filter(|s| !s.is_empty()) {
-        let (o, n) = split_id("id", id)?;
-        return Ok((o.into_string(), n.into_string()));
+    if let Some(id) = &id.0 {
+        return Ok((id.owner.to_string(), id.name.to_string()));
     }
     let owner = owner.filter(|o| !o.is_empty()).unwrap_or(ADMIN_OWNER);
     let name = iam_domain::values::ObjectName::parse("name", name.unwrap_or_default())?;
     Ok((owner.to_owned(), name.into_string()))
-}
-
-/// `owner/name` from a required `?id=`.
-fn id_of(id: &Query<String>) -> Result<(String, String), Failure> {
-    let (o, n) = split_id("id", &id.0)?;
-    Ok((o.into_string(), n.into_string()))
 }
 
 fn list<T>(items: &[T], render: fn(&T) -> Value) -> Reply<Envelope> {
@@ -118,14 +111,9 @@ macro_rules! crud {
                 &self,
                 state: Data<&Arc<AppState>>,
                 caller: Caller,
-                #[oai(validator(
-                    max_length = 201,
-                    pattern = r"^[^/\s\x00-\x1f\x7f-\x9f]{1,100}/[^/\s\x00-\x1f\x7f-\x9f]{1,100}$"
-                ))]
-                id: Query<String>,
+                id: Query<ObjectId>,
             ) -> Answer {
-                let (o, n) = id_of(&id)?;
-                <$kind>::get(&state.iam, &caller.principal, &o, &n).await
+                <$kind>::get(&state.iam, &caller.principal, &id.owner, &id.name).await
             }
 
             /// Adds one; every bad field is a 400 naming it, and nothing is half-written.
@@ -146,11 +134,7 @@ macro_rules! crud {
                 &self,
                 state: Data<&Arc<AppState>>,
                 caller: Caller,
-                #[oai(validator(
-                    max_length = 201,
-                    pattern = r"^[^/\s\x00-\x1f\x7f-\x9f]{1,100}/[^/\s\x00-\x1f\x7f-\x9f]{1,100}$"
-                ))]
-                id: Query<Option<String>>,
+                id: Query<Option<ObjectId>>,
                 body: Required<<$kind as Crud>::UpdateWire>,
             ) -> Answer {
                 let w: $wire = admin_body(&caller, &body)?.into();
@@ -165,11 +149,7 @@ macro_rules! crud {
                 &self,
                 state: Data<&Arc<AppState>>,
                 caller: Caller,
-                #[oai(validator(
-                    max_length = 201,
-                    pattern = r"^[^/\s\x00-\x1f\x7f-\x9f]{1,100}/[^/\s\x00-\x1f\x7f-\x9f]{1,100}$"
-                ))]
-                id: Query<Option<String>>,
+                id: Query<Option<ObjectId>>,
                 body: LaxJson<$wire>,
             ) -> Answer {
                 require_global_admin(&caller.principal)?;
@@ -485,11 +465,7 @@ impl ManagementApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
-        #[oai(validator(
-            max_length = 201,
-            pattern = r"^[^/\s\x00-\x1f\x7f-\x9f]{1,100}/[^/\s\x00-\x1f\x7f-\x9f]{1,100}$"
-        ))]
-        id: Query<Option<String>>,
+        id: Query<Option<ObjectId>>,
         body: LaxJson<UserWire>,
     ) -> Answer {
         require_some_user_admin(&caller.principal)?;

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 use crate::errors::{Envelope, Failure, Reply};
 use crate::extract::{Caller, Required};
+use crate::params::Count;
 use crate::state::AppState;
 use crate::tags::Tag;
 use crate::wire::time;
@@ -115,8 +116,8 @@ impl RecordsApi {
         state: Data<&Arc<AppState>>,
         caller: Caller,
         #[oai(validator(max_length = 100))] owner: Query<Option<String>>,
-        #[oai(validator(max_length = 20))] p: Query<Option<String>>,
-        #[oai(name = "pageSize", validator(max_length = 20))] page_size: Query<Option<String>>,
+        p: Query<Option<Count>>,
+        #[oai(name = "pageSize")] page_size: Query<Option<Count>>,
         #[oai(validator(max_length = 50))] field: Query<Option<String>>,
         #[oai(validator(max_length = 300))] value: Query<Option<String>>,
         #[oai(name = "sortField", validator(max_length = 50))] sort_field: Query<Option<String>>,
@@ -129,8 +130,8 @@ impl RecordsApi {
     ) -> Result<Reply<Envelope>, Failure> {
         let params = RecordParams {
             owner: owner.0,
-            p: p.0,
-            page_size: page_size.0,
+            p: Count::text(p.0),
+            page_size: Count::text(page_size.0),
             field: field.0,
             value: value.0,
             sort_field: sort_field.0,

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 use crate::errors::{Envelope, Failure, Reply};
 use crate::extract::{BearerCaller, Caller, LaxJson, Required};
+use crate::params::{Count, ObjectId, SessionRef};
 use crate::state::AppState;
 use crate::tags::Tag;
 use crate::wire::time;
@@ -106,26 +107,15 @@ fn token(s: &Session) -> Value {
 }
 
 /// The session id of a Token's `id` (`admin/<sid>` or `<organization>/<sid>`), or of the body.
-fn token_sid(id: Option<&str>, body: &TokenWire) -> Result<String, Failure> {
-    let from_id = id
-        .filter(|s| !s.is_empty())
-        .map(|id| {
-            id.split_once('/')
-                .map(|(_, sid)| sid.to_owned())
-                .ok_or_else(|| {
-                    Failure(Error::invalid(format!(
-                        "id: must be owner/name, got {id:?}"
-                    )))
-                })
-        })
-        .transpose()?;
-    from_id
+fn token_sid(id: Option<SessionRef>, body: &TokenWire) -> Result<String, Failure> {
+    id.map(|id| id.sid)
         .or_else(|| body.name.clone().filter(|n| !n.is_empty()))
         .ok_or_else(|| Failure(Error::invalid("id: is required (admin/<session id>)")))
 }
 
-fn page(p: &Query<Option<String>>, size: &Query<Option<String>>) -> Result<Option<Page>, Failure> {
-    Ok(Page::parse(p.0.as_deref(), size.0.as_deref())?)
+fn page(p: Query<Option<Count>>, size: Query<Option<Count>>) -> Result<Option<Page>, Failure> {
+    let (p, size) = (Count::text(p.0), Count::text(size.0));
+    Ok(Page::parse(p.as_deref(), size.as_deref())?)
 }
 
 pub struct SessionsApi;
@@ -145,19 +135,15 @@ impl SessionsApi {
         state: Data<&Arc<AppState>>,
         caller: Caller,
         #[oai(validator(max_length = 100))] owner: Query<Option<String>>,
-        #[oai(validator(max_length = 20, pattern = r"^[1-9][0-9]*$"))] p: Query<Option<String>>,
-        #[oai(
-            name = "pageSize",
-            validator(max_length = 4, pattern = r"^[1-9][0-9]*$")
-        )]
-        page_size: Query<Option<String>>,
+        p: Query<Option<Count>>,
+        #[oai(name = "pageSize")] page_size: Query<Option<Count>>,
     ) -> Answer {
         let (groups, total) = state
             .iam
             .session_groups(
                 &caller.principal,
                 owner.0.as_deref().unwrap_or_default(),
-                page(&p, &page_size)?,
+                page(p, page_size)?,
             )
             .await?;
         Ok(Reply::ok(
@@ -179,15 +165,13 @@ impl SessionsApi {
         state: Data<&Arc<AppState>>,
         caller: Caller,
         /// `owner/name` of the user, when the body does not name one.
-        #[oai(validator(
-            max_length = 201,
-            pattern = r"^[^/\s\x00-\x1f\x7f-\x9f]{1,100}/[^/\s\x00-\x1f\x7f-\x9f]{1,100}$"
-        ))]
-        id: Query<Option<String>>,
+        id: Query<Option<ObjectId>>,
         body: Required<SessionWire>,
     ) -> Answer {
         let w = body.parse()?;
-        let from_id = id.0.as_deref().and_then(|id| id.split_once('/'));
+        let from_id =
+            id.0.as_ref()
+                .map(|id| (id.owner.as_str(), id.name.as_str()));
         let (owner, name) = match (w.owner.as_str(), w.name.as_str(), from_id) {
             (o, n, _) if !o.is_empty() && !n.is_empty() => (o, n),
             (_, _, Some(user)) => user,
@@ -220,11 +204,7 @@ impl SessionsApi {
         state: Data<&Arc<AppState>>,
         caller: Caller,
         /// `owner/name`.
-        #[oai(validator(
-            max_length = 201,
-            pattern = r"^[^/\s\x00-\x1f\x7f-\x9f]{1,100}/[^/\s\x00-\x1f\x7f-\x9f]{1,100}$"
-        ))]
-        id: Query<String>,
+        id: Query<ObjectId>,
     ) -> Answer {
         let sessions = state.iam.user_sessions(&caller.principal, &id.0).await?;
         let n = sessions.len();
@@ -265,11 +245,7 @@ impl SessionsApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
-        #[oai(validator(
-            max_length = 201,
-            pattern = r"^[^/\s\x00-\x1f\x7f-\x9f]{1,100}/[^/\s\x00-\x1f\x7f-\x9f]{1,100}$"
-        ))]
-        id: Query<String>,
+        id: Query<ObjectId>,
     ) -> Answer {
         let n = state
             .iam
@@ -316,19 +292,15 @@ impl SessionsApi {
         state: Data<&Arc<AppState>>,
         caller: Caller,
         #[oai(validator(max_length = 100))] owner: Query<Option<String>>,
-        #[oai(validator(max_length = 20, pattern = r"^[1-9][0-9]*$"))] p: Query<Option<String>>,
-        #[oai(
-            name = "pageSize",
-            validator(max_length = 4, pattern = r"^[1-9][0-9]*$")
-        )]
-        page_size: Query<Option<String>>,
+        p: Query<Option<Count>>,
+        #[oai(name = "pageSize")] page_size: Query<Option<Count>>,
     ) -> Answer {
         let (sessions, total) = state
             .iam
             .list_sessions(
                 &caller.principal,
                 owner.0.as_deref().unwrap_or_default(),
-                page(&p, &page_size)?,
+                page(p, page_size)?,
             )
             .await?;
         Ok(Reply::ok(
@@ -344,13 +316,9 @@ impl SessionsApi {
         state: Data<&Arc<AppState>>,
         caller: Caller,
         /// `owner/<session id>`: a session id is a UUID.
-        #[oai(validator(
-            max_length = 137,
-            pattern = r"^[^/\s\x00-\x1f\x7f-\x9f]{1,100}/[0-9a-fA-F-]{36}$"
-        ))]
-        id: Query<String>,
+        id: Query<SessionRef>,
     ) -> Answer {
-        let sid = token_sid(Some(&id.0), &TokenWire::default())?;
+        let sid = id.0.sid;
         let s = state.iam.get_session(&caller.principal, &sid).await?;
         Ok(Reply::ok(
             s.as_ref().map(token).unwrap_or(Value::Null),
@@ -369,14 +337,10 @@ impl SessionsApi {
         state: Data<&Arc<AppState>>,
         caller: Caller,
         /// `owner/<session id>`: a session id is a UUID.
-        #[oai(validator(
-            max_length = 137,
-            pattern = r"^[^/\s\x00-\x1f\x7f-\x9f]{1,100}/[0-9a-fA-F-]{36}$"
-        ))]
-        id: Query<Option<String>>,
+        id: Query<Option<SessionRef>>,
         body: LaxJson<TokenWire>,
     ) -> Answer {
-        let sid = token_sid(id.0.as_deref(), &body.parse()?)?;
+        let sid = token_sid(id.0, &body.parse()?)?;
         let changed = state.iam.revoke_session(&caller.principal, &sid).await?;
         Ok(Reply::affected(changed))
     }
@@ -388,9 +352,11 @@ mod tests {
 
     #[test]
     fn token_ids_name_a_session() {
+        use poem_openapi::types::ParseFromParameter;
         let none = TokenWire::default();
-        assert_eq!(token_sid(Some("admin/abc"), &none).ok(), Some("abc".into()));
-        assert!(token_sid(Some("abc"), &none).is_err());
+        let sid = "0b7f6a8e-3c1d-4b2a-9e8f-1a2b3c4d5e6f";
+        let id = SessionRef::parse_from_parameter(&format!("admin/{sid}")).ok();
+        assert_eq!(token_sid(id, &none).ok(), Some(sid.into()));
         assert!(token_sid(None, &none).is_err());
         let body = TokenWire {
             owner: None,

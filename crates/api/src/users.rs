@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use crate::errors::{Envelope, Failure, Reply};
 use crate::extract::{BearerCaller, Caller, FormParams, Required};
+use crate::params::{Count, ObjectId};
 use crate::state::AppState;
 use crate::tags::Tag;
 use crate::wire::{self, UserWire};
@@ -136,11 +137,7 @@ impl UsersApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
-        #[oai(validator(
-            max_length = 201,
-            pattern = r"^[^/\s\x00-\x1f\x7f-\x9f]{1,100}/[^/\s\x00-\x1f\x7f-\x9f]{1,100}$"
-        ))]
-        id: Query<Option<String>>,
+        id: Query<Option<ObjectId>>,
         /// The fields to change, comma-separated, in camelCase or snake_case.
         #[oai(validator(
             max_length = 1000,
@@ -173,11 +170,7 @@ impl UsersApi {
         state: Data<&Arc<AppState>>,
         caller: Caller,
         /// `owner/name`.
-        #[oai(validator(
-            max_length = 201,
-            pattern = r"^[^/\s\x00-\x1f\x7f-\x9f]{1,100}/[^/\s\x00-\x1f\x7f-\x9f]{1,100}$"
-        ))]
-        id: Query<Option<String>>,
+        id: Query<Option<ObjectId>>,
         #[oai(validator(max_length = 100))] owner: Query<Option<String>>,
         #[oai(validator(max_length = 254))] email: Query<Option<String>>,
         #[oai(validator(max_length = 32))] phone: Query<Option<String>>,
@@ -185,7 +178,7 @@ impl UsersApi {
     ) -> Result<Reply<Envelope>, Failure> {
         use iam_domain::directory::UserKey;
         let some = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
-        let u = if let Some(id) = some(id.0) {
+        let u = if let Some(id) = id.0 {
             state.iam.get_user(&caller.principal, &id).await?
         } else {
             let key = if let Some(e) = some(email.0) {
@@ -226,8 +219,8 @@ impl UsersApi {
         state: Data<&Arc<AppState>>,
         caller: Caller,
         #[oai(validator(max_length = 100))] owner: Query<String>,
-        #[oai(validator(max_length = 20))] p: Query<Option<String>>,
-        #[oai(name = "pageSize", validator(max_length = 20))] page_size: Query<Option<String>>,
+        p: Query<Option<Count>>,
+        #[oai(name = "pageSize")] page_size: Query<Option<Count>>,
         #[oai(validator(max_length = 50))] field: Query<Option<String>>,
         #[oai(validator(max_length = 200))] value: Query<Option<String>>,
         #[oai(name = "sortField", validator(max_length = 50))] sort_field: Query<Option<String>>,
@@ -235,8 +228,8 @@ impl UsersApi {
     ) -> Result<Reply<Envelope>, Failure> {
         let params = iam_domain::directory::UserListParams {
             owner: Some(owner.0),
-            p: p.0,
-            page_size: page_size.0,
+            p: Count::text(p.0),
+            page_size: Count::text(page_size.0),
             field: field.0,
             value: value.0,
             sort_field: sort_field.0,
@@ -263,8 +256,8 @@ impl UsersApi {
         &self,
         state: Data<&Arc<AppState>>,
         caller: Caller,
-        #[oai(validator(max_length = 20))] p: Query<Option<String>>,
-        #[oai(name = "pageSize", validator(max_length = 20))] page_size: Query<Option<String>>,
+        p: Query<Option<Count>>,
+        #[oai(name = "pageSize")] page_size: Query<Option<Count>>,
         #[oai(validator(max_length = 50))] field: Query<Option<String>>,
         #[oai(validator(max_length = 200))] value: Query<Option<String>>,
         #[oai(name = "sortField", validator(max_length = 50))] sort_field: Query<Option<String>>,
@@ -272,8 +265,8 @@ impl UsersApi {
     ) -> Result<Reply<Envelope>, Failure> {
         let params = iam_domain::directory::UserListParams {
             owner: None,
-            p: p.0,
-            page_size: page_size.0,
+            p: Count::text(p.0),
+            page_size: Count::text(page_size.0),
             field: field.0,
             value: value.0,
             sort_field: sort_field.0,
@@ -306,8 +299,7 @@ impl UsersApi {
         ))]
         sorter: Query<String>,
         /// At most this many (a whole number from 1); `userListMax` when absent.
-        #[oai(validator(max_length = 20, pattern = r"^\s*(0*[1-9][0-9]{0,17})?\s*$"))]
-        limit: Query<Option<String>>,
+        limit: Query<Option<Count>>,
     ) -> Result<Reply<Envelope>, Failure> {
         let users = state
             .iam

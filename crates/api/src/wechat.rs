@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 use crate::errors::{Envelope, Failure, Reply};
 use crate::extract::{BearerCaller, Caller, LaxJson};
+use crate::params::ObjectId;
 use crate::state::AppState;
 use crate::tags::Tag;
 use crate::wire::{self, time};
@@ -202,11 +203,7 @@ impl MiniProgramApi {
         state: Data<&Arc<AppState>>,
         caller: Caller,
         /// `owner/name`.
-        #[oai(validator(
-            max_length = 201,
-            pattern = r"^[^/\s\x00-\x1f\x7f-\x9f]{1,100}/[^/\s\x00-\x1f\x7f-\x9f]{1,100}$"
-        ))]
-        id: Query<Option<String>>,
+        id: Query<Option<ObjectId>>,
     ) -> Result<Reply<Vec<IdentityWire>>, Failure> {
         let list = state
             .iam
@@ -272,11 +269,7 @@ impl MiniProgramApi {
         state: Data<&Arc<AppState>>,
         caller: Caller,
         /// `owner/name` of the user, for administrators.
-        #[oai(validator(
-            max_length = 201,
-            pattern = r"^[^/\s\x00-\x1f\x7f-\x9f]{1,100}/[^/\s\x00-\x1f\x7f-\x9f]{1,100}$"
-        ))]
-        id: Query<Option<String>>,
+        id: Query<Option<ObjectId>>,
         body: LaxJson<UnbindBody>,
     ) -> Result<Reply<Envelope>, Failure> {
         let b = body.parse()?;
