@@ -83,13 +83,16 @@ fn rejection<F: Rejection>(err: poem::Error) -> F {
     }
     // A parameter is named first, as every other bad value is: `id: must be of the form
     // owner/name`, not poem-openapi's `failed to parse parameter `id`: failed to parse
-    // "ObjectId": …`.
+    // "ObjectId": … (occurred while parsing "optional_ObjectId")`.
     if let Some(e) = err.downcast_ref::<poem_openapi::error::ParseParamError>() {
         let reason = e
             .reason
             .strip_prefix("failed to parse \"")
             .and_then(|r| r.split_once("\": "))
             .map_or(e.reason.as_str(), |(_, r)| r);
+        let reason = reason
+            .rsplit_once(" (occurred while parsing \"")
+            .map_or(reason, |(r, _)| r);
         return F::bad_input(format!("{}: {reason}", e.name));
     }
     F::bad_input(err.to_string())
@@ -385,3 +388,27 @@ impl ApiResponse for OAuthFailure {
 
 /// Schema marker for answers whose shape is any JSON value (discovery documents, `{}`).
 pub type AnyJson = Value;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// poem-openapi's own wording of a refused parameter reads as our other refusals do.
+    #[test]
+    fn a_refused_parameter_is_named_first() {
+        let raw = poem_openapi::error::ParseParamError {
+            name: "id",
+            reason: "failed to parse \"ObjectId\": must be of the form owner/name \
+                     (occurred while parsing \"optional_ObjectId\")"
+                .into(),
+        };
+        let f: Failure = rejection(poem::Error::from(raw));
+        assert_eq!(f.to_string(), "id: must be of the form owner/name");
+        let raw = poem_openapi::error::ParseParamError {
+            name: "owner",
+            reason: "verification failed. maxLength(100)".into(),
+        };
+        let f: Failure = rejection(poem::Error::from(raw));
+        assert_eq!(f.to_string(), "owner: verification failed. maxLength(100)");
+    }
+}
