@@ -393,22 +393,31 @@ pub type AnyJson = Value;
 mod tests {
     use super::*;
 
-    /// poem-openapi's own wording of a refused parameter reads as our other refusals do.
+    /// poem-openapi's own wording of a refused parameter reads as our other refusals do. The
+    /// reasons are poem-openapi's own, made as its query extractor makes them.
     #[test]
     fn a_refused_parameter_is_named_first() {
-        let raw = poem_openapi::error::ParseParamError {
-            name: "id",
-            reason: "failed to parse \"ObjectId\": must be of the form owner/name \
-                     (occurred while parsing \"optional_ObjectId\")"
-                .into(),
+        use poem_openapi::types::ParseFromParameter;
+        let refused = |name: &'static str, reason: String| -> String {
+            let raw = poem_openapi::error::ParseParamError { name, reason };
+            rejection::<Failure>(poem::Error::from(raw)).to_string()
         };
-        let f: Failure = rejection(poem::Error::from(raw));
-        assert_eq!(f.to_string(), "id: must be of the form owner/name");
-        let raw = poem_openapi::error::ParseParamError {
-            name: "owner",
-            reason: "verification failed. maxLength(100)".into(),
-        };
-        let f: Failure = rejection(poem::Error::from(raw));
-        assert_eq!(f.to_string(), "owner: verification failed. maxLength(100)");
+        let reason = <Option<crate::params::ObjectId>>::parse_from_parameters(["demo"])
+            .expect_err("no slash")
+            .into_message();
+        assert!(reason.contains("optional_ObjectId"), "{reason}");
+        assert_eq!(refused("id", reason), "id: must be of the form owner/name");
+        let reason = <crate::params::Count>::parse_from_parameters(["0"])
+            .expect_err("zero")
+            .into_message();
+        assert_eq!(
+            refused("p", reason),
+            "p: must be a whole number from 1, got \"0\""
+        );
+        // A validator's refusal has no type trail and is kept whole.
+        assert_eq!(
+            refused("owner", "verification failed. maxLength(100)".into()),
+            "owner: verification failed. maxLength(100)"
+        );
     }
 }

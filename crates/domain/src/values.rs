@@ -154,13 +154,7 @@ impl ObjectName {
     /// stored before this rule still parse, so their objects stay addressable.
     pub fn check_new(&self, field: &'static str) -> Result<(), InvalidValue> {
         match self.0.chars().find(|c| is_invisible_format(*c)) {
-            Some(c) => Err(InvalidValue::new(
-                field,
-                format!(
-                    "must not contain bidirectional-override or zero-width characters (U+{:04X})",
-                    u32::from(c)
-                ),
-            )),
+            Some(c) => Err(invisible(field, c)),
             None => Ok(()),
         }
     }
@@ -290,13 +284,7 @@ impl DisplayName {
             ));
         }
         if let Some(c) = first_invisible_format(s) {
-            return Err(InvalidValue::new(
-                field,
-                format!(
-                    "must not contain bidirectional-override or zero-width characters (U+{:04X})",
-                    u32::from(c)
-                ),
-            ));
+            return Err(invisible(field, c));
         }
         Ok(Self(s.to_owned()))
     }
@@ -328,6 +316,16 @@ fn first_invisible_format(s: &str) -> Option<char> {
         let allowed = joiner && i > 0 && shows(chars.get(i - 1)) && shows(chars.get(i + 1));
         (is_invisible_format(c) && !allowed).then_some(c)
     })
+}
+
+fn invisible(field: &'static str, c: char) -> InvalidValue {
+    InvalidValue::new(
+        field,
+        format!(
+            "must not contain bidirectional-override or zero-width characters (U+{:04X})",
+            u32::from(c)
+        ),
+    )
 }
 
 fn is_invisible_format(c: char) -> bool {
