@@ -163,12 +163,7 @@ pub(crate) fn search(
     c: &mut AnyConnection,
     query: &UserQuery,
 ) -> Result<(Vec<User>, u64), DbError> {
-    let limit = if query.limit == 0 {
-        i64::MAX
-    } else {
-        query.limit as i64
-    };
-    let offset = query.offset as i64;
+    let (limit, offset) = crate::rows::sql_window(query.limit, query.offset);
     let by_openid = match &query.search {
         Some((UserSearch::Wechat, v)) => openid_users(c, query.owner.as_deref(), v)?,
         _ => Vec::new(),

@@ -214,12 +214,7 @@ pub(crate) fn list(
     c: &mut AnyConnection,
     query: &RecordQuery,
 ) -> Result<(Vec<Record>, u64), DbError> {
-    let limit = if query.limit == 0 {
-        i64::MAX
-    } else {
-        query.limit as i64
-    };
-    let offset = query.offset as i64;
+    let (limit, offset) = crate::rows::sql_window(query.limit, query.offset);
     macro_rules! page_on {
         ($c:expr, $backend:ty) => {{
             let total = filtered!(records::table.into_boxed::<$backend>(), query)

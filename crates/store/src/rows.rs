@@ -24,6 +24,16 @@ pub fn parse_ts(what: &str, s: &str) -> Result<DateTime<Utc>, StoreError> {
         .map_err(|e| StoreError::Corrupt(format!("{what}: bad time {s:?}: {e}")))
 }
 
+/// A listing's LIMIT and OFFSET as SQL takes them: "no limit" (0) is the largest one, since
+/// SQLite takes an OFFSET only after a LIMIT, and a count past any table (a page number of 18
+/// digits times its size) is that largest one too, never wrapped negative — a negative OFFSET
+/// is an error on PostgreSQL and the first page on SQLite.
+pub fn sql_window(limit: u64, offset: u64) -> (i64, i64) {
+    let bound = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    let limit = if limit == 0 { i64::MAX } else { bound(limit) };
+    (limit, bound(offset))
+}
+
 /// Casdoor's fields without a column of their own, stored as a JSON object.
 fn extra(what: &str, s: &str) -> Result<serde_json::Map<String, serde_json::Value>, StoreError> {
     serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("{what} extra fields: {e}")))

@@ -233,17 +233,12 @@ pub fn list_sessions(
         b
     };
     let total: i64 = filtered().count().get_result(c)?;
-    // SQLite takes OFFSET only after a LIMIT, so "no limit" is the largest one.
-    let limit = if q.limit == 0 {
-        i64::MAX
-    } else {
-        q.limit.min(i64::MAX as u64) as i64
-    };
+    let (limit, offset) = crate::rows::sql_window(q.limit, q.offset);
     let rows = filtered()
         .select(SessionRow::as_select())
         .order((sessions::created_time.desc(), sessions::id.desc()))
         .limit(limit)
-        .offset(q.offset.min(i64::MAX as u64) as i64)
+        .offset(offset)
         .load::<SessionRow>(c)?;
     let sessions = rows
         .into_iter()

@@ -1150,6 +1150,48 @@ contract!(
     }
 );
 
+// Casdoor's `p` may have 18 digits: p × pageSize then passes i64 (SQL's OFFSET) and must
+// read as "past the end", not wrap negative (PostgreSQL refuses a negative OFFSET; SQLite
+// reads it as the first page).
+contract!(a_page_past_any_table_is_empty, |s: Store| async move {
+    s.insert_organization(&org("demo")).await.unwrap();
+    s.insert_user(&user("demo", "alice")).await.unwrap();
+    s.insert_records(&[record("demo", "alice", "signin", "ok", Utc::now())])
+        .await
+        .unwrap();
+    s.record_sign_in(&sign_in("a", "u1", "app", "h-a", Utc::now(), 1))
+        .await
+        .unwrap();
+    for offset in [0, 10_000_000_000_000_000_000, u64::MAX] {
+        let expect = usize::from(offset == 0);
+        for search in [None, Some((UserSearch::Name, "ali".to_owned()))] {
+            let q = UserQuery {
+                owner: Some("demo".into()),
+                search,
+                offset,
+                limit: 1000,
+                ..Default::default()
+            };
+            let (users, total) = s.search_users(&q).await.unwrap();
+            assert_eq!((users.len(), total), (expect, 1), "users at {offset}");
+        }
+        let q = RecordQuery {
+            offset,
+            limit: 1000,
+            ..Default::default()
+        };
+        let (records, total) = s.list_records(&q).await.unwrap();
+        assert_eq!((records.len(), total), (expect, 1), "records at {offset}");
+        let q = SessionQuery {
+            offset,
+            limit: 1000,
+            ..Default::default()
+        };
+        let (sessions, total) = s.list_sessions(&q, Utc::now()).await.unwrap();
+        assert_eq!((sessions.len(), total), (expect, 1), "sessions at {offset}");
+    }
+});
+
 contract!(
     sessions_are_listed_limited_and_revoked,
     |s: Store| async move {
