@@ -232,8 +232,8 @@ async fn an_operator_configures_a_mini_program_and_its_users_sign_in() -> anyhow
 }
 
 /// `openapi/openapi.json` and the server agree: every described operation is served (a request
-/// without credentials is refused or answered, never 404/405), and unknown `/api` routes answer
-/// Casdoor's JSON envelope. The served routes are the described ones by construction: `app()`
+/// without credentials is refused or answered, never 404/405), unknown `/api` routes answer
+/// Casdoor's JSON envelope, and a wrong method is 405 with `Allow`. The served routes are the described ones by construction: `app()`
 /// routes only the operations of the one OpenAPI service (plus the document and its UI).
 #[tokio::test]
 async fn every_described_operation_is_served() -> anyhow::Result<()> {
@@ -267,6 +267,33 @@ async fn every_described_operation_is_served() -> anyhow::Result<()> {
         "error",
         "Casdoor's SDKs decode this as JSON"
     );
+    // A described route called with another method: 405 naming the methods it takes, in the
+    // words of its family.
+    let wrong = [
+        ("/api/get-account", "POST", "GET", "msg"),
+        ("/api/add-user", "GET", "POST", "msg"),
+        ("/oauth/token", "GET", "POST", "error_description"),
+        (
+            "/login/oauth/access_token",
+            "PUT",
+            "POST",
+            "error_description",
+        ),
+        ("/healthz", "POST", "GET", ""),
+    ];
+    for (path, method, allow, field) in wrong {
+        let req = c
+            .rec
+            .http
+            .request(method.parse().expect("method"), c.iam.url(path));
+        let a = c.rec.send(req).await?;
+        assert_eq!(a.status, 405, "{method} {path}: {}", a.text);
+        assert_eq!(a.headers["allow"], allow, "{method} {path}");
+        if !field.is_empty() {
+            let said = a.json()[field].as_str().unwrap_or_default().to_owned();
+            assert!(said.contains(&format!("takes {allow}")), "{path}: {said}");
+        }
+    }
     Ok(())
 }
 

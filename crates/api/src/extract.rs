@@ -222,12 +222,22 @@ async fn multipart_fields(
     Ok(fields)
 }
 
-fn value_text(v: &Value) -> Option<String> {
+/// A JSON body's parameter as text: a number or a boolean as written, `null` as not sent; a
+/// nested object or array is refused by name rather than read as absent.
+fn value_text(key: &str, v: Value) -> Result<Option<String>, OAuthError> {
     match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
+        Value::String(s) => Ok(Some(s)),
+        Value::Number(n) => Ok(Some(n.to_string())),
+        Value::Bool(b) => Ok(Some(b.to_string())),
+        Value::Null => Ok(None),
+        Value::Array(_) | Value::Object(_) => Err(OAuthError::invalid_request(format!(
+            "{key}: must be a string, not {}",
+            if v.is_array() {
+                "an array"
+            } else {
+                "an object"
+            }
+        ))),
     }
 }
 
@@ -251,12 +261,17 @@ impl<T> Params<T> {
         let text = std::str::from_utf8(&bytes)
             .map_err(|_| OAuthError::invalid_request("the request body is not UTF-8"))?
             .trim();
-        if text.starts_with('{') {
-            let v: Map<String, Value> = serde_json::from_str(text).map_err(|e| {
+        if text.starts_with('{') || text.starts_with('[') {
+            let v: Value = serde_json::from_str(text).map_err(|e| {
                 OAuthError::invalid_request(format!("the request body is not valid JSON: {e}"))
             })?;
+            let Value::Object(v) = v else {
+                return Err(OAuthError::invalid_request(
+                    "the JSON body must be an object of parameters",
+                ));
+            };
             for (k, v) in v {
-                if let Some(s) = value_text(&v)
+                if let Some(s) = value_text(&k, v)?
                     && p.get(&k).is_none_or(String::is_empty)
                 {
                     p.insert(k, s);

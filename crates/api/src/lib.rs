@@ -91,12 +91,13 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint {
     let ui = api.swagger_ui();
     let metrics = state.metrics.clone();
     let audited = state.clone();
+    let allowed = Arc::new(allowed_methods());
     Route::new()
         .nest("/", api)
         .at("/openapi.json", spec)
         .nest("/swagger", ui.with(poem::middleware::Compression::new()))
         .data(state)
-        .around(api_not_found)
+        .around(move |ep, req| unrouted(ep, req, allowed.clone()))
         .around(headers)
         .around(move |ep, req| records::audit(ep, req, audited.clone()))
         .around(move |ep, req| observe::observe(ep, req, metrics.clone()))
@@ -141,26 +142,69 @@ async fn headers<E: Endpoint>(ep: Arc<E>, req: poem::Request) -> poem::Result<po
     Ok(resp)
 }
 
-/// An unknown `/api/...` route answers in Casdoor's envelope (404), as Casdoor does: its SDKs
-/// decode every `/api` answer as JSON.
-async fn api_not_found<E: Endpoint>(
+/// The methods each described path takes, from the one OpenAPI service: what a 405 names in its
+/// `Allow` header (RFC 9110 §15.5.6), which poem's router leaves out.
+fn allowed_methods() -> std::collections::HashMap<String, String> {
+    let spec: serde_json::Value = serde_json::from_str(&openapi_json()).unwrap_or_default();
+    let paths = spec["paths"].as_object().cloned().unwrap_or_default();
+    paths
+        .into_iter()
+        .map(|(path, ops)| {
+            let methods = ops.as_object().map(|o| {
+                o.keys()
+                    .map(|m| m.to_ascii_uppercase())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            });
+            (path, methods.unwrap_or_default())
+        })
+        .collect()
+}
+
+/// What the router answers by itself, in the words of the route's family: an unknown `/api/...`
+/// route is Casdoor's envelope with 404, as Casdoor answers (its SDKs decode every `/api` answer
+/// as JSON); a known route called with the wrong method is 405 with `Allow`, in the envelope on
+/// `/api`, as RFC 6749's `invalid_request` on the token endpoints.
+async fn unrouted<E: Endpoint>(
     ep: Arc<E>,
     req: poem::Request,
+    allowed: Arc<std::collections::HashMap<String, String>>,
 ) -> poem::Result<poem::Response> {
+    use iam_domain::oauth::OAuthError;
     use poem::IntoResponse;
-    let is_api = req.uri().path().starts_with("/api/");
+    use poem::http::{HeaderValue, StatusCode, header};
+    let path = req.uri().path().to_owned();
+    let method = req.method().clone();
     let resp = match ep.call(req).await {
         Ok(r) => r.into_response(),
         Err(e) => e.into_response(),
     };
-    let unrouted = resp.status().as_u16() == 404
-        && !resp
-            .content_type()
-            .is_some_and(|t| t.starts_with("application/json"));
-    if is_api && unrouted {
-        return Ok(
-            errors::Failure(iam_domain::Error::NotFound("not found".into())).into_response(),
-        );
+    let from_router = !resp
+        .content_type()
+        .is_some_and(|t| t.starts_with("application/json"));
+    let is_api = path.starts_with("/api/");
+    match resp.status() {
+        StatusCode::NOT_FOUND if from_router && is_api => {
+            Ok(errors::Failure(iam_domain::Error::NotFound("not found".into())).into_response())
+        }
+        StatusCode::METHOD_NOT_ALLOWED if from_router => {
+            let Some(allow) = allowed.get(&path) else {
+                return Ok(resp);
+            };
+            let message = format!("{method} is not allowed here: this route takes {allow}");
+            let mut resp = if is_api {
+                errors::Failure(iam_domain::Error::Invalid(message)).into_response()
+            } else if path.contains("/oauth/") && allow == "POST" {
+                errors::OAuthFailure(OAuthError::invalid_request(message)).into_response()
+            } else {
+                resp
+            };
+            resp.set_status(StatusCode::METHOD_NOT_ALLOWED);
+            if let Ok(v) = HeaderValue::from_str(allow) {
+                resp.headers_mut().insert(header::ALLOW, v);
+            }
+            Ok(resp)
+        }
+        _ => Ok(resp),
     }
-    Ok(resp)
 }

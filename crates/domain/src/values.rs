@@ -165,6 +165,14 @@ pub fn split_id(field: &'static str, id: &str) -> Result<(ObjectName, ObjectName
     let (owner, name) = id
         .split_once('/')
         .ok_or_else(|| InvalidValue::new(field, "must be of the form owner/name"))?;
+    for (part, text) in [("owner", owner), ("name", name)] {
+        if text.trim().is_empty() {
+            return Err(InvalidValue::new(
+                field,
+                format!("must be of the form owner/name (the {part} is empty)"),
+            ));
+        }
+    }
     Ok((
         ObjectName::parse(field, owner)?,
         ObjectName::parse(field, name)?,
@@ -552,6 +560,15 @@ mod tests {
         let (o, n) = split_id("id", "demo/alice").unwrap();
         assert_eq!((o.as_str(), n.as_str()), ("demo", "alice"));
         assert!(split_id("id", "alice").is_err());
+        let reason = |id| split_id("id", id).map(|_| ()).unwrap_err().reason;
+        assert_eq!(
+            reason("demo/"),
+            "must be of the form owner/name (the name is empty)"
+        );
+        assert_eq!(
+            reason("/alice"),
+            "must be of the form owner/name (the owner is empty)"
+        );
     }
 
     #[test]
