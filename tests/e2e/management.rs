@@ -542,6 +542,38 @@ async fn casdoor_answers_where_its_sdks_look() -> anyhow::Result<()> {
         app["data"]["clientSecret"], "***",
         "our own fields are still ours"
     );
+    // A user's too: `tag` and `score` kept on add and on an administrator's update, an empty
+    // value removing one; what Casdoor computes (`roles`) and what a user may not change of
+    // themself are not kept.
+    let a = c
+        .post_json_as(
+            &admin,
+            "/api/add-user",
+            json!({"owner": "demo", "name": "tagged", "tag": "vip", "score": 7, "roles": ["x"]}),
+        )
+        .await?;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let tagged_path = "/api/get-user?id=demo/tagged";
+    let tagged = c.get(tagged_path, &admin).await?.json()["data"].clone();
+    assert_eq!(
+        (&tagged["tag"], &tagged["score"]),
+        (&json!("vip"), &json!(7))
+    );
+    assert_eq!(tagged["roles"], json!([]), "computed, not kept: {tagged}");
+    let mut changed = tagged.clone();
+    changed["tag"] = json!("");
+    changed["karma"] = json!(3);
+    let a = c
+        .post_json_as(&admin, "/api/update-user?id=demo/tagged", changed)
+        .await?;
+    assert_eq!(a.json()["data"], "Affected", "{}", a.text);
+    let tagged = c.get(tagged_path, &admin).await?.json()["data"].clone();
+    assert_eq!(tagged["tag"], "", "removed: {tagged}");
+    assert_eq!((&tagged["score"], &tagged["karma"]), (&json!(7), &json!(3)));
+    let a = c
+        .post_json_as(&user, "/api/update-user", json!({"tag": "self-made"}))
+        .await?;
+    assert_eq!(a.json()["data"], "Unaffected", "{}", a.text);
     let a = c
         .post_json_as(
             &admin,

@@ -280,7 +280,8 @@ impl CertWire {
     }
 }
 
-/// A user (Casdoor's field names; Casdoor's other fields are accepted and ignored).
+/// A user (Casdoor's field names). Casdoor's other fields (`tag`, `score`, …) are kept as sent
+/// and given back; `roles` and `permissions`, which Casdoor computes, are not kept.
 #[derive(Object, Deserialize, Debug, Default)]
 #[oai(rename_all = "camelCase")]
 #[serde(rename_all = "camelCase", default)]
@@ -361,6 +362,10 @@ pub struct UserWire {
     /// Failed passwords in a row; an administrator writes 0 to unlock the account.
     #[oai(validator(minimum(value = "0")))]
     pub signin_wrong_times: Option<i64>,
+    /// Casdoor's other fields: kept as they were sent and returned with the user.
+    #[oai(skip)]
+    #[serde(flatten)]
+    pub other: Extra,
 }
 
 impl UserWire {
@@ -396,6 +401,7 @@ impl UserWire {
                 .unwrap_or_default()
         };
         let (wechat_open_id, wechat_union_id) = (prop("wechatOpenId"), prop("wechatUnionId"));
+        let extra = kept_of_user(self.other);
         let identities = self
             .wechat_identities
             .into_iter()
@@ -418,6 +424,7 @@ impl UserWire {
                 is_admin: self.is_admin.unwrap_or(false),
                 is_forbidden: self.is_forbidden.unwrap_or(false),
                 signup_application: text(self.signup_application),
+                extra,
                 profile: Profile {
                     first_name: text(self.first_name),
                     last_name: text(self.last_name),
@@ -466,6 +473,17 @@ impl UserWire {
                 user_type: self.user_type,
                 signup_application: self.signup_application,
                 signin_wrong_times: self.signin_wrong_times,
+                // An empty value (as a whole-object write sends dozens) removes the field.
+                extra: not_ours_of_user(self.other)
+                    .into_iter()
+                    .map(|(k, v)| {
+                        if is_empty(&v) {
+                            (k, Value::Null)
+                        } else {
+                            (k, v)
+                        }
+                    })
+                    .collect(),
             },
         )
     }
@@ -493,6 +511,20 @@ pub struct InitData {
 
 /// Keys we write ourselves: what a client sends back for them is not kept.
 const OURS: &[&str] = &["createdTime", "updatedTime", "scope", "id"];
+
+/// A user's keys that are ours too, or that Casdoor computes rather than stores.
+const OURS_OF_USER: &[&str] = &["lastSigninTime", "roles", "permissions"];
+
+fn not_ours_of_user(other: Extra) -> Extra {
+    other
+        .into_iter()
+        .filter(|(k, _)| !OURS_OF_USER.contains(&k.as_str()))
+        .collect()
+}
+
+fn kept_of_user(other: Extra) -> Extra {
+    kept(not_ours_of_user(other))
+}
 
 fn is_empty(v: &Value) -> bool {
     match v {
@@ -529,49 +561,59 @@ fn masked(secret_set: bool) -> &'static str {
 
 pub fn user(u: &User) -> Value {
     let p = &u.profile;
-    json!({
-        "owner": u.owner,
-        "name": u.name,
-        "createdTime": time(&u.created_time),
-        "updatedTime": time(&u.updated_time),
-        "id": u.id,
-        "type": u.user_type,
-        "password": masked(u.password_hash.is_some()),
+    // Casdoor's fields we keep no column for read as Casdoor's defaults until one is stored.
+    let mut shown = json!({
         "passwordSalt": "",
-        "displayName": u.display_name,
-        "firstName": p.first_name,
-        "lastName": p.last_name,
-        "avatar": u.avatar,
-        "email": u.email,
         "emailVerified": false,
-        "phone": u.phone,
-        "countryCode": u.country_code,
-        "region": p.region,
-        "location": p.location,
         "address": [],
-        "affiliation": p.affiliation,
-        "title": p.title,
-        "homepage": p.homepage,
-        "bio": p.bio,
         "tag": "",
-        "language": p.language,
-        "gender": p.gender,
-        "birthday": p.birthday,
         "score": 0,
-        "isAdmin": u.is_admin,
-        "isForbidden": u.is_forbidden,
-        "isDeleted": u.is_deleted,
-        "signupApplication": u.signup_application,
-        "lastSigninTime": u.last_signin_time.as_ref().map(time).unwrap_or_default(),
-        "wechat": u.wechat.as_deref().unwrap_or_default(),
-        "properties": {
-            "wechatOpenId": u.wechat_open_id.as_deref().unwrap_or_default(),
-            "wechatUnionId": u.wechat_union_id.as_deref().unwrap_or_default(),
-        },
-        "roles": [],
-        "permissions": [],
         "groups": [],
     })
+    .as_object()
+    .cloned()
+    .unwrap_or_default();
+    shown.extend(u.extra.clone());
+    with_extra(
+        &shown,
+        json!({
+            "owner": u.owner,
+            "name": u.name,
+            "createdTime": time(&u.created_time),
+            "updatedTime": time(&u.updated_time),
+            "id": u.id,
+            "type": u.user_type,
+            "password": masked(u.password_hash.is_some()),
+            "displayName": u.display_name,
+            "firstName": p.first_name,
+            "lastName": p.last_name,
+            "avatar": u.avatar,
+            "email": u.email,
+            "phone": u.phone,
+            "countryCode": u.country_code,
+            "region": p.region,
+            "location": p.location,
+            "affiliation": p.affiliation,
+            "title": p.title,
+            "homepage": p.homepage,
+            "bio": p.bio,
+            "language": p.language,
+            "gender": p.gender,
+            "birthday": p.birthday,
+            "isAdmin": u.is_admin,
+            "isForbidden": u.is_forbidden,
+            "isDeleted": u.is_deleted,
+            "signupApplication": u.signup_application,
+            "lastSigninTime": u.last_signin_time.as_ref().map(time).unwrap_or_default(),
+            "wechat": u.wechat.as_deref().unwrap_or_default(),
+            "properties": {
+                "wechatOpenId": u.wechat_open_id.as_deref().unwrap_or_default(),
+                "wechatUnionId": u.wechat_union_id.as_deref().unwrap_or_default(),
+            },
+            "roles": [],
+            "permissions": [],
+        }),
+    )
 }
 
 pub fn organization(o: &Organization) -> Value {

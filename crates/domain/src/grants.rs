@@ -654,6 +654,7 @@ impl Iam {
                 created_time: now,
                 updated_time: now,
                 last_signin_time: Some(now),
+                extra: Default::default(),
             };
             if let Some(p) = &phone {
                 user.set_phone(p);

@@ -156,6 +156,8 @@ pub struct User {
     pub created_time: DateTime<Utc>,
     pub updated_time: DateTime<Utc>,
     pub last_signin_time: Option<DateTime<Utc>>,
+    /// Casdoor's fields without a column of their own (`tag`, `score`, …), kept as sent.
+    pub extra: Extra,
 }
 
 impl User {

@@ -355,6 +355,8 @@ pub struct UserInput {
     pub wechat: String,
     pub wechat_open_id: String,
     pub wechat_union_id: String,
+    /// Casdoor's fields without a column of their own.
+    pub extra: Extra,
 }
 
 impl User {
@@ -407,6 +409,7 @@ impl User {
             created_time: now,
             updated_time: now,
             last_signin_time: None,
+            extra: i.extra,
         };
         user.normalize_phone()?;
         Ok(user)

@@ -74,6 +74,7 @@ pub fn built_in_admin(id: String, password_hash: Secret, now: DateTime<Utc>) -> 
         created_time: now,
         updated_time: now,
         last_signin_time: None,
+        extra: Default::default(),
     }
 }
 

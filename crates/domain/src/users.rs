@@ -140,7 +140,8 @@ impl Iam {
         }
         // Which fields: `columns` when given (a protected one is refused), else every field the
         // body carries that the caller may change (the rest is ignored, as Casdoor does).
-        let fields: Vec<UserField> = match columns.map(str::trim).filter(|c| !c.is_empty()) {
+        let columns = columns.map(str::trim).filter(|c| !c.is_empty());
+        let fields: Vec<UserField> = match columns {
             Some(cols) => {
                 let mut v = Vec::new();
                 for c in cols.split(',').map(str::trim).filter(|c| !c.is_empty()) {
@@ -177,6 +178,15 @@ impl Iam {
         }
         for f in fields {
             self.apply_user_field(&mut user, f, &patch).await?;
+        }
+        if columns.is_none() && admin {
+            for (k, v) in &patch.extra {
+                if v.is_null() {
+                    user.extra.remove(k);
+                } else {
+                    user.extra.insert(k.clone(), v.clone());
+                }
+            }
         }
         // An administrator cannot lock themself out: no forbidding, deleting or demoting yourself.
         if is_self
@@ -454,6 +464,10 @@ pub struct UserPatch {
     pub signup_application: Option<String>,
     /// Casdoor's failed-password count: an administrator writes 0 to unlock the account.
     pub signin_wrong_times: Option<i64>,
+    /// Casdoor's fields without a column (`tag`, `score`, …): each one sent is set, `null`
+    /// removes it. An administrator's, without `columns`; a user's own are ignored, as Casdoor
+    /// ignores what a user may not change.
+    pub extra: crate::model::Extra,
 }
 
 impl UserPatch {

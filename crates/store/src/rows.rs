@@ -302,6 +302,7 @@ pub struct UserRow {
     pub created_time: String,
     pub updated_time: String,
     pub last_signin_time: Option<String>,
+    pub extra: String,
 }
 
 impl From<&User> for UserRow {
@@ -340,6 +341,7 @@ impl From<&User> for UserRow {
             created_time: ts(&u.created_time),
             updated_time: ts(&u.updated_time),
             last_signin_time: u.last_signin_time.as_ref().map(ts),
+            extra: serde_json::Value::Object(u.extra.clone()).to_string(),
         }
     }
 }
@@ -351,6 +353,7 @@ impl TryFrom<UserRow> for User {
             created_time: parse_ts("user", &r.created_time)?,
             updated_time: parse_ts("user", &r.updated_time)?,
             last_signin_time: parse_opt_ts("user", r.last_signin_time.as_deref())?,
+            extra: extra("user", &r.extra)?,
             owner: value("user owner", r.owner)?,
             name: value("user", r.name)?,
             display_name: DisplayName::stored(r.display_name),

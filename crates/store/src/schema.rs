@@ -97,6 +97,7 @@ diesel::table! {
         created_time -> Text,
         updated_time -> Text,
         last_signin_time -> Nullable<Text>,
+        extra -> Text,
     }
 }
 

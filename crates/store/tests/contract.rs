@@ -219,6 +219,7 @@ fn user(owner: &str, name: &str) -> User {
         created_time: now,
         updated_time: now,
         last_signin_time: None,
+        extra: Default::default(),
     }
 }
 
@@ -360,6 +361,7 @@ contract!(users_are_unique_per_organization, |s: Store| async move {
     let mut alice = user("demo", "alice");
     alice.password_hash = Some(Secret::new("$argon2id$v=19$x"));
     alice.profile.bio = "hi".into();
+    alice.extra.insert("tag".into(), serde_json::json!("vip"));
     s.insert_user(&alice).await.unwrap();
     assert_eq!(
         s.insert_user(&user("demo", "alice")).await.unwrap_err(),
@@ -381,9 +383,11 @@ contract!(users_are_unique_per_organization, |s: Store| async move {
     );
     alice.display_name = dn("Alice B");
     alice.last_signin_time = Some(Utc::now());
+    alice.extra.insert("score".into(), serde_json::json!(7));
     assert!(s.update_user(&alice).await.unwrap());
     let back = s.get_user("demo", "alice").await.unwrap().unwrap();
     assert_eq!(back.display_name, "Alice B");
+    assert_eq!(back.extra, alice.extra, "Casdoor's other fields are kept");
     assert!(back.last_signin_time.is_some());
     assert_eq!(s.count_users("demo").await.unwrap(), 1);
     assert_eq!(s.list_users(None).await.unwrap().len(), 2);
