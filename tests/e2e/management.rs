@@ -294,6 +294,12 @@ async fn every_described_operation_is_served() -> anyhow::Result<()> {
             assert!(said.contains(&format!("takes {allow}")), "{path}: {said}");
         }
     }
+    // A body past the 64 KiB limit is 413 on /api, named in the envelope.
+    let big = json!({"owner": "demo", "name": "big", "bio": "a".repeat(70_000)});
+    let admin = admin_token(&c).await?;
+    let a = c.post_json_as(&admin, "/api/add-user", big).await?;
+    assert_eq!(a.status, 413, "{}", a.text);
+    assert!(a.msg().contains("larger than 64 KiB"), "{}", a.msg());
     Ok(())
 }
 
@@ -549,7 +555,8 @@ async fn casdoor_answers_where_its_sdks_look() -> anyhow::Result<()> {
         .post_json_as(
             &admin,
             "/api/add-user",
-            json!({"owner": "demo", "name": "tagged", "tag": "vip", "score": 7, "roles": ["x"]}),
+            json!({"owner": "demo", "name": "tagged", "tag": "vip", "score": 7, "roles": ["x"],
+                   "properties": {"plan": "gold", "wechatUnionId": ""}}),
         )
         .await?;
     assert_eq!(a.status, 200, "{}", a.text);
@@ -560,8 +567,13 @@ async fn casdoor_answers_where_its_sdks_look() -> anyhow::Result<()> {
         (&json!("vip"), &json!(7))
     );
     assert_eq!(tagged["roles"], json!([]), "computed, not kept: {tagged}");
+    assert_eq!(
+        tagged["properties"],
+        json!({"plan": "gold", "wechatOpenId": "", "wechatUnionId": ""})
+    );
     let mut changed = tagged.clone();
     changed["tag"] = json!("");
+    changed["properties"] = json!({"wechatOpenId": "", "wechatUnionId": ""});
     changed["karma"] = json!(3);
     let a = c
         .post_json_as(&admin, "/api/update-user?id=demo/tagged", changed)
@@ -569,6 +581,7 @@ async fn casdoor_answers_where_its_sdks_look() -> anyhow::Result<()> {
     assert_eq!(a.json()["data"], "Affected", "{}", a.text);
     let tagged = c.get(tagged_path, &admin).await?.json()["data"].clone();
     assert_eq!(tagged["tag"], "", "removed: {tagged}");
+    assert_eq!(tagged["properties"].get("plan"), None, "{tagged}");
     assert_eq!((&tagged["score"], &tagged["karma"]), (&json!(7), &json!(3)));
     let a = c
         .post_json_as(&user, "/api/update-user", json!({"tag": "self-made"}))

@@ -206,6 +206,7 @@ impl Failure {
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -268,6 +269,7 @@ impl ApiResponse for Failure {
             (403, "Signed in, but not allowed", None),
             (404, "The object does not exist", None),
             (409, "The object exists already, or is still in use", None),
+            (413, "The request body is larger than 64 KiB", None),
             (500, "A fault of the server", None),
             (503, "The database is unavailable", Some("Retry-After")),
         ])

@@ -185,13 +185,20 @@ impl<'a, const BEARER_ONLY: bool> ApiExtractor<'a> for Authenticated<BEARER_ONLY
     }
 }
 
-async fn read_body(body: &mut RequestBody) -> Result<Vec<u8>, String> {
+/// The body, refused past [`MAX_BODY`] (`Error::TooLarge`) or when the client broke it off.
+async fn read_body(body: &mut RequestBody) -> Result<Vec<u8>, Error> {
     match body.take() {
         Ok(b) => b
             .into_bytes_limit(MAX_BODY)
             .await
             .map(|b| b.to_vec())
-            .map_err(|e| format!("cannot read the request body: {e}")),
+            .map_err(|e| match e {
+                poem::error::ReadBodyError::PayloadTooLarge => Error::TooLarge(format!(
+                    "the request body is larger than {} KiB",
+                    MAX_BODY / 1024
+                )),
+                other => Error::Invalid(format!("cannot read the request body: {other}")),
+            }),
         Err(_) => Ok(Vec::new()),
     }
 }
@@ -257,7 +264,9 @@ impl<T> Params<T> {
 
     async fn read(req: &Request, body: &mut RequestBody) -> Result<Self, OAuthError> {
         let mut p = query_map(req);
-        let bytes = read_body(body).await.map_err(OAuthError::invalid_request)?;
+        let bytes = read_body(body)
+            .await
+            .map_err(|e| OAuthError::invalid_request(e.to_string()))?;
         let text = std::str::from_utf8(&bytes)
             .map_err(|_| OAuthError::invalid_request("the request body is not UTF-8"))?
             .trim();
@@ -424,9 +433,7 @@ impl<'a, T: Type, W, const REQUIRED: bool> ApiExtractor<'a> for LaxJson<T, W, RE
         body: &mut RequestBody,
         _opts: ExtractParamOptions<()>,
     ) -> poem::Result<Self> {
-        let bytes = read_body(body)
-            .await
-            .map_err(|e| Failure(Error::Invalid(e)).into_poem())?;
+        let bytes = read_body(body).await.map_err(|e| Failure(e).into_poem())?;
         let object = if bytes.iter().all(u8::is_ascii_whitespace) {
             Map::new()
         } else {

@@ -306,7 +306,8 @@ pub struct UserWire {
     /// The first OpenID the user signed in with.
     #[oai(validator(max_length = 128, pattern = r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f]*$"))]
     pub wechat: Option<String>,
-    /// Casdoor's properties; `wechatOpenId` and `wechatUnionId` are kept.
+    /// Casdoor's properties: `wechatOpenId` and `wechatUnionId` are the user's WeChat ids; the
+    /// others are kept as sent.
     pub properties: Option<std::collections::BTreeMap<String, String>>,
     /// The user's WeChat identities, as `iam export` writes them (seed files only).
     #[oai(skip)]
@@ -401,7 +402,10 @@ impl UserWire {
                 .unwrap_or_default()
         };
         let (wechat_open_id, wechat_union_id) = (prop("wechatOpenId"), prop("wechatUnionId"));
-        let extra = kept_of_user(self.other);
+        let mut extra = kept_of_user(self.other);
+        if let Some(props) = other_properties(self.properties) {
+            extra.insert(PROPERTIES.into(), props);
+        }
         let identities = self
             .wechat_identities
             .into_iter()
@@ -473,17 +477,7 @@ impl UserWire {
                 user_type: self.user_type,
                 signup_application: self.signup_application,
                 signin_wrong_times: self.signin_wrong_times,
-                // An empty value (as a whole-object write sends dozens) removes the field.
-                extra: not_ours_of_user(self.other)
-                    .into_iter()
-                    .map(|(k, v)| {
-                        if is_empty(&v) {
-                            (k, Value::Null)
-                        } else {
-                            (k, v)
-                        }
-                    })
-                    .collect(),
+                extra: patch_extra(self.other, self.properties),
             },
         )
     }
@@ -524,6 +518,43 @@ fn not_ours_of_user(other: Extra) -> Extra {
 
 fn kept_of_user(other: Extra) -> Extra {
     kept(not_ours_of_user(other))
+}
+
+/// An `update-user`'s other fields: each one sent is set, an empty one (a whole-object write
+/// sends dozens) is `null`, which removes it; `properties`, when sent, replaces the kept ones.
+fn patch_extra(
+    other: Extra,
+    properties: Option<std::collections::BTreeMap<String, String>>,
+) -> Extra {
+    let mut extra = not_ours_of_user(other);
+    if properties.is_some() {
+        let kept = other_properties(properties).unwrap_or(Value::Null);
+        extra.insert(PROPERTIES.into(), kept);
+    }
+    extra
+        .into_iter()
+        .map(|(k, v)| {
+            if is_empty(&v) {
+                (k, Value::Null)
+            } else {
+                (k, v)
+            }
+        })
+        .collect()
+}
+
+/// Where a user's Casdoor properties other than the WeChat ids are kept, among its extra fields.
+const PROPERTIES: &str = "properties";
+const WECHAT_PROPERTIES: [&str; 2] = ["wechatOpenId", "wechatUnionId"];
+
+/// A user's properties other than the WeChat ids (which have columns), when there are any.
+fn other_properties(props: Option<std::collections::BTreeMap<String, String>>) -> Option<Value> {
+    let others: serde_json::Map<String, Value> = props?
+        .into_iter()
+        .filter(|(k, _)| !WECHAT_PROPERTIES.contains(&k.as_str()))
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
+    (!others.is_empty()).then_some(Value::Object(others))
 }
 
 fn is_empty(v: &Value) -> bool {
@@ -574,6 +605,16 @@ pub fn user(u: &User) -> Value {
     .cloned()
     .unwrap_or_default();
     shown.extend(u.extra.clone());
+    let mut properties = match u.extra.get(PROPERTIES) {
+        Some(Value::Object(kept)) => kept.clone(),
+        _ => serde_json::Map::new(),
+    };
+    for (key, id) in WECHAT_PROPERTIES
+        .iter()
+        .zip([&u.wechat_open_id, &u.wechat_union_id])
+    {
+        properties.insert((*key).into(), json!(id.as_deref().unwrap_or_default()));
+    }
     with_extra(
         &shown,
         json!({
@@ -606,10 +647,7 @@ pub fn user(u: &User) -> Value {
             "signupApplication": u.signup_application,
             "lastSigninTime": u.last_signin_time.as_ref().map(time).unwrap_or_default(),
             "wechat": u.wechat.as_deref().unwrap_or_default(),
-            "properties": {
-                "wechatOpenId": u.wechat_open_id.as_deref().unwrap_or_default(),
-                "wechatUnionId": u.wechat_union_id.as_deref().unwrap_or_default(),
-            },
+            "properties": properties,
             "roles": [],
             "permissions": [],
         }),

@@ -49,6 +49,9 @@ pub enum Error {
     /// Something we depend on (the database, WeChat) is down; try again after `retry_after` s.
     #[error("{message}")]
     Unavailable { message: String, retry_after: u64 },
+    /// The request is larger than this server accepts of any request.
+    #[error("{0}")]
+    TooLarge(String),
     /// This client sent too much; try again after `retry_after` s.
     #[error("{message}")]
     TooManyRequests { message: String, retry_after: u64 },
