@@ -93,6 +93,12 @@ fn rejection<F: Rejection>(err: poem::Error) -> F {
         let reason = reason
             .rsplit_once(" (occurred while parsing \"")
             .map_or(reason, |(r, _)| r);
+        // A required parameter not sent: `Type "ObjectId" expects an input value.`
+        let reason = if reason.ends_with("expects an input value.") {
+            "is required"
+        } else {
+            reason
+        };
         return F::bad_input(format!("{}: {reason}", e.name));
     }
     F::bad_input(err.to_string())
@@ -416,6 +422,14 @@ mod tests {
             refused("p", reason),
             "p: must be a whole number from 1, got \"0\""
         );
+        let reason = <crate::params::ObjectId>::parse_from_parameters(None::<&str>)
+            .expect_err("not sent")
+            .into_message();
+        assert_eq!(refused("id", reason), "id: is required");
+        let reason = <String>::parse_from_parameters(None::<&str>)
+            .expect_err("not sent")
+            .into_message();
+        assert_eq!(refused("sid", reason), "sid: is required");
         // A validator's refusal has no type trail and is kept whole.
         assert_eq!(
             refused("owner", "verification failed. maxLength(100)".into()),
