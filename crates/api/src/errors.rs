@@ -94,14 +94,39 @@ fn rejection<F: Rejection>(err: poem::Error) -> F {
             .rsplit_once(" (occurred while parsing \"")
             .map_or(reason, |(r, _)| r);
         // A required parameter not sent: `Type "ObjectId" expects an input value.`
-        let reason = if reason.ends_with("expects an input value.") {
-            "is required"
-        } else {
-            reason
-        };
-        return F::bad_input(format!("{}: {reason}", e.name));
+        if reason.ends_with("expects an input value.") {
+            return F::bad_input(format!("{}: is required", e.name));
+        }
+        return F::bad_input(format!("{}: {}", e.name, validator_words(reason)));
     }
     F::bad_input(err.to_string())
+}
+
+/// A schema validator's refusal in words (`verification failed. maxLength(100)` is "must be at
+/// most 100 characters"); any other reason as it is.
+fn validator_words(reason: &str) -> String {
+    let Some(rule) = reason.strip_prefix("verification failed. ") else {
+        return reason.to_owned();
+    };
+    let arg = |name: &str| {
+        rule.strip_prefix(name)
+            .and_then(|r| r.strip_prefix('('))
+            .and_then(|r| r.strip_suffix(')'))
+    };
+    let bound = |a: &str| a.split(',').next().unwrap_or(a).trim().to_owned();
+    if let Some(n) = arg("maxLength") {
+        format!("must be at most {n} characters")
+    } else if let Some(n) = arg("minLength") {
+        format!("must be at least {n} characters")
+    } else if let Some(a) = arg("maximum") {
+        format!("must be at most {}", bound(a))
+    } else if let Some(a) = arg("minimum") {
+        format!("must be at least {}", bound(a))
+    } else if let Some(p) = arg("pattern") {
+        format!("must match {}", p.trim_matches('"'))
+    } else {
+        reason.to_owned()
+    }
 }
 
 /// A success: 200 with a JSON body whose schema is `S`. As the operation's bad-request handler
@@ -430,10 +455,22 @@ mod tests {
             .expect_err("not sent")
             .into_message();
         assert_eq!(refused("sid", reason), "sid: is required");
-        // A validator's refusal has no type trail and is kept whole.
+        // A validator's refusal is put in words; the reasons as poem-openapi's derive writes
+        // them, from its own validators.
+        use poem_openapi::validation::{MaxLength, Maximum, Pattern};
+        let failed = |v: &dyn std::fmt::Display| format!("verification failed. {v}");
         assert_eq!(
-            refused("owner", "verification failed. maxLength(100)".into()),
-            "owner: verification failed. maxLength(100)"
+            refused("owner", failed(&MaxLength::new(100))),
+            "owner: must be at most 100 characters"
         );
+        assert_eq!(
+            refused("logoutAll", failed(&Pattern::new("^(true|false)?$"))),
+            "logoutAll: must match ^(true|false)?$"
+        );
+        assert_eq!(
+            refused("n", failed(&Maximum::new(1000.0, false))),
+            "n: must be at most 1000"
+        );
+        assert_eq!(refused("x", "something else".into()), "x: something else");
     }
 }
