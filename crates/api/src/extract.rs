@@ -229,22 +229,15 @@ async fn multipart_fields(
     Ok(fields)
 }
 
-/// A JSON body's parameter as text: a number or a boolean as written, `null` as not sent; a
-/// nested object or array is refused by name rather than read as absent.
-fn value_text(key: &str, v: Value) -> Result<Option<String>, OAuthError> {
+/// A JSON body's parameter as text: a number or a boolean as written. A nested object or array
+/// is no parameter: Casdoor's SDKs post a whole user (`address: []`, `properties: {}`) to
+/// `check-user-password`, of which only the password is read.
+fn value_text(v: Value) -> Option<String> {
     match v {
-        Value::String(s) => Ok(Some(s)),
-        Value::Number(n) => Ok(Some(n.to_string())),
-        Value::Bool(b) => Ok(Some(b.to_string())),
-        Value::Null => Ok(None),
-        Value::Array(_) | Value::Object(_) => Err(OAuthError::invalid_request(format!(
-            "{key}: must be a string, not {}",
-            if v.is_array() {
-                "an array"
-            } else {
-                "an object"
-            }
-        ))),
+        Value::String(s) => Some(s),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Null | Value::Array(_) | Value::Object(_) => None,
     }
 }
 
@@ -280,7 +273,7 @@ impl<T> Params<T> {
                 ));
             };
             for (k, v) in v {
-                if let Some(s) = value_text(&k, v)?
+                if let Some(s) = value_text(v)
                     && p.get(&k).is_none_or(String::is_empty)
                 {
                     p.insert(k, s);
