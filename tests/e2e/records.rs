@@ -183,6 +183,28 @@ async fn records_flow(db: Db) -> anyhow::Result<()> {
     assert!(a.msg().starts_with("sortField: "), "{}", a.text);
     let a = c.get("/api/get-records?from=yesterday", &admin).await?;
     assert_eq!(a.status, 400, "{}", a.text);
+    // A day is the whole day (UTC): the newest record's day holds it; the day before, none of
+    // the newest records.
+    let newest = page1[0]["createdTime"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let day = &newest[..10];
+    let (that_day, _) = records_of(&c, &admin, &format!("from={day}&to={day}"), 1).await?;
+    assert!(
+        that_day.iter().any(|r| r["name"] == page1[0]["name"]),
+        "{day}"
+    );
+    let a = c
+        .get(&format!("/api/get-records?to={day}T00:00:00Z"), &admin)
+        .await?;
+    assert!(
+        a.json()["data"]
+            .as_array()
+            .is_some_and(|v| v.iter().all(|r| r["name"] != page1[0]["name"])),
+        "{}",
+        a.text
+    );
 
     // An organization's administrator sees only their organization; a user sees none.
     let a = c.get("/api/get-records?owner=other", &admin).await?;

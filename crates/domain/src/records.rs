@@ -118,13 +118,26 @@ pub(crate) fn ascending(v: Option<&str>, default: bool) -> Result<bool, Error> {
     }
 }
 
+/// A bound of a time window: an RFC 3339 time, or a day (`2026-12-01`, UTC) — its start for
+/// `from`, its end for `to` (exclusive: the next midnight), so `from=D&to=D` is the whole day D.
 fn time(field: &'static str, v: &Option<String>) -> Result<Option<DateTime<Utc>>, Error> {
     given(v)
         .map(|s| {
-            DateTime::parse_from_rfc3339(s)
-                .map(|t| t.with_timezone(&Utc))
-                .map_err(|_| {
-                    Error::invalid(format!("{field}: must be an RFC 3339 time, got {s:?}"))
+            if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+                return Ok(t.with_timezone(&Utc));
+            }
+            let day = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok();
+            let day = if field == "to" {
+                day.and_then(|d| d.succ_opt())
+            } else {
+                day
+            };
+            day.and_then(|d| d.and_hms_opt(0, 0, 0))
+                .map(|t| t.and_utc())
+                .ok_or_else(|| {
+                    Error::invalid(format!(
+                        "{field}: must be an RFC 3339 time or a day (YYYY-MM-DD), got {s:?}"
+                    ))
                 })
         })
         .transpose()
@@ -430,5 +443,29 @@ mod tests {
             ..Default::default()
         };
         assert!(bad.query().unwrap_err().to_string().starts_with("to: "));
+    }
+
+    #[test]
+    fn a_day_is_a_whole_day() {
+        let p = RecordParams {
+            from: Some("2026-12-01".into()),
+            to: Some("2026-12-01".into()),
+            ..Default::default()
+        };
+        let q = p.query().unwrap();
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        assert_eq!(q.from, Some(at("2026-12-01T00:00:00Z")));
+        assert_eq!(q.to, Some(at("2026-12-02T00:00:00Z")), "to is exclusive");
+        for bad in ["2026-13-01", "2026-12-1x", "12/01/2026"] {
+            let p = RecordParams {
+                from: Some(bad.into()),
+                ..Default::default()
+            };
+            let e = p.query().unwrap_err().to_string();
+            assert!(
+                e.starts_with("from: must be an RFC 3339 time or a day"),
+                "{e}"
+            );
+        }
     }
 }
