@@ -189,7 +189,7 @@ async fn records_flow(db: Db) -> anyhow::Result<()> {
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    let day = &newest[..10];
+    let day = newest.get(..10).unwrap_or_default();
     let (that_day, _) = records_of(&c, &admin, &format!("from={day}&to={day}"), 1).await?;
     assert!(
         that_day.iter().any(|r| r["name"] == page1[0]["name"]),

@@ -120,14 +120,18 @@ pub(crate) fn ascending(v: Option<&str>, default: bool) -> Result<bool, Error> {
 
 /// A bound of a time window: an RFC 3339 time, or a day (`2026-12-01`, UTC) — its start for
 /// `from`, its end for `to` (exclusive: the next midnight), so `from=D&to=D` is the whole day D.
-fn time(field: &'static str, v: &Option<String>) -> Result<Option<DateTime<Utc>>, Error> {
+fn time(
+    field: &'static str,
+    v: &Option<String>,
+    end: bool,
+) -> Result<Option<DateTime<Utc>>, Error> {
     given(v)
         .map(|s| {
             if let Ok(t) = DateTime::parse_from_rfc3339(s) {
                 return Ok(t.with_timezone(&Utc));
             }
             let day = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok();
-            let day = if field == "to" {
+            let day = if end {
                 day.and_then(|d| d.succ_opt())
             } else {
                 day
@@ -171,7 +175,10 @@ impl RecordParams {
             )),
             None => None,
         };
-        let (from, to) = (time("from", &self.from)?, time("to", &self.to)?);
+        let (from, to) = (
+            time("from", &self.from, false)?,
+            time("to", &self.to, true)?,
+        );
         Ok(RecordQuery {
             organization: None,
             user_name: given(&self.user).map(str::to_owned),
