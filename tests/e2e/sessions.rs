@@ -168,7 +168,27 @@ async fn sessions_flow(db: Db) -> anyhow::Result<()> {
         "{}",
         a.text
     );
-    assert_eq!(c.get("/api/get-account", &a1).await?.status, 401);
+    // RFC 6750 §3: a refused token is named `invalid_token` in the challenge, with why; a
+    // request without one is asked for one.
+    let a = c.get("/api/get-account", &a1).await?;
+    assert_eq!(a.status, 401, "{}", a.text);
+    assert_eq!(
+        a.header("www-authenticate").as_deref(),
+        Some(
+            "Bearer error=\"invalid_token\", \
+             error_description=\"the access token's session has ended: sign in again\""
+        )
+    );
+    let a = c
+        .rec
+        .send(c.rec.http.get(c.iam.url("/api/get-account")))
+        .await?;
+    assert_eq!(
+        (a.status, a.header("www-authenticate").as_deref()),
+        (401, Some("Bearer")),
+        "{}",
+        a.text
+    );
     let a = c.token(&refresh_form(&r1)).await?;
     assert_eq!(a.status, 400, "{}", a.text);
     assert_eq!(a.json()["error"], "invalid_grant");

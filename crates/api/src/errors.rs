@@ -232,7 +232,7 @@ impl Failure {
     pub fn status(&self) -> StatusCode {
         match &self.0 {
             Error::Invalid(_) => StatusCode::BAD_REQUEST,
-            Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Error::Unauthenticated(_) | Error::InvalidToken(_) => StatusCode::UNAUTHORIZED,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
@@ -265,6 +265,9 @@ impl IntoResponse for Failure {
             Error::Unauthenticated(_) => {
                 h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
+            Error::InvalidToken(why) => {
+                h.insert(header::WWW_AUTHENTICATE, invalid_token_challenge(why));
+            }
             Error::Unavailable { retry_after, .. } | Error::TooManyRequests { retry_after, .. } => {
                 if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
                     h.insert(header::RETRY_AFTER, v);
@@ -274,6 +277,22 @@ impl IntoResponse for Failure {
         }
         resp
     }
+}
+
+/// RFC 6750 §3: a token was sent and refused, so the challenge says `invalid_token` (a client
+/// refreshes or signs in again) and why, in the characters a quoted-string allows.
+fn invalid_token_challenge(why: &str) -> HeaderValue {
+    let why: String = why
+        .chars()
+        .map(|c| match c {
+            ' ' | '!' | '#'..='[' | ']'..='~' => c,
+            _ => ' ',
+        })
+        .collect();
+    HeaderValue::from_str(&format!(
+        "Bearer error=\"invalid_token\", error_description=\"{why}\""
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("Bearer error=\"invalid_token\""))
 }
 
 impl From<Failure> for poem::Error {

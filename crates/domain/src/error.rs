@@ -38,6 +38,10 @@ pub enum Error {
     /// Not signed in, or the credentials are not (or no longer) valid.
     #[error("{0}")]
     Unauthenticated(String),
+    /// A presented access token is malformed, expired, revoked or not ours (RFC 6750's
+    /// `invalid_token`): the client refreshes it or signs in again.
+    #[error("{0}")]
+    InvalidToken(String),
     /// Signed in, but not allowed to do this.
     #[error("{0}")]
     Forbidden(String),

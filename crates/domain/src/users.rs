@@ -22,7 +22,7 @@ impl Iam {
         token: &str,
         issuer: Option<&str>,
     ) -> Result<(Principal, Claims), Error> {
-        let unauthorized = |m: &str| Error::Unauthenticated(m.to_owned());
+        let unauthorized = |m: &str| Error::InvalidToken(m.to_owned());
         let kid = self
             .codec
             .kid(token)
@@ -34,7 +34,7 @@ impl Iam {
         let claims = self
             .codec
             .verify(&cert, token, issuer)
-            .map_err(|e| Error::Unauthenticated(format!("invalid access token: {e}")))?;
+            .map_err(|e| Error::InvalidToken(format!("invalid access token: {e}")))?;
         if claims.token_type != "access-token" {
             return Err(unauthorized("not an access token"));
         }
