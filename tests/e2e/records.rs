@@ -183,6 +183,11 @@ async fn records_flow(db: Db) -> anyhow::Result<()> {
     assert!(a.msg().starts_with("sortField: "), "{}", a.text);
     let a = c.get("/api/get-records?from=yesterday", &admin).await?;
     assert_eq!(a.status, 400, "{}", a.text);
+    let a = c
+        .get("/api/get-records?from=2026-12-02&to=2026-12-01", &admin)
+        .await?;
+    assert_eq!(a.status, 400, "{}", a.text);
+    assert!(a.msg().starts_with("to: must be after from"), "{}", a.text);
     // A day is the whole day (UTC): the newest record's day holds it; the day before, none of
     // the newest records.
     let newest = page1[0]["createdTime"]

@@ -104,8 +104,8 @@ impl RecordsApi {
     /// Audit records, newest first: an administrator's organization's, or (global
     /// administrators) everyone's or `owner`'s. Casdoor's pagination (`p`, `pageSize`,
     /// `field`/`value`, `sortField`/`sortOrder`; `data2` = the total), plus `from`/`to` (RFC 3339
-    /// times, or days in UTC: `from=2026-12-01&to=2026-12-01` is that whole day) and `user`,
-    /// `action`, `response`.
+    /// times, or days in UTC: `from=2026-12-01&to=2026-12-01` is that whole day; `to` must be
+    /// after `from`) and `user`, `action`, `response`.
     #[oai(
         path = "/api/get-records",
         method = "get",

@@ -179,6 +179,16 @@ impl RecordParams {
             time("from", &self.from, false)?,
             time("to", &self.to, true)?,
         );
+        // An empty window is a mistake in the request, not an answer.
+        if let (Some(f), Some(t)) = (from, to)
+            && t <= f
+        {
+            return Err(Error::invalid(format!(
+                "to: must be after from (from {}, to {})",
+                f.to_rfc3339(),
+                t.to_rfc3339()
+            )));
+        }
         Ok(RecordQuery {
             organization: None,
             user_name: given(&self.user).map(str::to_owned),
@@ -463,6 +473,13 @@ mod tests {
         let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
         assert_eq!(q.from, Some(at("2026-12-01T00:00:00Z")));
         assert_eq!(q.to, Some(at("2026-12-02T00:00:00Z")), "to is exclusive");
+        let inverted = RecordParams {
+            from: Some("2026-12-02".into()),
+            to: Some("2026-12-01T23:00:00Z".into()),
+            ..Default::default()
+        };
+        let e = inverted.query().unwrap_err().to_string();
+        assert!(e.starts_with("to: must be after from"), "{e}");
         for bad in ["2026-13-01", "2026-12-1x", "12/01/2026"] {
             let p = RecordParams {
                 from: Some(bad.into()),
