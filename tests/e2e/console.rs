@@ -455,6 +455,17 @@ async fn an_administrator_connects_a_mini_program_and_manages_its_users() -> any
         .get("/console/users?forbidden=no&organization=shop")
         .await?;
     assert!(allowed.attr("tbody a", "href").is_empty());
+    // A page past the last (a link kept while the list shrank) says so and leads back.
+    let past = b.get("/console/users?organization=shop&p=9").await?;
+    assert!(
+        past.text.contains("Nothing on page 9: the last page is 1."),
+        "{}",
+        past.text
+    );
+    assert_eq!(
+        past.attr("a[rel=prev]", "href"),
+        ["?by=name&organization=shop&p=1".to_owned()]
+    );
 
     // The audit log shows the sign-in and the revocation.
     let log = eventually(&mut b, "/console/records?organization=shop", |p| {

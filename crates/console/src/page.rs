@@ -348,8 +348,14 @@ impl Pager {
         }
     }
 
+    /// The page before; from past the end (a link kept while the list shrank), the last page.
     pub fn prev(&self) -> Option<u64> {
-        (self.page > 1).then(|| self.page - 1)
+        (self.page > 1).then(|| (self.page - 1).min(self.pages))
+    }
+
+    /// A page after the last one: there are rows, just not this far.
+    pub fn past_end(&self) -> bool {
+        self.total > 0 && self.page > self.pages
     }
 
     pub fn next(&self) -> Option<u64> {
@@ -389,4 +395,21 @@ pub fn when(t: &chrono::DateTime<chrono::Utc>) -> String {
 
 pub fn when_opt(t: &Option<chrono::DateTime<chrono::Utc>>) -> String {
     t.as_ref().map(when).unwrap_or_else(|| "never".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Pager;
+
+    #[test]
+    fn a_page_past_the_end_leads_back_to_the_last() {
+        let p = Pager::new(5, 20, 30, String::new());
+        assert_eq!((p.pages, p.prev(), p.next()), (2, Some(2), None));
+        assert!(p.past_end());
+        let inside = Pager::new(2, 20, 30, String::new());
+        assert_eq!((inside.prev(), inside.next()), (Some(1), None));
+        assert!(!inside.past_end());
+        // Nothing at all is not "past the end": there is no page to go back to.
+        assert!(!Pager::new(1, 20, 0, String::new()).past_end());
+    }
 }
