@@ -22,21 +22,21 @@ impl Iam {
         token: &str,
         issuer: Option<&str>,
     ) -> Result<(Principal, Claims), Error> {
-        let unauthorized = |m: &str| Error::InvalidToken(m.to_owned());
+        let refused = |m: &str| Error::InvalidToken(m.to_owned());
         let kid = self
             .codec
             .kid(token)
-            .ok_or_else(|| unauthorized("the access token is malformed"))?;
+            .ok_or_else(|| refused("the access token is malformed"))?;
         let cert = self
             .cert(&kid)
             .await?
-            .ok_or_else(|| unauthorized("the access token was not signed by this server"))?;
+            .ok_or_else(|| refused("the access token was not signed by this server"))?;
         let claims = self
             .codec
             .verify(&cert, token, issuer)
-            .map_err(|e| Error::InvalidToken(format!("invalid access token: {e}")))?;
+            .map_err(|e| refused(&format!("invalid access token: {e}")))?;
         if claims.token_type != "access-token" {
-            return Err(unauthorized("not an access token"));
+            return Err(refused("not an access token"));
         }
         let audience_ok = match &claims.aud {
             serde_json::Value::Array(a) => a.iter().any(|v| v.as_str() == Some(&claims.azp)),
@@ -47,7 +47,7 @@ impl Iam {
             true => self.application_by_client_id(&claims.azp).await?,
             false => None,
         }
-        .ok_or_else(|| unauthorized("the access token is not for an application of this server"))?;
+        .ok_or_else(|| refused("the access token is not for an application of this server"))?;
         if claims.sid.is_empty() {
             // An application's own token, or a user's from before sessions.
             if claims.sub == app.client_id.as_str() && claims.owner == crate::model::ADMIN_OWNER {
@@ -56,7 +56,7 @@ impl Iam {
                     .await?
                     .is_some_and(|t| t.revoked);
                 if legacy_revoked || self.jti_revoked(&claims.jti) {
-                    return Err(unauthorized("the access token has been revoked"));
+                    return Err(refused("the access token has been revoked"));
                 }
                 return Ok((Principal::Application(app), claims));
             }
@@ -64,21 +64,21 @@ impl Iam {
                 .legacy_token(&self.codec.hash(token))
                 .await?
                 .filter(|t| t.user_id == claims.sub)
-                .ok_or_else(|| unauthorized("the access token is unknown"))?;
+                .ok_or_else(|| refused("the access token is unknown"))?;
             if record.revoked || !self.session_is_active(&record.family, &claims.sub).await? {
-                return Err(unauthorized("the access token has been revoked"));
+                return Err(refused("the access token has been revoked"));
             }
         } else if !self.session_is_active(&claims.sid, &claims.sub).await? {
-            return Err(unauthorized(
+            return Err(refused(
                 "the access token's session has ended: sign in again",
             ));
         }
         let user = self
             .user_by_id(&claims.sub)
             .await?
-            .ok_or_else(|| unauthorized("the user of this token no longer exists"))?;
+            .ok_or_else(|| refused("the user of this token no longer exists"))?;
         if user.is_blocked() {
-            return Err(unauthorized("the user is forbidden to sign in"));
+            return Err(refused("the user is forbidden to sign in"));
         }
         Ok((Principal::User((*user).clone()), claims))
     }
