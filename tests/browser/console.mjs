@@ -128,6 +128,12 @@ await page.selectOption("select[name=organization]", "shop");
 await page.click("button:text-is('Search')");
 await page.waitForURL(/organization=shop/);
 await look("users");
+// A page past the last (a link kept while the list shrank) says so and leads back.
+await page.goto(`${IAM}/console/users?organization=shop&p=9`);
+assert.match(await page.textContent("main"), /Nothing on page 9: the last page is 1\./);
+await look("users-past-end");
+await page.click("a[rel=prev]");
+await page.waitForURL(/p=1$/);
 await page.selectOption("select[name=organization]", "shop");
 await page.selectOption("select[name=by]", "openid");
 await page.fill("input[name=q]", openid);
