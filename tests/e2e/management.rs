@@ -604,6 +604,40 @@ async fn casdoor_answers_where_its_sdks_look() -> anyhow::Result<()> {
     assert_eq!(org["data"]["passwordOptions"], json!(["AtLeast6"]));
     assert_eq!(org["data"]["initScore"], 2000);
 
+    // A link kept without a column is an http(s) URL, as the columns' URLs are; an
+    // application's redirect URIs never run code.
+    for (path, body, field) in [
+        (
+            "/api/add-organization",
+            json!({"name": "linked", "websiteUrl": "javascript:alert(1)"}),
+            "websiteUrl",
+        ),
+        (
+            "/api/add-application",
+            json!({"name": "linked", "organization": "demo", "homepageUrl": "data:text/html,x"}),
+            "homepageUrl",
+        ),
+        (
+            "/api/add-application",
+            json!({"name": "linked", "organization": "demo",
+                   "redirectUris": ["https://ok.example/cb", "javascript:alert(1)"]}),
+            "redirectUris",
+        ),
+        (
+            "/api/update-user?id=demo/tagged",
+            json!({"permanentAvatar": "javascript:alert(1)"}),
+            "permanentAvatar",
+        ),
+    ] {
+        let a = c.post_json_as(&admin, path, body).await?;
+        assert_eq!(a.status, 400, "{path}: {}", a.text);
+        assert!(a.msg().starts_with(field), "{path}: {}", a.msg());
+    }
+    let a = c
+        .get("/api/get-organization?id=admin/linked", &admin)
+        .await?;
+    assert!(a.json()["data"].is_null(), "nothing half-written: {}", a.text);
+
     // A wrong type is a 400 naming the field.
     let a = c
         .post_json_as(

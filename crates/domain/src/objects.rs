@@ -9,7 +9,8 @@ use crate::model::{
     ADMIN_OWNER, Application, Cert, Extra, Organization, Profile, Provider, ProviderItem, User,
 };
 use crate::values::{
-    AppId, ClientId, CryptoAlgorithm, DisplayName, InvalidValue, ObjectName, WebUrl, WechatId,
+    APPLICATION_LINKS, AppId, ClientId, CryptoAlgorithm, DisplayName, InvalidValue,
+    ORGANIZATION_LINKS, ObjectName, USER_LINKS, WebUrl, WechatId, check_links, check_redirect_uris,
     is_mini_program_type, short_text,
 };
 
@@ -59,6 +60,7 @@ impl Organization {
     pub fn from_input(i: OrganizationInput, now: DateTime<Utc>) -> Result<Self, InvalidValue> {
         crate::password_rules::validate_options(i.extra.get("passwordOptions"))
             .map_err(|e| InvalidValue::new("passwordOptions", e))?;
+        check_links(&i.extra, ORGANIZATION_LINKS)?;
         Ok(Self {
             name: name("name", &i.name)?,
             display_name: DisplayName::parse("displayName", &i.display_name)?,
@@ -158,6 +160,8 @@ impl Application {
         for g in &i.grant_types {
             short_text("grantTypes", g, 100)?;
         }
+        check_links(&i.extra, APPLICATION_LINKS)?;
+        check_redirect_uris(&i.extra)?;
         Ok(Self {
             name: name("name", &i.name)?,
             display_name: DisplayName::parse("displayName", &i.display_name)?,
@@ -364,6 +368,7 @@ impl User {
     /// password, if any, is hashed by the caller.
     pub fn from_input(i: UserInput, now: DateTime<Utc>) -> Result<Self, InvalidValue> {
         let p = i.profile;
+        check_links(&i.extra, USER_LINKS)?;
         let text = |field: &'static str, v: String| short_text(field, &v, 1000);
         let id = match i.id.filter(|id| !id.is_empty()) {
             Some(id) => uuid::Uuid::parse_str(&id)

@@ -180,6 +180,7 @@ impl Iam {
             self.apply_user_field(&mut user, f, &patch).await?;
         }
         if columns.is_none() && admin {
+            crate::values::check_links(&patch.extra, crate::values::USER_LINKS)?;
             for (k, v) in &patch.extra {
                 if v.is_null() {
                     user.extra.remove(k);

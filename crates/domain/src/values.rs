@@ -466,6 +466,83 @@ impl AvatarUrl {
     }
 }
 
+/// Casdoor's link fields an organization keeps without a column of its own.
+pub const ORGANIZATION_LINKS: &[&str] = &["websiteUrl", "favicon", "logo", "logoDark"];
+/// Casdoor's link fields an application keeps without a column of its own.
+pub const APPLICATION_LINKS: &[&str] = &[
+    "homepageUrl",
+    "logo",
+    "logoDark",
+    "favicon",
+    "signupUrl",
+    "signinUrl",
+    "forgetUrl",
+    "affiliationUrl",
+    "termsOfUse",
+    "formBackgroundUrl",
+    "formBackgroundUrlMobile",
+];
+/// Casdoor's link fields a user keeps without a column of its own (`avatar` and `homepage`
+/// have columns, and are [`WebUrl`]s).
+pub const USER_LINKS: &[&str] = &["permanentAvatar"];
+
+/// The link fields among an object's other fields, as they are written: each is absent, empty
+/// or an http(s) URL, as the URLs with a column are ([`AvatarUrl`]'s rules) — a console or a
+/// client that shows `websiteUrl` as a link never gets `javascript:`.
+pub fn check_links(
+    extra: &crate::model::Extra,
+    links: &[&'static str],
+) -> Result<(), InvalidValue> {
+    use serde_json::Value;
+    for &field in links {
+        match extra.get(field) {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) if s.is_empty() => {}
+            Some(Value::String(s)) => {
+                AvatarUrl::parse(field, s)?;
+            }
+            Some(_) => return Err(InvalidValue::new(field, "must be a string")),
+        }
+    }
+    Ok(())
+}
+
+/// An application's `redirectUris`: Casdoor's patterns, which may name an app's own scheme,
+/// but never one that runs or embeds code (`javascript:`, `data:`, `vbscript:`).
+pub fn check_redirect_uris(extra: &crate::model::Extra) -> Result<(), InvalidValue> {
+    use serde_json::Value;
+    match extra.get("redirectUris") {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::Array(uris)) => {
+            for (n, uri) in uris.iter().enumerate() {
+                let Value::String(uri) = uri else {
+                    return Err(InvalidValue::new(
+                        "redirectUris",
+                        format!("[{n}] must be a string"),
+                    ));
+                };
+                let scheme: String = uri
+                    .trim_start_matches(|c: char| c.is_whitespace() || c.is_control())
+                    .chars()
+                    .take_while(|c| *c != ':')
+                    .filter(|c| !c.is_whitespace() && !c.is_control())
+                    .collect::<String>()
+                    .to_ascii_lowercase();
+                if uri.contains(':')
+                    && ["javascript", "data", "vbscript"].contains(&scheme.as_str())
+                {
+                    return Err(InvalidValue::new(
+                        "redirectUris",
+                        format!("[{n}] must not be a {scheme}: URI"),
+                    ));
+                }
+            }
+            Ok(())
+        }
+        Some(_) => Err(InvalidValue::new("redirectUris", "must be a list of URIs")),
+    }
+}
+
 /// The signing algorithm of a cert.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CryptoAlgorithm {
@@ -610,6 +687,53 @@ mod tests {
         assert!(AvatarUrl::parse("avatar", "https://").is_err());
         assert!(AvatarUrl::parse("avatar", "https://a b").is_err());
         assert!(AvatarUrl::parse("avatar", &format!("https://a/{}", "x".repeat(1020))).is_err());
+    }
+
+    #[test]
+    fn link_fields_kept_without_a_column_are_http_urls() {
+        let extra = |v: serde_json::Value| v.as_object().cloned().unwrap_or_default();
+        let ok = extra(serde_json::json!({
+            "websiteUrl": "https://shop.example.com", "logo": "", "favicon": null, "tag": "x"
+        }));
+        assert_eq!(check_links(&ok, ORGANIZATION_LINKS), Ok(()));
+        let bad = extra(serde_json::json!({"websiteUrl": "javascript:alert(1)"}));
+        let e = check_links(&bad, ORGANIZATION_LINKS).unwrap_err();
+        assert_eq!(e.to_string(), "websiteUrl: must be an http or https URL");
+        let e = check_links(
+            &extra(serde_json::json!({"homepageUrl": 5})),
+            APPLICATION_LINKS,
+        );
+        assert_eq!(e.unwrap_err().to_string(), "homepageUrl: must be a string");
+        // Another object's link field is not this one's.
+        assert_eq!(check_links(&bad, USER_LINKS), Ok(()));
+
+        let uris = |v: serde_json::Value| {
+            check_redirect_uris(&extra(serde_json::json!({"redirectUris": v})))
+        };
+        assert_eq!(
+            uris(serde_json::json!([
+                "https://a.example/cb",
+                "myapp://cb",
+                "http://localhost:.*"
+            ])),
+            Ok(())
+        );
+        for bad in [
+            "javascript:alert(1)",
+            " JavaScript:x",
+            "java\tscript:x",
+            "data:text/html,x",
+            "VBScript:x",
+        ] {
+            let e = uris(serde_json::json!(["https://ok.example", bad])).unwrap_err();
+            assert!(
+                e.to_string()
+                    .starts_with("redirectUris: [1] must not be a "),
+                "{bad}: {e}"
+            );
+        }
+        assert!(uris(serde_json::json!("https://a.example")).is_err());
+        assert!(uris(serde_json::json!([1])).is_err());
         // Read back, an old row's text is kept as it was but is no URL.
         let old = WebUrl::stored("javascript:alert(1)".into());
         assert_eq!(old.as_str(), "javascript:alert(1)");
