@@ -228,19 +228,14 @@ impl From<iam_domain::values::InvalidValue> for Failure {
     }
 }
 
+/// The status of a domain error, as the domain gives it.
+pub fn status_of(e: &Error) -> StatusCode {
+    StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
 impl Failure {
     pub fn status(&self) -> StatusCode {
-        match &self.0 {
-            Error::Invalid(_) => StatusCode::BAD_REQUEST,
-            Error::Unauthenticated(_) | Error::InvalidToken(_) => StatusCode::UNAUTHORIZED,
-            Error::Forbidden(_) => StatusCode::FORBIDDEN,
-            Error::NotFound(_) => StatusCode::NOT_FOUND,
-            Error::Conflict(_) => StatusCode::CONFLICT,
-            Error::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        status_of(&self.0)
     }
 
     /// For extractors: a poem error that [`Reply`]'s bad-request handler turns back into this.
@@ -330,15 +325,12 @@ impl ApiResponse for Failure {
     }
 }
 
-/// The status of an RFC 6749 error.
+/// The status of an RFC 6749 error, as the domain gives it.
 fn oauth_status(kind: OAuthErrorKind) -> StatusCode {
-    match kind {
-        OAuthErrorKind::InvalidClient => StatusCode::UNAUTHORIZED,
-        OAuthErrorKind::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-        OAuthErrorKind::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
-        OAuthErrorKind::SlowDown => StatusCode::TOO_MANY_REQUESTS,
-        _ => StatusCode::BAD_REQUEST,
-    }
+    u16::try_from(kind.status())
+        .ok()
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 /// Every token-endpoint answer, success or error, must not be cached (RFC 6749 §5.1).

@@ -243,19 +243,9 @@ pub fn csrf_refusal(console: &Console, admin: &Admin, form: &Fields) -> Option<R
     }
 }
 
-/// A use case's refusal as a status code.
+/// A use case's refusal as a status code, as the domain gives it (the API answers the same).
 pub fn status_of(e: &Error) -> StatusCode {
-    match e {
-        Error::Invalid(_) => StatusCode::BAD_REQUEST,
-        Error::Unauthenticated(_) | Error::InvalidToken(_) => StatusCode::UNAUTHORIZED,
-        Error::Forbidden(_) => StatusCode::FORBIDDEN,
-        Error::NotFound(_) => StatusCode::NOT_FOUND,
-        Error::Conflict(_) => StatusCode::CONFLICT,
-        Error::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-        Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-        Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-        Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-    }
+    StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 /// An error message split into the field it names (`field: reason`) and the reason, when the

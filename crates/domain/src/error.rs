@@ -65,6 +65,23 @@ pub enum Error {
 }
 
 impl Error {
+    /// The HTTP status of an answer with this error: the one mapping, for the API's answers,
+    /// the console's pages and the audit trail's records (as [`crate::oauth::OAuthErrorKind::status`]
+    /// is the token endpoint's).
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Invalid(_) => 400,
+            Self::Unauthenticated(_) | Self::InvalidToken(_) => 401,
+            Self::Forbidden(_) => 403,
+            Self::NotFound(_) => 404,
+            Self::Conflict(_) => 409,
+            Self::TooLarge(_) => 413,
+            Self::TooManyRequests { .. } => 429,
+            Self::Internal(_) => 500,
+            Self::Unavailable { .. } => 503,
+        }
+    }
+
     pub fn invalid(m: impl Into<String>) -> Self {
         Self::Invalid(m.into())
     }
