@@ -466,6 +466,16 @@ async fn an_administrator_connects_a_mini_program_and_manages_its_users() -> any
         past.attr("a[rel=prev]", "href"),
         ["?by=name&organization=shop&p=1".to_owned()]
     );
+    // A search by a column the console does not offer is the caller's mistake: a 400 that says so.
+    let bogus = b
+        .get("/console/users?organization=shop&by=password&q=x")
+        .await?;
+    assert_eq!(bogus.status, StatusCode::BAD_REQUEST, "{}", bogus.text);
+    assert!(
+        bogus.text.contains("Cannot search by &#34;password&#34;."),
+        "{}",
+        bogus.text
+    );
 
     // The audit log shows the sign-in and the revocation.
     let log = eventually(&mut b, "/console/records?organization=shop", |p| {

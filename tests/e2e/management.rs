@@ -636,7 +636,11 @@ async fn casdoor_answers_where_its_sdks_look() -> anyhow::Result<()> {
     let a = c
         .get("/api/get-organization?id=admin/linked", &admin)
         .await?;
-    assert!(a.json()["data"].is_null(), "nothing half-written: {}", a.text);
+    assert!(
+        a.json()["data"].is_null(),
+        "nothing half-written: {}",
+        a.text
+    );
 
     // A wrong type is a 400 naming the field.
     let a = c

@@ -164,7 +164,12 @@ pub async fn list(req: &Request, admin: Admin, Data(console): Data<&Arc<Console>
         search_by: SEARCH_BY.to_vec(),
         error,
     };
-    page::render(&t)
+    // A search the console cannot make is the caller's mistake: said on the page, and a 400.
+    let status = match t.error {
+        Some(_) => StatusCode::BAD_REQUEST,
+        None => StatusCode::OK,
+    };
+    page::render_status(&t, status)
 }
 
 pub struct SessionRow {
