@@ -151,6 +151,12 @@ impl Reply {
         Self::json(&json!({"status": "ok", "msg": "", "data": data, "data2": data2}))
     }
 
+    /// A list as Casdoor answers one: `data` the objects as `render` shows them, `data2` how
+    /// many there are in all (more than `items` when it is a page).
+    pub fn list<T>(items: &[T], render: impl Fn(&T) -> Value, total: impl Into<Value>) -> Self {
+        Self::ok(items.iter().map(render).collect(), total.into())
+    }
+
     /// Casdoor's answer to a write: `data: "Affected"` or `"Unaffected"`.
     pub fn affected(changed: bool) -> Self {
         Self::ok(

@@ -44,7 +44,7 @@ fn target(
 }
 
 fn list<T>(items: &[T], render: fn(&T) -> Value) -> Reply<Envelope> {
-    Reply::ok(items.iter().map(render).collect(), json!(items.len()))
+    Reply::list(items, render, items.len())
 }
 
 fn one<T>(item: Option<T>, render: fn(&T) -> Value) -> Reply<Envelope> {

@@ -144,10 +144,7 @@ impl RecordsApi {
             response: response.0,
         };
         let (records, total) = state.iam.get_records(&caller.principal, &params).await?;
-        Ok(Reply::ok(
-            Value::Array(records.iter().map(record).collect()),
-            json!(total),
-        ))
+        Ok(Reply::list(&records, record, total))
     }
 
     /// The dashboard's numbers: sign-ins per hour (24 h) and per day (30 days) split into

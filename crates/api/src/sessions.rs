@@ -146,10 +146,7 @@ impl SessionsApi {
                 page(p, page_size)?,
             )
             .await?;
-        Ok(Reply::ok(
-            Value::Array(groups.iter().map(group).collect()),
-            json!(total),
-        ))
+        Ok(Reply::list(&groups, group, total))
     }
 
     /// Casdoor's session removal: ends the sessions of the body's user (`owner`, `name`) in
@@ -208,10 +205,7 @@ impl SessionsApi {
     ) -> Answer {
         let sessions = state.iam.user_sessions(&caller.principal, &id.0).await?;
         let n = sessions.len();
-        Ok(Reply::ok(
-            Value::Array(sessions.iter().map(session).collect()),
-            json!(n),
-        ))
+        Ok(Reply::list(&sessions, session, n))
     }
 
     /// Ends one session: yours, or one of an organization you administer. Its tokens are
@@ -303,10 +297,7 @@ impl SessionsApi {
                 page(p, page_size)?,
             )
             .await?;
-        Ok(Reply::ok(
-            Value::Array(sessions.iter().map(token).collect()),
-            json!(total),
-        ))
+        Ok(Reply::list(&sessions, token, total))
     }
 
     /// One Token (`id=admin/<session id>`); `data: null` when there is no such session.

@@ -239,10 +239,7 @@ impl UsersApi {
             .iam
             .get_users_page(&caller.principal, &params, state.user_list_max)
             .await?;
-        Ok(Reply::ok(
-            Value::Array(users.iter().map(wire::user).collect()),
-            json!(total),
-        ))
+        Ok(Reply::list(&users, wire::user, total))
     }
 
     /// Every organization's users (global administrators), paged like `get-users`.
@@ -276,10 +273,7 @@ impl UsersApi {
             .iam
             .get_global_users(&caller.principal, &params, state.user_list_max)
             .await?;
-        Ok(Reply::ok(
-            Value::Array(users.iter().map(wire::user).collect()),
-            json!(total),
-        ))
+        Ok(Reply::list(&users, wire::user, total))
     }
 
     /// The first `limit` users of an organization by `sorter` (`createdTime`, `name`,
@@ -312,10 +306,7 @@ impl UsersApi {
             )
             .await?;
         let n = users.len();
-        Ok(Reply::ok(
-            Value::Array(users.iter().map(wire::user).collect()),
-            json!(n),
-        ))
+        Ok(Reply::list(&users, wire::user, n))
     }
 
     /// How many users an organization has (`isOnline` is accepted and ignored: this server
