@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use askama::Template;
 use iam_domain::records::RecordParams;
-use poem::http::StatusCode;
 use poem::web::Data;
 use poem::{Request, Response, handler};
 
@@ -91,10 +90,5 @@ pub async fn list(req: &Request, admin: Admin, Data(console): Data<&Arc<Console>
         organization,
         error,
     };
-    // A filter the log cannot apply is the caller's mistake: said on the page, and a 400.
-    let status = match t.error {
-        Some(_) => StatusCode::BAD_REQUEST,
-        None => StatusCode::OK,
-    };
-    page::render_status(&t, status)
+    page::render(&t)
 }

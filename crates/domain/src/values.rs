@@ -521,16 +521,16 @@ pub fn check_redirect_uris(extra: &crate::model::Extra) -> Result<(), InvalidVal
                         format!("[{n}] must be a string"),
                     ));
                 };
-                let scheme: String = uri
-                    .trim_start_matches(|c: char| c.is_whitespace() || c.is_control())
+                // A browser skips whitespace and control characters in a scheme.
+                let Some((scheme, _)) = uri.split_once(':') else {
+                    continue;
+                };
+                let scheme: String = scheme
                     .chars()
-                    .take_while(|c| *c != ':')
                     .filter(|c| !c.is_whitespace() && !c.is_control())
                     .collect::<String>()
                     .to_ascii_lowercase();
-                if uri.contains(':')
-                    && ["javascript", "data", "vbscript"].contains(&scheme.as_str())
-                {
+                if ["javascript", "data", "vbscript"].contains(&scheme.as_str()) {
                     return Err(InvalidValue::new(
                         "redirectUris",
                         format!("[{n}] must not be a {scheme}: URI"),
