@@ -472,7 +472,9 @@ async fn an_administrator_connects_a_mini_program_and_manages_its_users() -> any
         .await?;
     assert_eq!(bogus.status, StatusCode::BAD_REQUEST, "{}", bogus.text);
     assert!(
-        bogus.text.contains("Cannot search by &#34;password&#34;."),
+        bogus
+            .text
+            .contains("Cannot search by &#34;password&#34;: the list below is not searched."),
         "{}",
         bogus.text
     );

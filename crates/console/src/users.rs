@@ -120,7 +120,9 @@ pub async fn list(req: &Request, admin: Admin, Data(console): Data<&Arc<Console>
     let search = match UserSearch::parse(&by) {
         Some(s) => (!text.is_empty()).then(|| (s, text.clone())),
         None => {
-            error = Some(format!("Cannot search by {by:?}."));
+            error = Some(format!(
+                "Cannot search by {by:?}: the list below is not searched."
+            ));
             None
         }
     };
