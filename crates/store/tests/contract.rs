@@ -1157,6 +1157,70 @@ contract!(
 // Casdoor's `p` may have 18 digits: p × pageSize then passes i64 (SQL's OFFSET) and must
 // read as "past the end", not wrap negative (PostgreSQL refuses a negative OFFSET; SQLite
 // reads it as the first page).
+/// A stream of sign-ins, as under load: on SQLite the writer lingers for the next and gathers
+/// batches; every sign-in is answered and written, and one that fails (its session id taken)
+/// fails alone, whichever batch it fell into.
+async fn a_stream_of_sign_ins(s: Store) {
+    let s = Arc::new(s);
+    let now = Utc::now();
+    let mut tasks = Vec::new();
+    for t in 0..16 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut failed = Vec::new();
+            for i in 0..25 {
+                // Task 3's tenth sign-in reuses the session id of its ninth.
+                let sid = if (t, i) == (3, 10) {
+                    "s3-9".to_owned()
+                } else {
+                    format!("s{t}-{i}")
+                };
+                let w = sign_in(&sid, &format!("u{t}"), "a1", &format!("h{t}-{i}"), now, 1);
+                if s.record_sign_in(&w).await.is_err() {
+                    failed.push((t, i));
+                }
+                tokio::time::sleep(std::time::Duration::from_micros(200 * (i % 4))).await;
+            }
+            failed
+        }));
+    }
+    let mut failed = Vec::new();
+    for t in tasks {
+        failed.extend(t.await.unwrap());
+    }
+    assert_eq!(failed, vec![(3, 10)], "only the reused session id fails");
+    let [sessions, refresh, ..] = s.session_table_counts().await.unwrap();
+    assert_eq!((sessions, refresh), (399, 399));
+    assert!(s.get_session("s15-24").await.unwrap().is_some());
+}
+
+contract!(
+    a_stream_of_sign_ins_is_written_whole,
+    |s: Store| async move {
+        a_stream_of_sign_ins(s).await;
+    }
+);
+
+/// With one pooled connection the writer does not linger on it (a read would wait for it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stream_of_sign_ins_on_one_connection() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("iam.db");
+    let store = Store::open(Driver::Sqlite, path.to_str().expect("utf-8 path"), 1)
+        .await
+        .expect("open sqlite");
+    store.migrate().await.expect("migrate");
+    let reader = store.clone();
+    let read = tokio::spawn(async move {
+        for _ in 0..50 {
+            reader.get_session("nobody").await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    });
+    a_stream_of_sign_ins(store).await;
+    read.await.unwrap();
+}
+
 contract!(a_page_past_any_table_is_empty, |s: Store| async move {
     s.insert_organization(&org("demo")).await.unwrap();
     s.insert_user(&user("demo", "alice")).await.unwrap();
