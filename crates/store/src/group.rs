@@ -11,8 +11,8 @@
 //! then written again one transaction per sign-in. A lone sign-in is a batch of one.
 //!
 //! Two waits make the batches worth having under a steady stream (measured with iam-load,
-//! returning sign-ins at ~1,000/s: 1.5 sign-ins a transaction before, 4.7 after; server CPU per
-//! sign-in 6–11% lower, p99 115–130 ms → 104–110 ms, the log a third smaller):
+//! returning sign-ins at ~1,000/s: 1.5 sign-ins a transaction before, 4.7 after; 9–16% more
+//! sign-ins a second, p99 150–155 ms → 125–126 ms, the log a third smaller):
 //! - the leader [`LINGER`]s for the next sign-in before it steps down, so a stream is not a
 //!   chain of blocking-pool hand-offs and pool check-outs, one per sign-in or two;
 //! - once a batch held more than one sign-in (others are signing in at the same moment), the
