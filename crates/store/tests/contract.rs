@@ -48,11 +48,20 @@ impl Drop for Fixture {
 }
 
 async fn sqlite() -> Fixture {
+    sqlite_pool(8).await
+}
+
+/// A store on a SQLite file of its own with `pool_size` connections.
+async fn sqlite_pool(pool_size: u32) -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("iam.db");
-    let store = Store::open(Driver::Sqlite, path.to_str().expect("utf-8 path"), 8)
-        .await
-        .expect("open sqlite");
+    let store = Store::open(
+        Driver::Sqlite,
+        path.to_str().expect("utf-8 path"),
+        pool_size,
+    )
+    .await
+    .expect("open sqlite");
     store.migrate().await.expect("migrate");
     Fixture {
         url: path.to_str().expect("utf-8 path").to_owned(),
@@ -1204,20 +1213,15 @@ contract!(
 /// With one pooled connection the writer does not linger on it (a read would wait for it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_stream_of_sign_ins_on_one_connection() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("iam.db");
-    let store = Store::open(Driver::Sqlite, path.to_str().expect("utf-8 path"), 1)
-        .await
-        .expect("open sqlite");
-    store.migrate().await.expect("migrate");
-    let reader = store.clone();
+    let f = sqlite_pool(1).await;
+    let reader = f.store.clone();
     let read = tokio::spawn(async move {
         for _ in 0..50 {
             reader.get_session("nobody").await.unwrap();
             tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         }
     });
-    a_stream_of_sign_ins(store).await;
+    a_stream_of_sign_ins(f.store.clone()).await;
     read.await.unwrap();
 }
 
