@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Binary, Nullable, Text};
 use iam_domain::model::StoredAccessToken;
 
-use crate::conn::{AnyConnection, DbError};
+use crate::conn::{AnyConnection, DbError, on_any};
 use crate::records::dialect;
 
 #[derive(QueryableByName)]
@@ -24,16 +24,6 @@ struct Row {
 struct Version {
     #[diesel(sql_type = BigInt)]
     version: i64,
-}
-
-/// Runs `$q` (a diesel query built from `$sql`) on whichever backend `$c` is.
-macro_rules! on_any {
-    ($c:expr, |$conn:ident| $body:expr) => {
-        match $c {
-            AnyConnection::Sqlite($conn) => $body,
-            AnyConnection::Postgresql($conn) => $body,
-        }
-    };
 }
 
 pub(crate) fn get(

@@ -12,7 +12,7 @@ use iam_domain::model::{
 use iam_domain::ports::NewUser;
 use iam_domain::values::{Phone, WechatId};
 
-use crate::conn::{AnyConnection, DbError, write_tx};
+use crate::conn::{AnyConnection, DbError, on_any, write_tx};
 use crate::repo::upsert_wechat_key;
 use crate::rows::{IdentityRow, UserRow, parse_ts, stored_unionid, ts};
 use crate::schema::*;
@@ -27,13 +27,14 @@ fn user_by_identity(
     appid: &str,
     openid: &str,
 ) -> Result<Option<(User, Option<WechatId>)>, DbError> {
-    let row = users::table
+    // Every sign-in's one read: on the backend's own connection (see on_any).
+    let row = on_any!(c, |c| users::table
         .inner_join(wechat_identities::table)
         .filter(wechat_identities::appid.eq(appid))
         .filter(wechat_identities::openid.eq(openid))
         .select((UserRow::as_select(), wechat_identities::unionid))
         .first::<(UserRow, String)>(c)
-        .optional()?;
+        .optional()?);
     row.map(|(u, unionid)| Ok((user(u)?, stored_unionid(&unionid)?)))
         .transpose()
 }

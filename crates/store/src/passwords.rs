@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Integer, Text};
 use iam_domain::model::PasswordFailures;
 
-use crate::conn::{AnyConnection, DbError};
+use crate::conn::{AnyConnection, DbError, on_any};
 use crate::rows::{parse_ts, ts};
 use crate::schema::password_failures;
 
@@ -57,19 +57,11 @@ pub(crate) fn add(
            last_wrong_time = excluded.last_wrong_time \
          RETURNING wrong_times, last_wrong_time",
     );
-    macro_rules! run {
-        ($c:expr) => {
-            diesel::sql_query(sql.as_str())
-                .bind::<Text, _>(user_id)
-                .bind::<Text, _>(ts(&now))
-                .bind::<Text, _>(ts(&stale_before))
-                .get_result::<Counted>($c)?
-        };
-    }
-    let row = match c {
-        AnyConnection::Sqlite(c) => run!(c),
-        AnyConnection::Postgresql(c) => run!(c),
-    };
+    let row = on_any!(c, |c| diesel::sql_query(sql.as_str())
+        .bind::<Text, _>(user_id)
+        .bind::<Text, _>(ts(&now))
+        .bind::<Text, _>(ts(&stale_before))
+        .get_result::<Counted>(c)?);
     failures(row.wrong_times, &row.last_wrong_time)
 }
 

@@ -10,7 +10,7 @@ use iam_domain::StoreError;
 use iam_domain::model::{Record, RecordField, RecordQuery};
 use iam_domain::ports::{AuditSink, Repository};
 
-use crate::conn::{AnyConnection, DbError};
+use crate::conn::{AnyConnection, DbError, on_any};
 use crate::rows::{parse_ts, ts};
 use crate::schema::records;
 
@@ -416,19 +416,13 @@ fn counts(
 ) -> Result<Vec<iam_domain::model::CountRow>, DbError> {
     use diesel::sql_types::Text;
     let sql = dialect(c, sql);
-    macro_rules! run {
-        ($c:expr) => {{
-            let mut q = diesel::sql_query(sql).into_boxed();
-            for b in binds {
-                q = q.bind::<Text, _>(b.clone());
-            }
-            q.load::<CountSql>($c)?
-        }};
-    }
-    let rows = match c {
-        AnyConnection::Sqlite(c) => run!(c),
-        AnyConnection::Postgresql(c) => run!(c),
-    };
+    let rows = on_any!(c, |c| {
+        let mut q = diesel::sql_query(sql).into_boxed();
+        for b in binds {
+            q = q.bind::<Text, _>(b.clone());
+        }
+        q.load::<CountSql>(c)?
+    });
     Ok(rows.into_iter().map(Into::into).collect())
 }
 

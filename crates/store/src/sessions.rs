@@ -9,7 +9,7 @@ use iam_domain::model::{
     SignInWrite, UserTouch,
 };
 
-use crate::conn::{AnyConnection, DbError};
+use crate::conn::{AnyConnection, DbError, on_any};
 use crate::repo::upsert_wechat_key;
 use crate::rows::*;
 use crate::schema::*;
@@ -111,12 +111,15 @@ pub fn record_sign_in(c: &mut AnyConnection, w: &SignInWrite) -> Result<Vec<Stri
         .set(wechat_identities::unionid.eq(unionid.as_str()))
         .execute(c)?;
     }
-    diesel::insert_into(sessions::table)
-        .values(SessionRow::from(&w.session))
-        .execute(c)?;
-    diesel::insert_into(refresh_tokens::table)
-        .values(RefreshRow::from(&w.refresh))
-        .execute(c)?;
+    let (session, refresh) = (SessionRow::from(&w.session), RefreshRow::from(&w.refresh));
+    on_any!(c, |c| {
+        diesel::insert_into(sessions::table)
+            .values(&session)
+            .execute(c)?;
+        diesel::insert_into(refresh_tokens::table)
+            .values(&refresh)
+            .execute(c)?;
+    });
     if let Some(r) = &w.record {
         crate::records::insert(c, std::slice::from_ref(r))?;
     }
