@@ -44,6 +44,16 @@ async function look(name) {
     await page.setViewportSize({ width, height: 900 });
     // caret "initial": hiding the caret injects a style, which the CSP (rightly) refuses.
     await page.screenshot({ path: `${ARTIFACTS}/${name}-${width}.png`, fullPage: true, caret: "initial" });
+    // On a phone, a list's rows are cards: nothing to scroll sideways, in the page or a list.
+    if (width === 390) {
+      const wide = await page.evaluate(() => [
+        ...(document.documentElement.scrollWidth > innerWidth ? ["the page"] : []),
+        ...[...document.querySelectorAll("table.cards")]
+          .filter((t) => t.parentElement.scrollWidth > t.parentElement.clientWidth + 1)
+          .map((t) => `a list of ${t.rows.length - 1} rows`),
+      ]);
+      assert.deepEqual(wide, [], `at 390 px on ${name}, these scroll sideways`);
+    }
   }
   await page.setViewportSize({ width: 1280, height: 900 });
   checked.push(name);
