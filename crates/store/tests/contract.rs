@@ -1163,9 +1163,6 @@ contract!(
     }
 );
 
-// Casdoor's `p` may have 18 digits: p × pageSize then passes i64 (SQL's OFFSET) and must
-// read as "past the end", not wrap negative (PostgreSQL refuses a negative OFFSET; SQLite
-// reads it as the first page).
 /// A stream of sign-ins, as under load: on SQLite the writer lingers for the next and gathers
 /// batches; every sign-in is answered and written, and one that fails (its session id taken)
 /// fails alone, whichever batch it fell into.
@@ -1210,7 +1207,9 @@ contract!(
     }
 );
 
-/// With one pooled connection the writer does not linger on it (a read would wait for it).
+/// With one pooled connection (where the writer must not linger on it) a stream of sign-ins and
+/// reads beside it all complete. That the reads are not kept waiting the linger's 5 ms is
+/// `lead`'s idle-connection check; this test shows only that nothing is lost or stuck.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_stream_of_sign_ins_on_one_connection() {
     let f = sqlite_pool(1).await;
@@ -1225,6 +1224,9 @@ async fn a_stream_of_sign_ins_on_one_connection() {
     read.await.unwrap();
 }
 
+// Casdoor's `p` may have 18 digits: p × pageSize then passes i64 (SQL's OFFSET) and must
+// read as "past the end", not wrap negative (PostgreSQL refuses a negative OFFSET; SQLite
+// reads it as the first page).
 contract!(a_page_past_any_table_is_empty, |s: Store| async move {
     s.insert_organization(&org("demo")).await.unwrap();
     s.insert_user(&user("demo", "alice")).await.unwrap();
