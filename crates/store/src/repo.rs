@@ -152,77 +152,40 @@ fn apply_seed(
         };
         !(existed && new_only)
     };
-    for o in &bundle.organizations {
-        let existed = organizations::table
-            .find(o.name.as_str())
-            .count()
-            .get_result::<i64>(c)?
-            > 0;
-        if tally(existed) {
-            let row = OrganizationRow::from(o);
-            if existed {
-                diesel::update(organizations::table.find(o.name.as_str()))
-                    .set(&row)
-                    .execute(c)?;
-            } else {
-                diesel::insert_into(organizations::table)
-                    .values(&row)
-                    .execute(c)?;
+    // One organization, cert, provider or application: replaced (or kept) when its key is
+    // taken, inserted when not. The row is built only when it is written.
+    macro_rules! seed_row {
+        ($table:path, $key:expr, $row:expr) => {{
+            let existed = $table.find($key).count().get_result::<i64>(c)? > 0;
+            if tally(existed) {
+                let row = $row;
+                if existed {
+                    diesel::update($table.find($key)).set(&row).execute(c)?;
+                } else {
+                    diesel::insert_into($table).values(&row).execute(c)?;
+                }
             }
-        }
+        }};
+    }
+    for o in &bundle.organizations {
+        seed_row!(
+            organizations::table,
+            o.name.as_str(),
+            OrganizationRow::from(o)
+        );
     }
     for cert in &bundle.certs {
-        let existed = certs::table
-            .find(cert.name.as_str())
-            .count()
-            .get_result::<i64>(c)?
-            > 0;
-        if tally(existed) {
-            let row = CertRow::from(cert);
-            if existed {
-                diesel::update(certs::table.find(cert.name.as_str()))
-                    .set(&row)
-                    .execute(c)?;
-            } else {
-                diesel::insert_into(certs::table).values(&row).execute(c)?;
-            }
-        }
+        seed_row!(certs::table, cert.name.as_str(), CertRow::from(cert));
     }
     for p in &bundle.providers {
         let key = (p.owner.as_str(), p.name.as_str());
-        let existed = providers::table.find(key).count().get_result::<i64>(c)? > 0;
-        if tally(existed) {
-            let row = ProviderRow::from(p);
-            if existed {
-                diesel::update(providers::table.find(key))
-                    .set(&row)
-                    .execute(c)?;
-            } else {
-                diesel::insert_into(providers::table)
-                    .values(&row)
-                    .execute(c)?;
-            }
-        }
+        seed_row!(providers::table, key, ProviderRow::from(p));
     }
     for app in &bundle.applications {
-        let existed = applications::table
-            .find(app.name.as_str())
-            .count()
-            .get_result::<i64>(c)?
-            > 0;
-        if tally(existed) {
+        seed_row!(applications::table, app.name.as_str(), {
             check_application_refs(c, app)?;
-            let row = ApplicationRow::try_from(app)?;
-            if existed {
-                diesel::update(applications::table.find(app.name.as_str()))
-                    .set(&row)
-                    .execute(c)?;
-            } else {
-                diesel::insert_into(applications::table)
-                    .values(&row)
-                    .execute(c)?;
-            }
-        }
+            ApplicationRow::try_from(app)?
+        });
     }
     for u in &bundle.users {
         let existing: Option<String> = users::table
