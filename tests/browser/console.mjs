@@ -44,16 +44,15 @@ async function look(name) {
     await page.setViewportSize({ width, height: 900 });
     // caret "initial": hiding the caret injects a style, which the CSP (rightly) refuses.
     await page.screenshot({ path: `${ARTIFACTS}/${name}-${width}.png`, fullPage: true, caret: "initial" });
-    // On a phone, a list's rows are cards: nothing to scroll sideways, in the page or a list.
-    if (width === 390) {
-      const wide = await page.evaluate(() => [
-        ...(document.documentElement.scrollWidth > innerWidth ? ["the page"] : []),
-        ...[...document.querySelectorAll("table.cards")]
-          .filter((t) => t.parentElement.scrollWidth > t.parentElement.clientWidth + 1)
-          .map((t) => `a list of ${t.rows.length - 1} rows`),
-      ]);
-      assert.deepEqual(wide, [], `at 390 px on ${name}, these scroll sideways`);
-    }
+    // A list is a table where its frame is wide and a card per row where it is narrow (a
+    // phone, a narrow column): at either width nothing scrolls sideways, the page or a list.
+    const wide = await page.evaluate(() => [
+      ...(document.documentElement.scrollWidth > innerWidth ? ["the page"] : []),
+      ...[...document.querySelectorAll("table.cards")]
+        .filter((t) => t.parentElement.scrollWidth > t.parentElement.clientWidth + 1)
+        .map((t) => `a list of ${t.rows.length - 1} rows`),
+    ]);
+    assert.deepEqual(wide, [], `at ${width} px on ${name}, these scroll sideways`);
   }
   await page.setViewportSize({ width: 1280, height: 900 });
   checked.push(name);
@@ -159,6 +158,12 @@ assert.equal(rows.length, 1);
 await page.click("tbody a");
 await page.waitForURL(/\/console\/users\/shop\//);
 assert.ok((await page.content()).includes(openid));
+// Beside the profile, the identities' column is narrow even on a wide screen: they are cards
+// there (an openid on one line), while the full-width sessions stay a table.
+const shown = async (h) =>
+  page.$eval(`section:has(#${h}) tbody tr`, (tr) => getComputedStyle(tr).display);
+assert.equal(await shown("h-ids"), "block", "identities as cards at 1280 px");
+assert.equal(await shown("h-sessions"), "table-row", "sessions as a table at 1280 px");
 await look("user");
 await page.click("button:text-is('Revoke')");
 await page.waitForSelector("[role=status]");
