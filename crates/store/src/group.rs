@@ -50,18 +50,39 @@ const GATHER_TARGET: usize = 16;
 
 type Answer = oneshot::Sender<Result<Vec<String>, StoreError>>;
 
+/// The longest a leader holds its next batch back for a checkpoint that asked it to
+/// ([`SignInGroup::pause`]); past it, the batch goes and the checkpoint waits for the lock.
+const PAUSE_LIMIT: Duration = Duration::from_millis(200);
+
 #[derive(Default)]
 struct Queue {
     pending: Vec<(SignInWrite, Answer)>,
     /// A leader is writing; whatever queues meanwhile is its next batch.
     leading: bool,
+    /// A batch's transaction is open.
+    writing: bool,
+    /// A checkpoint is restarting the log: the leader starts no batch meanwhile.
+    paused: bool,
 }
 
 #[derive(Default, Clone)]
 pub(crate) struct SignInGroup {
     queue: Arc<Mutex<Queue>>,
-    /// Signalled when a sign-in queues behind a leader (who may be lingering or gathering).
+    /// Signalled when a sign-in queues behind a leader (who may be lingering or gathering), and
+    /// when a checkpoint's pause ends.
     arrived: Arc<Condvar>,
+    /// Signalled when a batch's transaction ends, for a checkpoint waiting to restart the log.
+    between: Arc<Condvar>,
+}
+
+/// The sign-in writer held between batches ([`SignInGroup::pause`]); dropped, it goes on.
+pub(crate) struct Paused<'a>(&'a SignInGroup);
+
+impl Drop for Paused<'_> {
+    fn drop(&mut self) {
+        self.0.lock().paused = false;
+        self.0.arrived.notify_all();
+    }
 }
 
 impl SignInGroup {
@@ -89,6 +110,23 @@ impl SignInGroup {
         }
         rx.await
             .map_err(|_| StoreError::Unavailable("the sign-in writer stopped".into()))?
+    }
+
+    /// Holds the writer between batches, for a checkpoint that restarts the log: it returns
+    /// once the batch being written (if any) has committed, or after `wait`. A RESTART needs
+    /// the write lock, and under a stream of sign-ins the leader takes it back batch after
+    /// batch: polling for it (SQLite's busy handler sleeps 1, 2, 5, 10… ms between tries) made
+    /// restarts slow and let some give up (4 of 45 in one run of first sign-ins) while the log
+    /// kept growing.
+    pub(crate) fn pause(&self, wait: Duration) -> Paused<'_> {
+        let mut q = self.lock();
+        q.paused = true;
+        drop(
+            self.between
+                .wait_timeout_while(q, wait, |q| q.writing)
+                .map_or_else(|e| e.into_inner().0, |(q, _)| q),
+        );
+        Paused(self)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
@@ -141,12 +179,19 @@ impl SignInGroup {
                 if last > 1 {
                     q = self.wait_for(q, GATHER, |q| q.pending.len() >= GATHER_TARGET);
                 }
+                if q.paused {
+                    q = self.wait_for(q, PAUSE_LIMIT, |q| !q.paused);
+                }
                 let n = q.pending.len().min(MAX_BATCH);
                 last = n;
+                q.writing = true;
                 q.pending.drain(..n).collect()
             };
             let (writes, answers): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
-            match commit(&mut conn.inner, &writes) {
+            let committed = commit(&mut conn.inner, &writes);
+            self.lock().writing = false;
+            self.between.notify_all();
+            match committed {
                 Ok(results) => {
                     for (answer, r) in answers.into_iter().zip(results) {
                         let _ = answer.send(r.map_err(DbError::into_domain));
@@ -180,6 +225,7 @@ impl Drop for StepDown<'_> {
         if std::thread::panicking() {
             let mut q = self.0.lock();
             q.leading = false;
+            q.writing = false;
             for (_, answer) in q.pending.drain(..) {
                 let _ = answer.send(Err(StoreError::Unavailable(
                     "the sign-in writer failed; try again".into(),

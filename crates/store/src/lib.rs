@@ -120,6 +120,7 @@ impl Store {
             return Ok(false);
         }
         let truncate = idle && self.wal_bytes() > 0;
+        let sign_ins = self.sign_ins.clone();
         // One pooled connection for the whole checkpoint: under load a second wait for one
         // would let the log grow for longer.
         self.run(move |c| {
@@ -133,6 +134,9 @@ impl Store {
             if frames.saturating_mul(frame_bytes) <= reset_bytes {
                 return Ok(false);
             }
+            // This process's sign-ins wait for the restart whatever happens (it holds the
+            // write lock); held between batches, they let it start at once.
+            let _paused = sign_ins.pause(std::time::Duration::from_millis(50));
             blocking_checkpoint(c, "RESTART")
         })
         .await
@@ -146,6 +150,7 @@ impl Store {
         }
         let weak = Arc::downgrade(&self.pool);
         let (driver, url, statements) = (self.driver, self.url.clone(), self.statements.clone());
+        let sign_ins = self.sign_ins.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -159,7 +164,7 @@ impl Store {
                     url: url.clone(),
                     statements: statements.clone(),
                     sealer: None,
-                    sign_ins: Default::default(),
+                    sign_ins: sign_ins.clone(),
                 };
                 // `seen` is counted after the last checkpoint's own statements.
                 let idle = store.statements_sent() == seen;

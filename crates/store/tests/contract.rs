@@ -1690,6 +1690,43 @@ async fn the_sqlite_log_stays_bounded_only_with_the_checkpointer() {
     );
 }
 
+/// To restart the log the checkpointer holds the sign-in writer between batches (it needs the
+/// write lock, which a stream of batches otherwise takes back before its polls find it free).
+/// Under a stream of grouped sign-ins with a restart every few batches, every sign-in is
+/// written and none is left waiting: the hold ends when the restart does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sign_ins_go_on_while_the_checkpointer_restarts_the_log() {
+    let f = sqlite().await;
+    f.store
+        .spawn_checkpointer(std::time::Duration::from_millis(2), 16 << 10);
+    let now = Utc::now();
+    let tasks: Vec<_> = (0..16)
+        .map(|t| {
+            let s = f.store.clone();
+            tokio::spawn(async move {
+                for i in 0..150 {
+                    let (sid, hash) = (format!("s{t}-{i}"), format!("h{t}-{i}"));
+                    s.record_sign_in(&sign_in(&sid, "u1", "a1", &hash, now, 1))
+                        .await
+                        .expect("every sign-in is written");
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("sign-in task");
+    }
+    for t in 0..16 {
+        for i in 0..150 {
+            let sid = format!("s{t}-{i}");
+            assert!(
+                f.store.get_session(&sid).await.unwrap().is_some(),
+                "{sid} was written"
+            );
+        }
+    }
+}
+
 /// The checkpointer counts the log in the database's own pages: a database of 64 KB pages (one
 /// restored from elsewhere) restarts its log at the size it is given, not at a sixteenth of it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
