@@ -273,3 +273,80 @@ fn commit(
         .map(|w| crate::repo::retry_unique(|| write_tx(c, |c| sessions::record_sign_in(c, w))))
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use chrono::Utc;
+    use iam_domain::model::{RefreshToken, Session, UserTouch};
+    use iam_domain::ports::Repository;
+
+    use super::*;
+    use crate::{Driver, Store};
+
+    fn write(sid: &str) -> SignInWrite {
+        let at = Utc::now();
+        let expires = at + chrono::Duration::hours(1);
+        SignInWrite {
+            user: UserTouch::Nothing,
+            wechat_key: None,
+            identity_unionid: None,
+            record: None,
+            session: Session {
+                id: sid.into(),
+                organization: "demo".into(),
+                application: "a1".into(),
+                user_id: "u1".into(),
+                user_name: "u1".into(),
+                created_time: at,
+                last_active_time: at,
+                expires_time: expires,
+                client_ip: "127.0.0.1".into(),
+                user_agent: "test".into(),
+                revoked_time: None,
+                revoked_reason: String::new(),
+            },
+            refresh: RefreshToken {
+                hash: format!("h-{sid}"),
+                session_id: sid.into(),
+                application: "a1".into(),
+                organization: "demo".into(),
+                user_id: "u1".into(),
+                scope: "openid".into(),
+                created_time: at,
+                expires_time: expires,
+                used: false,
+            },
+            max_sessions: 0,
+        }
+    }
+
+    /// A paused writer starts no batch until the pause ends (or [`PAUSE_LIMIT`] passes), and
+    /// then writes what queued meanwhile.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_paused_writer_waits_for_the_pause_to_end() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("iam.db");
+        let store = Store::open(Driver::Sqlite, path.to_str().expect("utf-8"), 4)
+            .await
+            .expect("open");
+        store.migrate().await.expect("migrate");
+        let paused = store.sign_ins.pause(Duration::ZERO);
+        let started = Instant::now();
+        let s = store.clone();
+        let queued = tokio::spawn(async move { s.record_sign_in(&write("held")).await });
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let held = store.get_session("held").await.expect("read");
+        // Only conclusive while the leader could still be holding the batch.
+        if started.elapsed() < PAUSE_LIMIT {
+            assert!(held.is_none(), "a batch was written during the pause");
+        }
+        drop(paused);
+        queued
+            .await
+            .expect("task")
+            .expect("written after the pause");
+        assert!(store.get_session("held").await.expect("read").is_some());
+    }
+}
