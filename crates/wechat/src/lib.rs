@@ -82,13 +82,20 @@ enum Sent {
     Final(WechatError),
 }
 
+/// Connections to WeChat kept open between calls. A slow WeChat holds as many calls in flight
+/// as there are sign-ins waiting for it (thousands in a launch burst); with room for only 256
+/// idle ones, every call beyond them opened a new connection and closed it after one answer:
+/// 1,700 new connections a second in the slowed-WeChat drill, each a TLS handshake against the
+/// real api.weixin.qq.com. Idle ones still close after a minute.
+const IDLE_CONNECTIONS: usize = 4096;
+
 impl WechatClient {
     pub fn new(config: WechatConfig) -> Result<Self, WechatError> {
         let http = reqwest::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(config.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(256)
+            .pool_max_idle_per_host(IDLE_CONNECTIONS)
             .user_agent(concat!("hanzo-iam-rs/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| WechatError::Transport(format!("cannot build HTTP client: {e}")))?;
