@@ -102,9 +102,9 @@ pub(crate) fn insert_identity(
 ) -> Result<(), DbError> {
     let mut row = IdentityRow::from(identity);
     row.user_id = user_id.to_owned();
-    diesel::insert_into(wechat_identities::table)
+    on_any!(c, |c| diesel::insert_into(wechat_identities::table)
         .values(&row)
-        .execute(c)?;
+        .execute(c)?);
     Ok(())
 }
 
@@ -115,9 +115,12 @@ pub(crate) fn insert_wechat_user(
     user: &User,
     identity: &WechatIdentity,
 ) -> Result<(), DbError> {
-    diesel::insert_into(users::table)
-        .values(&UserRow::from(user))
-        .execute(c)?;
+    // On the backend's own connection: the multi-backend one writes each statement's SQL text
+    // again to find it among the prepared ones (a first sign-in's largest statement).
+    let row = UserRow::from(user);
+    on_any!(c, |c| diesel::insert_into(users::table)
+        .values(&row)
+        .execute(c)?);
     insert_identity(c, identity, &user.id)
 }
 

@@ -58,14 +58,15 @@ pub(crate) fn upsert_wechat_key(
         },
     )?;
     if updated == 0 {
-        diesel::insert_into(wechat_sessions::table)
-            .values((
-                wechat_sessions::appid.eq(appid),
-                wechat_sessions::openid.eq(openid),
-                wechat_sessions::sealed_key.eq(sealed),
-                wechat_sessions::updated_time.eq(&now),
-            ))
-            .execute(c)?;
+        let row = (
+            wechat_sessions::appid.eq(appid),
+            wechat_sessions::openid.eq(openid),
+            wechat_sessions::sealed_key.eq(sealed),
+            wechat_sessions::updated_time.eq(&now),
+        );
+        crate::conn::on_any!(c, |c| diesel::insert_into(wechat_sessions::table)
+            .values(row)
+            .execute(c)?);
     }
     Ok(())
 }
