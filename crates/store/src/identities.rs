@@ -132,6 +132,38 @@ pub(crate) fn find_or_create(
     sign_in: &WechatSignIn,
     new_user: Option<NewUser>,
 ) -> Result<WechatUserOutcome, DbError> {
+    resolve(c, sign_in, new_user.as_ref(), Writes::Allowed)?.ok_or_else(|| {
+        DbError::from(StoreError::Unavailable(
+            "find-or-create stopped before writing".into(),
+        ))
+    })
+}
+
+/// What [`find_or_create`] answers when that takes no write: the identity's user (or their
+/// phone's conflict), or `NotFound` when nothing links the sign-in to anyone and no user is to
+/// be created. `None` when a write is needed: linking the identity to a user found by unionid
+/// or phone, or creating the user. Only reads, so it waits for no writer (SQLite's WAL).
+pub(crate) fn find_without_writing(
+    c: &mut AnyConnection,
+    sign_in: &WechatSignIn,
+    new_user: Option<&NewUser>,
+) -> Result<Option<WechatUserOutcome>, DbError> {
+    resolve(c, sign_in, new_user, Writes::Refused)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Writes {
+    Allowed,
+    /// Stop (answer `None`) where a write would be made.
+    Refused,
+}
+
+fn resolve(
+    c: &mut AnyConnection,
+    sign_in: &WechatSignIn,
+    new_user: Option<&NewUser>,
+    writes: Writes,
+) -> Result<Option<WechatUserOutcome>, DbError> {
     let identity = &sign_in.identity;
     let org = identity.organization.as_str();
     let phone = sign_in.phone.as_ref();
@@ -141,12 +173,12 @@ pub(crate) fn find_or_create(
             user_by_identity(c, &identity.appid, &identity.openid)?
         {
             if phone_held_by_another(c, org, phone, &user)? {
-                return Ok(WechatUserOutcome::PhoneConflict);
+                return Ok(Some(WechatUserOutcome::PhoneConflict));
             }
-            return Ok(WechatUserOutcome::Found {
+            return Ok(Some(WechatUserOutcome::Found {
                 user,
                 stored_unionid,
-            });
+            }));
         }
         let by_unionid = match &identity.unionid {
             None => None,
@@ -155,7 +187,7 @@ pub(crate) fn find_or_create(
         let link = match (by_unionid, phone) {
             (Some(u), _) => {
                 if phone_held_by_another(c, org, phone, &u)? {
-                    return Ok(WechatUserOutcome::PhoneConflict);
+                    return Ok(Some(WechatUserOutcome::PhoneConflict));
                 }
                 Some(u)
             }
@@ -163,19 +195,25 @@ pub(crate) fn find_or_create(
             (None, None) => None,
         };
         if let Some(user) = link {
+            if writes == Writes::Refused {
+                return Ok(None);
+            }
             match write_tx(c, |c| insert_identity(c, identity, &user.id)) {
-                Ok(()) => return Ok(WechatUserOutcome::Linked(user)),
+                Ok(()) => return Ok(Some(WechatUserOutcome::Linked(user))),
                 Err(e) if e.is_unique_violation() => continue,
                 Err(e) => return Err(e),
             }
         }
-        let Some(make) = &new_user else {
-            return Ok(WechatUserOutcome::NotFound);
+        let Some(make) = new_user else {
+            return Ok(Some(WechatUserOutcome::NotFound));
         };
+        if writes == Writes::Refused {
+            return Ok(None);
+        }
         let new_user: &User = built.get_or_insert_with(|| make());
         let created = write_tx(c, |c| insert_wechat_user(c, new_user, identity));
         match created {
-            Ok(()) => return Ok(WechatUserOutcome::Created(new_user.clone())),
+            Ok(()) => return Ok(Some(WechatUserOutcome::Created(new_user.clone()))),
             Err(e) if e.is_unique_violation() => continue,
             Err(e) => return Err(e),
         }

@@ -734,6 +734,13 @@ impl Repository for Store {
         sign_in: &WechatSignIn,
         new_user: Option<NewUser>,
     ) -> StoreResult<WechatUserOutcome> {
+        // Most sign-ins are answered by reads alone: a returning user, or no user yet.
+        if let Some(found) =
+            self.try_here(|c| ids::find_without_writing(c, sign_in, new_user.as_ref()))
+            && let Some(outcome) = found?
+        {
+            return Ok(outcome);
+        }
         let sign_in = sign_in.clone();
         self.run(move |c| ids::find_or_create(c, &sign_in, new_user))
             .await
