@@ -225,9 +225,7 @@ async fn run_token(state: &AppState, req: &Request, mut tr: TokenRequest) -> Tok
     tr.user_agent = meta.user_agent;
     tr.request_uri = meta.request_uri;
     let t = state.iam.token(&tr, &state.origin).await?;
-    Ok(OAuthReply::token(&serde_json::to_value(&t).map_err(
-        |e| OAuthFailure(OAuthError::server_error(e.to_string())),
-    )?))
+    Ok(OAuthReply::token(&t))
 }
 
 pub struct OAuthApi;
@@ -309,9 +307,7 @@ impl OAuthApi {
                 &state.origin,
             )
             .await?;
-        Ok(OAuthReply::token(&serde_json::to_value(&i).map_err(
-            |e| OAuthFailure(OAuthError::server_error(e.to_string())),
-        )?))
+        Ok(OAuthReply::token(&i))
     }
 
     /// The load tool's ceiling, served only with `benchEndpoints = true` (404 otherwise): the
