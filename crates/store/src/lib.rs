@@ -202,9 +202,9 @@ impl Store {
     /// the pool at this moment; `None` (nothing ran) on PostgreSQL, whose every statement waits
     /// on the network, or when no connection is idle. A point read of a few cached pages costs
     /// less than the hand-offs to the blocking pool and back (and far less than the signature
-    /// the same thread makes next), and SQLite's log lets it wait for no writer. Interleaved
-    /// runs on a 2-core machine (2026-12-04): a returning sign-in's server CPU fell from
-    /// 2.06–2.25× to 1.83–1.89× a bare sign's.
+    /// the same thread makes next), and SQLite's log lets it wait for no writer. Nine
+    /// interleaved pairs of runs on a 2-core machine (2026-12-04): a returning sign-in's server
+    /// CPU fell from a median of 2.06× a bare sign's to 1.88×.
     fn try_here<T>(
         &self,
         f: impl FnOnce(&mut AnyConnection) -> Result<T, DbError>,
