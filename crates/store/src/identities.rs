@@ -419,3 +419,55 @@ pub(crate) fn backfill_phones(c: &mut AnyConnection) -> Result<usize, DbError> {
         Ok(updates.len())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use iam_domain::model::{WechatIdentity, WechatSignIn, WechatUserOutcome};
+    use iam_domain::ports::Repository;
+    use iam_domain::values::{AppId, WechatId};
+
+    use crate::{Driver, Store};
+
+    fn sign_in() -> WechatSignIn {
+        WechatSignIn {
+            identity: WechatIdentity {
+                appid: AppId::parse("wxaaaaaaaaaaaaaaaa").expect("appid"),
+                openid: WechatId::parse("openid", "oNOBODY").expect("openid"),
+                unionid: None,
+                organization: "demo".into(),
+                user_id: String::new(),
+                created_time: chrono::Utc::now(),
+                last_signin_time: None,
+            },
+            phone: None,
+        }
+    }
+
+    /// With no connection idle, a sign-in's read is not answered on the caller's thread: it
+    /// waits for a connection on the blocking pool, as every other read does, and then answers.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn with_no_idle_connection_the_read_waits_on_the_pool() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("iam.db");
+        let store = Store::open(Driver::Sqlite, path.to_str().expect("utf-8"), 1)
+            .await
+            .expect("open");
+        store.migrate().await.expect("migrate");
+        assert!(
+            store.try_here(|_| Ok(())).is_some(),
+            "an idle connection is used here"
+        );
+        let held = store.pool.get().expect("the only connection");
+        assert!(store.try_here(|_| Ok(())).is_none(), "none is idle");
+        let s = store.clone();
+        let read =
+            tokio::spawn(async move { s.find_or_create_wechat_user(&sign_in(), None).await });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!read.is_finished(), "answered without a connection");
+        drop(held);
+        let outcome = read.await.expect("task").expect("read");
+        assert_eq!(outcome, WechatUserOutcome::NotFound);
+    }
+}
