@@ -1,7 +1,7 @@
 //! The storage adapter: Diesel repositories for SQLite (bundled, WAL) and PostgreSQL, chosen at
 //! run time, with migrations embedded per dialect.
 //!
-//! Diesel is synchronous, so queries run on tokio's blocking pool through [`Store::run`]; the
+//! Diesel is synchronous, so queries run on tokio's blocking pool through `Store::run`; the
 //! async runtime's worker threads never wait on the database. One exception: a mini program
 //! sign-in's read of its user runs on the request's thread when a SQLite connection is idle
 //! (`Store::try_here`): SQLite's log lets a read wait for no writer, and the read costs less
