@@ -91,6 +91,23 @@ pub struct Conn {
     pub broken: bool,
 }
 
+impl Conn {
+    /// Runs `f` on this connection; an error that leaves the connection unusable marks it so the
+    /// pool closes it instead of handing it out again.
+    pub(crate) fn run<T>(
+        &mut self,
+        f: impl FnOnce(&mut AnyConnection) -> Result<T, DbError>,
+    ) -> Result<T, StoreError> {
+        let result = f(&mut self.inner);
+        if let Err(e) = &result
+            && e.breaks_connection()
+        {
+            self.broken = true;
+        }
+        result.map_err(DbError::into_domain)
+    }
+}
+
 impl r2d2::ManageConnection for Manager {
     type Connection = Conn;
     type Error = diesel::r2d2::Error;

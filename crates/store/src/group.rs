@@ -283,7 +283,6 @@ mod tests {
     use iam_domain::ports::Repository;
 
     use super::*;
-    use crate::{Driver, Store};
 
     fn write(sid: &str) -> SignInWrite {
         let at = Utc::now();
@@ -326,12 +325,7 @@ mod tests {
     /// then writes what queued meanwhile.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_paused_writer_waits_for_the_pause_to_end() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("iam.db");
-        let store = Store::open(Driver::Sqlite, path.to_str().expect("utf-8"), 4)
-            .await
-            .expect("open");
-        store.migrate().await.expect("migrate");
+        let (_dir, store) = crate::test_store(4).await;
         let paused = store.sign_ins.pause(Duration::ZERO);
         let started = Instant::now();
         let s = store.clone();

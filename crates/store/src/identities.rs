@@ -428,8 +428,6 @@ mod tests {
     use iam_domain::ports::Repository;
     use iam_domain::values::{AppId, WechatId};
 
-    use crate::{Driver, Store};
-
     fn sign_in() -> WechatSignIn {
         WechatSignIn {
             identity: WechatIdentity {
@@ -449,12 +447,7 @@ mod tests {
     /// waits for a connection on the blocking pool, as every other read does, and then answers.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn with_no_idle_connection_the_read_waits_on_the_pool() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("iam.db");
-        let store = Store::open(Driver::Sqlite, path.to_str().expect("utf-8"), 1)
-            .await
-            .expect("open");
-        store.migrate().await.expect("migrate");
+        let (_dir, store) = crate::test_store(1).await;
         assert!(
             store.try_here(|_| Ok(())).is_some(),
             "an idle connection is used here"

@@ -215,14 +215,7 @@ impl Store {
         if self.driver != Driver::Sqlite {
             return None;
         }
-        let mut conn = self.pool.try_get()?;
-        let result = f(&mut conn.inner);
-        if let Err(e) = &result
-            && e.breaks_connection()
-        {
-            conn.broken = true;
-        }
-        Some(result.map_err(DbError::into_domain))
+        Some(self.pool.try_get()?.run(f))
     }
 
     /// Runs `f` with a pooled connection on the blocking thread pool.
@@ -233,16 +226,9 @@ impl Store {
     {
         let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || {
-            let mut conn = pool
-                .get()
-                .map_err(|e| StoreError::Unavailable(format!("no database connection: {e}")))?;
-            let result = f(&mut conn.inner);
-            if let Err(e) = &result
-                && e.breaks_connection()
-            {
-                conn.broken = true;
-            }
-            result.map_err(DbError::into_domain)
+            pool.get()
+                .map_err(|e| StoreError::Unavailable(format!("no database connection: {e}")))?
+                .run(f)
         })
         .await
         .map_err(|e| StoreError::Unavailable(format!("database task failed: {e}")))?
@@ -290,4 +276,17 @@ fn wal_checkpoint(c: &mut AnyConnection, mode: &'static str) -> Result<Checkpoin
         c,
     )
     .map_err(DbError::from)
+}
+
+/// A migrated SQLite store in a temporary directory (dropped with the directory), with
+/// `pool_size` connections, for the crate's own tests.
+#[cfg(test)]
+pub(crate) async fn test_store(pool_size: u32) -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("iam.db");
+    let store = Store::open(Driver::Sqlite, path.to_str().expect("utf-8"), pool_size)
+        .await
+        .expect("open");
+    store.migrate().await.expect("migrate");
+    (dir, store)
 }
