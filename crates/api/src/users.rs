@@ -64,6 +64,18 @@ pub struct AccountEnvelope {
     pub data2: Option<Value>,
 }
 
+/// What `/api/get-account` writes: [`AccountEnvelope`]'s shape, the user serialized straight
+/// into the body.
+#[derive(serde::Serialize)]
+struct Account<'a> {
+    status: &'static str,
+    msg: &'static str,
+    sub: &'a str,
+    name: &'a str,
+    data: wire::UserView<'a>,
+    data2: Option<Value>,
+}
+
 pub struct UsersApi;
 
 impl UsersApi {
@@ -115,14 +127,14 @@ impl UsersApi {
         caller: Caller,
     ) -> Result<Reply<AccountEnvelope>, Failure> {
         let (u, org) = state.iam.account(&caller.principal).await?;
-        Ok(Reply::json(&json!({
-            "status": "ok",
-            "msg": "",
-            "sub": u.id,
-            "name": u.name,
-            "data": wire::user(&u),
-            "data2": org.as_ref().map(wire::organization),
-        })))
+        Ok(Reply::json(&Account {
+            status: "ok",
+            msg: "",
+            sub: &u.id,
+            name: &u.name,
+            data: wire::UserView(&u),
+            data2: org.as_ref().map(wire::organization),
+        }))
     }
 
     /// Updates a user: `?id=owner/name`, else the body's `owner`+`name`, else the caller. A user
