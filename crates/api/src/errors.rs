@@ -161,15 +161,38 @@ impl<S, F> Reply<S, F> {
     }
 }
 
+/// Casdoor's success envelope around any `data` and `data2`, written straight into the body.
+#[derive(serde::Serialize)]
+struct Success<D, D2> {
+    status: &'static str,
+    msg: &'static str,
+    data: D,
+    data2: D2,
+}
+
 impl Reply {
     pub fn ok(data: Value, data2: Value) -> Self {
-        Self::json(&json!({"status": "ok", "msg": "", "data": data, "data2": data2}))
+        Self::success(data, data2)
+    }
+
+    /// `ok` for anything serializable, with no JSON tree built in between.
+    pub fn success(data: impl serde::Serialize, data2: impl serde::Serialize) -> Self {
+        Self::json(&Success {
+            status: "ok",
+            msg: "",
+            data,
+            data2,
+        })
     }
 
     /// A list as Casdoor answers one: `data` the objects as `render` shows them, `data2` how
     /// many there are in all (more than `items` when it is a page).
-    pub fn list<T>(items: &[T], render: impl Fn(&T) -> Value, total: impl Into<Value>) -> Self {
-        Self::ok(items.iter().map(render).collect(), total.into())
+    pub fn list<'a, T, V: serde::Serialize>(
+        items: &'a [T],
+        render: impl Fn(&'a T) -> V,
+        total: impl serde::Serialize,
+    ) -> Self {
+        Self::success(items.iter().map(render).collect::<Vec<V>>(), total)
     }
 
     /// Casdoor's answer to a write: `data: "Affected"` or `"Unaffected"`.

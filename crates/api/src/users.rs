@@ -213,10 +213,7 @@ impl UsersApi {
                 )
                 .await?
         };
-        Ok(Reply::ok(
-            u.as_ref().map(wire::user).unwrap_or(Value::Null),
-            Value::Null,
-        ))
+        Ok(Reply::success(u.as_ref().map(wire::UserView), Value::Null))
     }
 
     /// The users of an organization you administer, oldest first. With `p`/`pageSize` a page
@@ -251,7 +248,7 @@ impl UsersApi {
             .iam
             .get_users_page(&caller.principal, &params, state.user_list_max)
             .await?;
-        Ok(Reply::list(&users, wire::user, total))
+        Ok(Reply::list(&users, wire::UserView, total))
     }
 
     /// Every organization's users (global administrators), paged like `get-users`.
@@ -285,7 +282,7 @@ impl UsersApi {
             .iam
             .get_global_users(&caller.principal, &params, state.user_list_max)
             .await?;
-        Ok(Reply::list(&users, wire::user, total))
+        Ok(Reply::list(&users, wire::UserView, total))
     }
 
     /// The first `limit` users of an organization by `sorter` (`createdTime`, `name`,
@@ -318,7 +315,7 @@ impl UsersApi {
             )
             .await?;
         let n = users.len();
-        Ok(Reply::list(&users, wire::user, n))
+        Ok(Reply::list(&users, wire::UserView, n))
     }
 
     /// How many users an organization has (`isOnline` is accepted and ignored: this server

@@ -146,7 +146,7 @@ impl MiniProgramApi {
             .iam
             .bind_phone(&caller.principal, caller.claims.as_ref(), proof)
             .await?;
-        Ok(Reply::ok(wire::user(&user), Value::Null))
+        Ok(Reply::success(wire::UserView(&user), Value::Null))
     }
 
     /// Opens the mini program's legacy encrypted data (WeRun steps, share info) with the

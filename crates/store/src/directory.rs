@@ -2,6 +2,8 @@
 //! scan on SQLite, `LIKE 'v%'` on a text_pattern_ops index on PostgreSQL), an openid exactly,
 //! and the total.
 
+use std::collections::HashMap;
+
 use diesel::prelude::*;
 use iam_domain::model::{User, UserQuery, UserSearch, UserSort};
 
@@ -155,7 +157,14 @@ fn default_page(
         .filter(users::name.eq_any(&names))
         .select(UserRow::as_select())
         .load(c)?;
-    rows.sort_by_key(|r| names.iter().position(|n| *n == r.name));
+    // Back into the index's order: a name's place looked up, not searched for (a search per
+    // comparison made a page of 1,000 users cost 30 ms of CPU in this sort alone).
+    let place: HashMap<&str, usize> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i))
+        .collect();
+    rows.sort_unstable_by_key(|r| place.get(r.name.as_str()).copied());
     Ok(rows)
 }
 

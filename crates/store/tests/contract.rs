@@ -1266,6 +1266,37 @@ contract!(a_page_past_any_table_is_empty, |s: Store| async move {
     }
 });
 
+// The default page is found by (created_time, name) from the index and then read by name: the
+// rows come back in the index's order, not the table's or the names', on every page.
+contract!(a_default_page_is_in_created_order, |s: Store| async move {
+    s.insert_organization(&org("demo")).await.unwrap();
+    let t0 = Utc::now() - chrono::Duration::days(1);
+    // Inserted in neither order; created: dan, bea, cy, al, eve (al and eve at the same time).
+    for (name, minutes) in [("al", 3), ("bea", 1), ("cy", 2), ("dan", 0), ("eve", 3)] {
+        let mut u = user("demo", name);
+        u.created_time = t0 + chrono::Duration::minutes(minutes);
+        s.insert_user(&u).await.unwrap();
+    }
+    let page = |offset: u64, limit: u64, ascending: bool| {
+        let s = s.clone();
+        async move {
+            let q = UserQuery {
+                owner: Some("demo".into()),
+                sort: Some((UserSort::CreatedTime, ascending)),
+                offset,
+                limit,
+                ..Default::default()
+            };
+            let (users, _) = s.search_users(&q).await.unwrap();
+            users.iter().map(|u| u.name.to_string()).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(page(0, 10, true).await, ["dan", "bea", "cy", "al", "eve"]);
+    assert_eq!(page(1, 3, true).await, ["bea", "cy", "al"]);
+    assert_eq!(page(0, 10, false).await, ["eve", "al", "cy", "bea", "dan"]);
+    assert_eq!(page(3, 2, false).await, ["bea", "dan"]);
+});
+
 contract!(
     sessions_are_listed_limited_and_revoked,
     |s: Store| async move {
