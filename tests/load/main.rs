@@ -44,7 +44,8 @@ struct Cli {
     /// busy, postgres, purge, million (SQLite, and PostgreSQL when a URL is given), passwords
     /// (500 concurrent password attempts beside mini program sign-ins), nodes (returning
     /// sign-ins over 1, 2 and 3 nodes on one PostgreSQL, with its transactions per sign-in),
-    /// held (sign-ins while another address holds 3,000 half-sent requests).
+    /// held (sign-ins while another address holds 3,000 half-sent requests), export (`iam
+    /// export` of --export-users users, loaded by new SQLite and PostgreSQL servers).
     #[arg(
         long,
         default_value = "bare,returning,client-credentials,bearer,first,slow,busy,postgres"
@@ -62,6 +63,9 @@ struct Cli {
     /// Audit records of the million scenario.
     #[arg(long, default_value_t = 5_000_000)]
     million_records: u64,
+    /// Users of the export scenario (`iam export`, then a new server loading the file).
+    #[arg(long, default_value_t = 1_000_000)]
+    export_users: u64,
     /// Sign-ins of the purge scenario.
     #[arg(long, default_value_t = 100_000)]
     purge_signins: u64,
@@ -861,6 +865,95 @@ enum Held {
 
 /// One connection from `ip` that sends half a request and then nothing; how long until the
 /// server lets go (at most `patience`).
+/// A command run to its end: its wall time and peak RSS (MB, from `VmHWM`, read every 10 ms).
+fn watched(mut cmd: std::process::Command) -> Result<(Duration, f64)> {
+    let started = Instant::now();
+    let mut child = cmd.spawn()?;
+    let mut peak: f64 = 0.0;
+    loop {
+        let (rss, _) = proc_usage(Some(child.id()));
+        if rss.is_finite() {
+            peak = peak.max(rss);
+        }
+        if let Some(status) = child.try_wait()? {
+            if !status.success() {
+                bail!("{cmd:?} ended with {status}");
+            }
+            return Ok((started.elapsed(), peak));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// SPEC §10's move between databases, at size: a SQLite database of `--export-users` users
+/// (each with a WeChat identity and a phone), `iam export` of it, and new SQLite and (with a
+/// URL) PostgreSQL servers loading the file as their `initDataFile`: the wall time and peak
+/// memory of each step, and every user and identity counted on arrival.
+async fn export_run(cli: &Cli, pg_url: Option<&str>) -> Result<()> {
+    let users = cli.export_users;
+    println!("\n== export: {users} users with identities and phones, moved by `iam export`");
+    let stack = start(cli, Db::sqlite()?, &[])?;
+    let Some((_, old, db)) = &stack._procs else {
+        bail!("the export scenario starts its own server")
+    };
+    let took = million::seed(db, users, 0)?;
+    let want = million::counts(db)?;
+    println!(
+        "  seeded in {:.1} s: {} users, {} WeChat identities, database {:.0} MB",
+        took.as_secs_f64(),
+        want.0,
+        want.1,
+        million::size_mb(db)
+    );
+    let file = old.workdir.path().join("export.json");
+    let mut cmd = std::process::Command::new(iam_e2e::binary("iam")?);
+    cmd.arg("--config")
+        .arg(old.workdir.path().join("app.conf"))
+        .arg("export")
+        .arg("--out")
+        .arg(&file)
+        .current_dir(old.workdir.path())
+        .env_remove("IAM_CONFIG")
+        .stdout(std::process::Stdio::null());
+    let (took, rss) = watched(cmd)?;
+    println!(
+        "  iam export: {:.1} s, peak RSS {rss:.0} MB, file {:.0} MB",
+        took.as_secs_f64(),
+        std::fs::metadata(&file)?.len() as f64 / 1e6
+    );
+    let mut dbs = vec![("SQLite", Db::sqlite()?)];
+    if let Some(url) = pg_url {
+        // SAFETY of the environment: only this thread reads it before the children start.
+        unsafe { std::env::set_var("IAM_TEST_POSTGRES_URL", url) };
+        dbs.push((
+            "PostgreSQL",
+            Db::postgres()?.ok_or_else(|| anyhow::anyhow!("no PostgreSQL"))?,
+        ));
+    }
+    for (label, db) in dbs {
+        let mut opts = IamOptions::new(&db);
+        opts.init_data = Some(file.clone());
+        opts.start_timeout = Duration::from_secs(3600);
+        let started = Instant::now();
+        let new = Iam::start(&opts)?;
+        let took = started.elapsed();
+        let (rss, _) = proc_usage(Some(new.proc.child.id()));
+        let got = million::counts(&db)?;
+        println!(
+            "  a new {label} server loading it: listening after {:.1} s, peak RSS {rss:.0} MB; \
+             {} users, {} WeChat identities{}",
+            took.as_secs_f64(),
+            got.0,
+            got.1,
+            if got == want { " (all there)" } else { "" }
+        );
+        if got != want {
+            bail!("{label} holds {got:?} users and identities; the export had {want:?}");
+        }
+    }
+    Ok(())
+}
+
 async fn hold_half_sent(
     ip: std::net::IpAddr,
     to: std::net::SocketAddr,
@@ -1286,6 +1379,12 @@ async fn main() -> Result<()> {
     }
     if want("million") {
         million_run(&cli, duration, pg_url.as_deref()).await?;
+    }
+    if want("export") {
+        match cli.iam_url {
+            None => export_run(&cli, pg_url.as_deref()).await?,
+            Some(_) => println!("  (export scenario skipped: it starts its own servers)"),
+        }
     }
     if want("passwords") {
         passwords_run(&cli, duration).await?;

@@ -166,6 +166,27 @@ pub fn size_mb(db: &Db) -> f64 {
     }
 }
 
+/// How many users and WeChat identities the database holds.
+pub fn counts(db: &Db) -> Result<(i64, i64)> {
+    #[derive(diesel::QueryableByName)]
+    struct Counts {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        users: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        identities: i64,
+    }
+    use diesel::RunQueryDsl;
+    let q = diesel::sql_query(
+        "SELECT (SELECT COUNT(*) FROM users) AS users, \
+         (SELECT COUNT(*) FROM wechat_identities) AS identities",
+    );
+    let c: Counts = match db {
+        Db::Sqlite { .. } => q.get_result(&mut diesel::SqliteConnection::establish(&db.url())?)?,
+        _ => q.get_result(&mut diesel::PgConnection::establish(&db.url())?)?,
+    };
+    Ok((c.users, c.identities))
+}
+
 /// How a timed request is authenticated: the API's Bearer token, or the console's cookie.
 pub enum Auth {
     Bearer(String),

@@ -351,6 +351,8 @@ pub struct IamOptions<'a> {
     pub wechat_api_base: String,
     pub extra_env: Vec<(String, String)>,
     pub init_data: Option<PathBuf>,
+    /// How long it may take to say it is listening (a large `initDataFile` loads first).
+    pub start_timeout: Duration,
 }
 
 impl<'a> IamOptions<'a> {
@@ -365,6 +367,7 @@ impl<'a> IamOptions<'a> {
                 ("maxConnectionsPerAddress".into(), "100000".into()),
             ],
             init_data: None,
+            start_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -436,7 +439,7 @@ impl Iam {
             cmd.env(k, v);
         }
         let mut proc = Proc::spawn("iam", cmd)?;
-        let rest = proc.wait_for("listening on ", Duration::from_secs(60))?;
+        let rest = proc.wait_for("listening on ", opts.start_timeout)?;
         let addr = rest
             .split(|c: char| c == '"' || c.is_whitespace())
             .next()

@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use iam_domain::model::{
-    ADMIN_OWNER, Application, Cert, Extra, Organization, Profile, Provider, User,
+    ADMIN_OWNER, Application, Cert, Extra, Organization, Profile, Provider, User, WechatIdentity,
 };
 use iam_domain::objects::{
     ApplicationInput, CertInput, MASK, OrganizationInput, ProviderInput, ProviderItemInput,
@@ -27,15 +27,49 @@ pub fn time(t: &DateTime<Utc>) -> String {
 /// A wire value from JSON, for the API's bodies and the seed file alike: a value of the wrong
 /// type is named by its path (`applications[0].expireInHours: invalid type …`).
 pub fn from_json<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, String> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if path == "." {
-            inner.to_string()
-        } else {
-            format!("{path}: {inner}")
-        }
-    })
+    serde_path_to_error::deserialize(value).map_err(|e| at_path(e).1)
+}
+
+/// A wire value read straight from JSON text (the seed file, which may hold a million users),
+/// with no `Value` tree in between: broken JSON is "not valid JSON: …", a value of the wrong
+/// type "not valid: path: …".
+pub fn from_json_text<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| match at_path(e) {
+        (serde_json::error::Category::Data, m) => format!("not valid: {m}"),
+        (_, m) => format!("not valid JSON: {m}"),
+    })?;
+    de.end().map_err(|e| format!("not valid JSON: {e}"))?;
+    Ok(value)
+}
+
+/// What kind of error, and its message prefixed by the path it was found at (none at the top).
+fn at_path(
+    e: serde_path_to_error::Error<serde_json::Error>,
+) -> (serde_json::error::Category, String) {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    let message = if path == "." {
+        inner.to_string()
+    } else {
+        format!("{path}: {inner}")
+    };
+    (inner.classify(), message)
+}
+
+/// A sequence of `render(item)`, written with no list built in between.
+pub(crate) struct Each<'a, T, F>(pub &'a [T], pub F);
+
+/// `Each`, with `render`'s argument known to borrow from `items` (so a closure's answer may
+/// borrow from it too).
+fn each<'a, T, V, F: Fn(&'a T) -> V>(items: &'a [T], render: F) -> Each<'a, T, F> {
+    Each(items, render)
+}
+
+impl<'a, T, V: serde::Serialize, F: Fn(&'a T) -> V> serde::Serialize for Each<'a, T, F> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(&self.1))
+    }
 }
 
 fn text(v: Option<String>) -> String {
@@ -642,69 +676,80 @@ pub struct UserView<'a>(pub &'a User);
 impl serde::Serialize for UserView<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        const NONE: [(); 0] = [];
-        let u = self.0;
-        let p = &u.profile;
         let mut m = s.serialize_map(None)?;
-        let unset = |k: &str| !u.extra.contains_key(k);
-        for k in ["passwordSalt", "tag"] {
-            if unset(k) {
-                m.serialize_entry(k, "")?;
-            }
-        }
-        if unset("emailVerified") {
-            m.serialize_entry("emailVerified", &false)?;
-        }
-        for k in ["address", "groups"] {
-            if unset(k) {
-                m.serialize_entry(k, &NONE)?;
-            }
-        }
-        if unset("score") {
-            m.serialize_entry("score", &0)?;
-        }
-        for (k, v) in &u.extra {
-            if !USER_COLUMNS.contains(&k.as_str()) {
-                m.serialize_entry(k, v)?;
-            }
-        }
-        m.serialize_entry("owner", &u.owner)?;
-        m.serialize_entry("name", &u.name)?;
-        m.serialize_entry("createdTime", &time(&u.created_time))?;
-        m.serialize_entry("updatedTime", &time(&u.updated_time))?;
-        m.serialize_entry("id", &u.id)?;
-        m.serialize_entry("type", &u.user_type)?;
-        m.serialize_entry("password", masked(u.password_hash.is_some()))?;
-        m.serialize_entry("displayName", &u.display_name)?;
-        m.serialize_entry("firstName", &p.first_name)?;
-        m.serialize_entry("lastName", &p.last_name)?;
-        m.serialize_entry("avatar", &u.avatar)?;
-        m.serialize_entry("email", &u.email)?;
-        m.serialize_entry("phone", &u.phone)?;
-        m.serialize_entry("countryCode", &u.country_code)?;
-        m.serialize_entry("region", &p.region)?;
-        m.serialize_entry("location", &p.location)?;
-        m.serialize_entry("affiliation", &p.affiliation)?;
-        m.serialize_entry("title", &p.title)?;
-        m.serialize_entry("homepage", &p.homepage)?;
-        m.serialize_entry("bio", &p.bio)?;
-        m.serialize_entry("language", &p.language)?;
-        m.serialize_entry("gender", &p.gender)?;
-        m.serialize_entry("birthday", &p.birthday)?;
-        m.serialize_entry("isAdmin", &u.is_admin)?;
-        m.serialize_entry("isForbidden", &u.is_forbidden)?;
-        m.serialize_entry("isDeleted", &u.is_deleted)?;
-        m.serialize_entry("signupApplication", &u.signup_application)?;
-        m.serialize_entry(
-            "lastSigninTime",
-            &u.last_signin_time.as_ref().map(time).unwrap_or_default(),
-        )?;
-        m.serialize_entry("wechat", u.wechat.as_deref().unwrap_or_default())?;
-        m.serialize_entry(PROPERTIES, &Properties(u))?;
-        m.serialize_entry("roles", &NONE)?;
-        m.serialize_entry("permissions", &NONE)?;
+        user_entries(&mut m, self.0, masked(self.0.password_hash.is_some()), &[])?;
         m.end()
     }
+}
+
+/// A user's keys, as `UserView` shows them, with `password` as given and the kept Casdoor
+/// fields named in `also` left out (the caller writes those keys itself).
+fn user_entries<M: serde::ser::SerializeMap>(
+    m: &mut M,
+    u: &User,
+    password: &str,
+    also: &[&str],
+) -> Result<(), M::Error> {
+    const NONE: [(); 0] = [];
+    let p = &u.profile;
+    let unset = |k: &str| !u.extra.contains_key(k);
+    for k in ["passwordSalt", "tag"] {
+        if unset(k) {
+            m.serialize_entry(k, "")?;
+        }
+    }
+    if unset("emailVerified") {
+        m.serialize_entry("emailVerified", &false)?;
+    }
+    for k in ["address", "groups"] {
+        if unset(k) {
+            m.serialize_entry(k, &NONE)?;
+        }
+    }
+    if unset("score") {
+        m.serialize_entry("score", &0)?;
+    }
+    for (k, v) in &u.extra {
+        if !USER_COLUMNS.contains(&k.as_str()) && !also.contains(&k.as_str()) {
+            m.serialize_entry(k, v)?;
+        }
+    }
+    m.serialize_entry("owner", &u.owner)?;
+    m.serialize_entry("name", &u.name)?;
+    m.serialize_entry("createdTime", &time(&u.created_time))?;
+    m.serialize_entry("updatedTime", &time(&u.updated_time))?;
+    m.serialize_entry("id", &u.id)?;
+    m.serialize_entry("type", &u.user_type)?;
+    m.serialize_entry("password", password)?;
+    m.serialize_entry("displayName", &u.display_name)?;
+    m.serialize_entry("firstName", &p.first_name)?;
+    m.serialize_entry("lastName", &p.last_name)?;
+    m.serialize_entry("avatar", &u.avatar)?;
+    m.serialize_entry("email", &u.email)?;
+    m.serialize_entry("phone", &u.phone)?;
+    m.serialize_entry("countryCode", &u.country_code)?;
+    m.serialize_entry("region", &p.region)?;
+    m.serialize_entry("location", &p.location)?;
+    m.serialize_entry("affiliation", &p.affiliation)?;
+    m.serialize_entry("title", &p.title)?;
+    m.serialize_entry("homepage", &p.homepage)?;
+    m.serialize_entry("bio", &p.bio)?;
+    m.serialize_entry("language", &p.language)?;
+    m.serialize_entry("gender", &p.gender)?;
+    m.serialize_entry("birthday", &p.birthday)?;
+    m.serialize_entry("isAdmin", &u.is_admin)?;
+    m.serialize_entry("isForbidden", &u.is_forbidden)?;
+    m.serialize_entry("isDeleted", &u.is_deleted)?;
+    m.serialize_entry("signupApplication", &u.signup_application)?;
+    m.serialize_entry(
+        "lastSigninTime",
+        &u.last_signin_time.as_ref().map(time).unwrap_or_default(),
+    )?;
+    m.serialize_entry("wechat", u.wechat.as_deref().unwrap_or_default())?;
+    m.serialize_entry(PROPERTIES, &Properties(u))?;
+    m.serialize_entry("roles", &NONE)?;
+    m.serialize_entry("permissions", &NONE)?;
+    Ok(())
 }
 
 /// A user's `properties`: the kept ones, then the WeChat ids (which win).
@@ -803,43 +848,93 @@ pub fn cert(c: &Cert) -> Value {
     )
 }
 
-/// An `iam export`: Casdoor's `init_data.json` shape, loadable as `initDataFile`, with the
-/// secrets as the domain left them (sealed or omitted), the users' password hashes
-/// (`passwordType: argon2id`) and their WeChat identities.
-pub fn export(b: &iam_domain::model::SeedBundle) -> Value {
+/// The keys an exported user adds to what `UserView` shows.
+const EXPORT_KEYS: &[&str] = &["passwordType", "wechatIdentities"];
+
+/// Writes an `iam export`: Casdoor's `init_data.json` shape, loadable as `initDataFile`, with
+/// the secrets as the domain left them (sealed or omitted), the users' password hashes
+/// (`passwordType: argon2id`) and their WeChat identities. It streams into `out`, so a million
+/// users never become one JSON tree, and finds each user's identities through one map.
+pub fn write_export(
+    b: &iam_domain::model::SeedBundle,
+    out: impl std::io::Write,
+) -> serde_json::Result<()> {
+    use serde::ser::{SerializeMap, Serializer};
+    let mut by_user: std::collections::HashMap<&str, Vec<&WechatIdentity>> =
+        std::collections::HashMap::new();
+    for i in &b.identities {
+        by_user.entry(i.user_id.as_str()).or_default().push(i);
+    }
     let with = |mut v: Value, key: &str, secret: &iam_domain::Secret| {
         v[key] = json!(secret.expose());
         v
     };
-    let users: Vec<Value> = b
-        .users
-        .iter()
-        .map(|u| {
-            let mut v = user(u);
-            let hash = u.password_hash.as_ref().map(|h| h.expose()).unwrap_or("");
-            v["password"] = json!(hash);
-            v["passwordType"] = json!(if hash.is_empty() { "" } else { "argon2id" });
-            v["wechatIdentities"] = json!(
-                b.identities
-                    .iter()
-                    .filter(|i| i.user_id == u.id)
-                    .map(|i| IdentityWire {
-                        appid: i.appid.to_string(),
-                        openid: i.openid.to_string(),
-                        unionid: i.unionid.as_deref().unwrap_or_default().to_owned(),
-                    })
-                    .collect::<Vec<_>>()
-            );
-            v
-        })
-        .collect();
-    json!({
-        "organizations": b.organizations.iter().map(organization).collect::<Vec<_>>(),
-        "certs": b.certs.iter().map(|c| with(cert(c), "privateKey", &c.private_key)).collect::<Vec<_>>(),
-        "providers": b.providers.iter().map(|p| with(provider(p), "clientSecret", &p.client_secret)).collect::<Vec<_>>(),
-        "applications": b.applications.iter().map(|a| with(application(a), "clientSecret", &a.client_secret)).collect::<Vec<_>>(),
-        "users": users,
-    })
+    let mut ser = serde_json::Serializer::pretty(out);
+    let mut m = (&mut ser).serialize_map(Some(5))?;
+    m.serialize_entry("organizations", &Each(&b.organizations, organization))?;
+    m.serialize_entry(
+        "certs",
+        &Each(&b.certs, |c: &Cert| {
+            with(cert(c), "privateKey", &c.private_key)
+        }),
+    )?;
+    m.serialize_entry(
+        "providers",
+        &Each(&b.providers, |p: &Provider| {
+            with(provider(p), "clientSecret", &p.client_secret)
+        }),
+    )?;
+    m.serialize_entry(
+        "applications",
+        &Each(&b.applications, |a: &Application| {
+            with(application(a), "clientSecret", &a.client_secret)
+        }),
+    )?;
+    m.serialize_entry(
+        "users",
+        &each(&b.users, |u| ExportedUser {
+            user: u,
+            identities: by_user.get(u.id.as_str()).map_or(&[], Vec::as_slice),
+        }),
+    )?;
+    m.end()?;
+    std::io::Write::write_all(&mut ser.into_inner(), b"\n").map_err(serde_json::Error::io)
+}
+
+/// A user in an export: as shown, with its password hash and its WeChat identities.
+struct ExportedUser<'a> {
+    user: &'a User,
+    identities: &'a [&'a WechatIdentity],
+}
+
+impl serde::Serialize for ExportedUser<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let hash = self.user.password_hash.as_ref().map_or("", |h| h.expose());
+        let mut m = s.serialize_map(None)?;
+        user_entries(&mut m, self.user, hash, EXPORT_KEYS)?;
+        m.serialize_entry(
+            "passwordType",
+            if hash.is_empty() { "" } else { "argon2id" },
+        )?;
+        m.serialize_entry(
+            "wechatIdentities",
+            &each(self.identities, |i| ExportedIdentity {
+                appid: i.appid.as_str(),
+                openid: i.openid.as_str(),
+                unionid: i.unionid.as_ref().map_or("", |u| u.as_str()),
+            }),
+        )?;
+        m.end()
+    }
+}
+
+/// `IdentityWire`, borrowed.
+#[derive(serde::Serialize)]
+struct ExportedIdentity<'a> {
+    appid: &'a str,
+    openid: &'a str,
+    unionid: &'a str,
 }
 
 // The examples the spec shows (and the fuzzer's first valid body): an organization, an
@@ -1066,5 +1161,70 @@ mod tests {
             let expected_kept = DEFAULTED.contains(&k.as_str());
             assert_eq!(v[k] == json!("kept"), expected_kept, "{k}: {}", v[k]);
         }
+    }
+
+    /// An export reads back as the seed file it is: each user with their own identities and
+    /// password hash, kept fields once, and none of the export's own keys kept as fields.
+    #[test]
+    fn an_export_gives_each_user_their_identities() {
+        let identity = |user: &User, openid: &str| WechatIdentity {
+            appid: iam_domain::values::AppId::parse("wx0123456789abcdef").expect("appid"),
+            openid: iam_domain::values::WechatId::parse("openid", openid).expect("openid"),
+            unionid: None,
+            organization: user.owner.to_string(),
+            user_id: user.id.clone(),
+            created_time: Utc::now(),
+            last_signin_time: None,
+        };
+        let mut a = stored_user(json!({"owner": "shop", "name": "a", "passwordType": "x"}));
+        a.password_hash = Some(iam_domain::Secret::new("$argon2id$hash".to_owned()));
+        let b = stored_user(json!({"owner": "shop", "name": "b"}));
+        let c = stored_user(json!({"owner": "shop", "name": "c"}));
+        let bundle = iam_domain::model::SeedBundle {
+            identities: vec![
+                identity(&b, "o-b1"),
+                identity(&a, "o-a"),
+                identity(&b, "o-b2"),
+            ],
+            users: vec![a, b, c],
+            ..Default::default()
+        };
+        let mut out = Vec::new();
+        write_export(&bundle, &mut out).expect("written");
+        let text = String::from_utf8(out).expect("UTF-8");
+        let file: InitData = from_json_text(&text).expect("reads back");
+        let seeds: Vec<_> = file.users.into_iter().map(UserWire::into_seed).collect();
+        let openids = |i: usize| -> Vec<String> {
+            seeds[i]
+                .3
+                .iter()
+                .map(|(_, openid, _)| openid.clone())
+                .collect()
+        };
+        assert_eq!(openids(0), ["o-a"]);
+        assert_eq!(openids(1), ["o-b1", "o-b2"]);
+        assert!(openids(2).is_empty());
+        assert_eq!(seeds[0].2.as_deref(), Some("$argon2id$hash"));
+        assert_eq!((seeds[0].1.as_deref(), seeds[1].2.as_deref()), (None, None));
+        assert!(!seeds[0].0.extra.contains_key("passwordType"));
+        // Each key once, a kept `passwordType` giving way to the export's own.
+        let one = serde_json::to_string(&ExportedUser {
+            user: &bundle.users[0],
+            identities: &[],
+        })
+        .expect("JSON");
+        let v: serde_json::Map<String, Value> = serde_json::from_str(&one).expect("JSON");
+        assert_eq!(keys_of(&one).len(), v.len(), "{one}");
+        assert_eq!(v["passwordType"], json!("argon2id"));
+    }
+
+    #[test]
+    fn seed_text_errors_say_what_kind() {
+        let bad = from_json_text::<InitData>("{\"users\": [{\"name\": 3}]}").unwrap_err();
+        assert!(bad.starts_with("not valid: users[0].name:"), "{bad}");
+        let broken = from_json_text::<InitData>("{\"users\": [").unwrap_err();
+        assert!(broken.starts_with("not valid JSON:"), "{broken}");
+        let trailing = from_json_text::<InitData>("{} x").unwrap_err();
+        assert!(trailing.starts_with("not valid JSON:"), "{trailing}");
     }
 }

@@ -5,11 +5,10 @@
 use iam_api::wire::InitData;
 use iam_domain::seed::{SeedInputs, UserSeed};
 
-/// Reads the file's JSON; a value of the wrong type is named by its path.
+/// Reads the file's JSON straight into the wire types; a value of the wrong type is named by
+/// its path.
 pub fn parse(text: &str) -> Result<SeedInputs, String> {
-    let value: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
-    let file: InitData = iam_api::wire::from_json(value).map_err(|e| format!("not valid: {e}"))?;
+    let file: InitData = iam_api::wire::from_json_text(text)?;
     Ok(SeedInputs {
         organizations: file
             .organizations

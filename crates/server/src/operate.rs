@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use iam_domain::values::split_id;
 
 use crate::config::Config;
-use crate::serve::open_iam;
+use crate::serve::{open_iam, write_private};
 use crate::{AdminCommand, AppCommand, CertCommand};
 
 pub async fn admin(config: &Config, command: AdminCommand) -> Result<()> {
@@ -95,37 +95,25 @@ pub async fn export(config: &Config, out: Option<&Path>, secrets: &str) -> Resul
     };
     let (_, iam) = open_iam(config).await?;
     let bundle = iam.export(how).await?;
-    let text = serde_json::to_string_pretty(&iam_api::wire::export(&bundle))? + "\n";
+    let (users, identities) = (bundle.users.len(), bundle.identities.len());
+    let write = move |out: &mut dyn std::io::Write| {
+        iam_api::wire::write_export(&bundle, out).map_err(std::io::Error::from)
+    };
     match out {
         Some(path) => {
-            write_private(path, &text)
-                .await
-                .with_context(|| format!("cannot write {}", path.display()))?;
+            write_private(path, write).await?;
             eprintln!(
-                "exported {} users and {} WeChat identities into {}",
-                bundle.users.len(),
-                bundle.identities.len(),
+                "exported {users} users and {identities} WeChat identities into {}",
                 path.display()
             );
         }
-        None => print!("{text}"),
+        None => tokio::task::spawn_blocking(move || {
+            let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+            write(&mut out)?;
+            std::io::Write::flush(&mut out)
+        })
+        .await?
+        .context("cannot write the export to standard output")?,
     }
     Ok(())
-}
-
-/// Writes a file only its owner can read (an export holds password hashes, sealed keys).
-async fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let (path, text) = (path.to_owned(), text.to_owned());
-    tokio::task::spawn_blocking(move || {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)?;
-        f.write_all(text.as_bytes())
-    })
-    .await
-    .map_err(std::io::Error::other)?
 }

@@ -366,7 +366,8 @@ async fn session_key_sealer(config: &Config) -> Result<SessionKeySealer> {
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = SessionKeySealer::generate_text().map_err(|e| anyhow::anyhow!("{e}"))?;
-            write_private(&path, key.expose()).await?;
+            let text = key.expose().to_owned();
+            write_private(&path, move |f| f.write_all(text.as_bytes())).await?;
             tracing::warn!(
                 file = %path.display(),
                 "sessionKeyEncryptionKey is not set: generated a key for development into this \
@@ -393,25 +394,37 @@ fn warn_if_readable_by_others(path: &std::path::Path) {
     }
 }
 
-/// Writes a file only its owner can read.
-async fn write_private(path: &std::path::Path, text: &str) -> Result<()> {
+/// Writes a file only its owner can read (a sealing key; an export's password hashes and
+/// sealed keys), through `write`, off the async workers. It is never written over, reaches the
+/// disk before this returns, and a failed write leaves no half-written file behind.
+pub(crate) async fn write_private(
+    path: &std::path::Path,
+    write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()> + Send + 'static,
+) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         tokio::fs::create_dir_all(dir)
             .await
             .with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let path = path.to_owned();
-    let text = text.to_owned();
     tokio::task::spawn_blocking(move || -> Result<()> {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
+        let f = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
             .open(&path)
             .with_context(|| format!("cannot create {}", path.display()))?;
-        f.write_all(text.as_bytes())?;
+        let mut out = std::io::BufWriter::with_capacity(64 * 1024, f);
+        let written = write(&mut out)
+            .and_then(|()| out.flush())
+            .and_then(|()| out.get_ref().sync_all());
+        if let Err(e) = written {
+            drop(out);
+            let _ = std::fs::remove_file(&path);
+            return Err(e).with_context(|| format!("cannot write {}", path.display()));
+        }
         Ok(())
     })
     .await?
