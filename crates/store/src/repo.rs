@@ -139,6 +139,96 @@ fn insert_together(c: &mut AnyConnection, bundle: &SeedBundle) -> Result<(), DbE
     Ok(())
 }
 
+/// Users or identities asked about, or inserted, in one statement while seeding.
+const SEED_CHUNK: usize = 500;
+
+/// Which of these users are stored, by (owner, name): their ids.
+fn existing_users<'a>(
+    c: &mut AnyConnection,
+    chunk: &'a [User],
+) -> Result<std::collections::HashMap<(&'a str, &'a str), String>, DbError> {
+    let mut by_owner: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for u in chunk {
+        by_owner
+            .entry(u.owner.as_str())
+            .or_default()
+            .push(u.name.as_str());
+    }
+    let mut found = std::collections::HashMap::new();
+    for (owner, names) in by_owner {
+        let rows: Vec<(String, String)> = crate::conn::on_any!(c, |c| users::table
+            .filter(users::owner.eq(owner))
+            .filter(users::name.eq_any(&names))
+            .select((users::name, users::id))
+            .load(c)?);
+        let asked: std::collections::HashSet<&str> = names.into_iter().collect();
+        for (name, id) in rows {
+            if let Some(name) = asked.get(name.as_str()) {
+                found.insert((owner, *name), id);
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Which of these identities are stored, by (appid, openid).
+fn existing_identities<'a>(
+    c: &mut AnyConnection,
+    chunk: &'a [WechatIdentity],
+) -> Result<std::collections::HashSet<(&'a str, &'a str)>, DbError> {
+    let mut by_appid: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for i in chunk {
+        by_appid
+            .entry(i.appid.as_str())
+            .or_default()
+            .push(i.openid.as_str());
+    }
+    let mut found = std::collections::HashSet::new();
+    for (appid, openids) in by_appid {
+        let rows: Vec<String> = crate::conn::on_any!(c, |c| wechat_identities::table
+            .filter(wechat_identities::appid.eq(appid))
+            .filter(wechat_identities::openid.eq_any(&openids))
+            .select(wechat_identities::openid)
+            .load(c)?);
+        let asked: std::collections::HashSet<&str> = openids.into_iter().collect();
+        for openid in rows {
+            if let Some(openid) = asked.get(openid.as_str()) {
+                found.insert((appid, *openid));
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Inserts rows into `table` inside the caller's transaction: one statement for all of them
+/// on PostgreSQL; one (prepared, cached) statement each on SQLite, whose batch insert opens a
+/// transaction of its own, which cannot nest in the caller's.
+fn insert_rows<T, R>(c: &mut AnyConnection, table: T, rows: Vec<R>) -> Result<(), DbError>
+where
+    T: diesel::Table + Copy,
+    R: Insertable<T>,
+    Vec<R>: Insertable<T>,
+    diesel::query_builder::InsertStatement<T, <R as Insertable<T>>::Values>:
+        diesel::query_dsl::methods::ExecuteDsl<diesel::SqliteConnection>,
+    diesel::query_builder::InsertStatement<T, <Vec<R> as Insertable<T>>::Values>:
+        diesel::query_dsl::methods::ExecuteDsl<diesel::PgConnection>,
+{
+    if rows.is_empty() {
+        return Ok(());
+    }
+    match c {
+        AnyConnection::Sqlite(c) => {
+            for row in rows {
+                diesel::insert_into(table).values(row).execute(c)?;
+            }
+        }
+        AnyConnection::Postgresql(c) => {
+            diesel::insert_into(table).values(rows).execute(c)?;
+        }
+    }
+    Ok(())
+}
+
 fn apply_seed(
     c: &mut AnyConnection,
     bundle: &SeedBundle,
@@ -188,42 +278,61 @@ fn apply_seed(
             ApplicationRow::try_from(app)?
         });
     }
-    for u in &bundle.users {
-        let existing: Option<String> = users::table
-            .filter(users::owner.eq(u.owner.as_str()))
-            .filter(users::name.eq(u.name.as_str()))
-            .select(users::id)
-            .first(c)
-            .optional()?;
-        if tally(existing.is_some()) {
-            let mut row = UserRow::from(u);
-            match existing {
-                Some(id) => {
-                    // The id is the user's identity in tokens: replacing keeps it.
-                    row.id = id.clone();
-                    diesel::update(users::table.find(&id))
-                        .set(&row)
-                        .execute(c)?;
-                }
-                None => {
-                    diesel::insert_into(users::table).values(&row).execute(c)?;
+    // Users and identities a chunk at a time: a seed may be an `iam export` of a million
+    // users, and a round trip per row to PostgreSQL took six minutes for 100,000 of them.
+    // Which are stored is asked before anything is written (a table filled inside this
+    // transaction has no statistics, and PostgreSQL's plan then scans it for each question);
+    // what this seed writes is remembered here. The new rows go in a chunk a statement.
+    let mut known: std::collections::HashMap<(&str, &str), String> = Default::default();
+    for chunk in bundle.users.chunks(SEED_CHUNK) {
+        known.extend(existing_users(c, chunk)?);
+    }
+    for chunk in bundle.users.chunks(SEED_CHUNK) {
+        let mut rows: Vec<UserRow> = Vec::with_capacity(chunk.len());
+        let mut pending = std::collections::HashMap::new();
+        for u in chunk {
+            let key = (u.owner.as_str(), u.name.as_str());
+            // Named twice: the later one replaces the earlier, as it would a stored one.
+            let earlier = pending.get(&key).copied();
+            let found = known.get(&key);
+            if tally(found.is_some()) {
+                let mut row = UserRow::from(u);
+                match (earlier, found) {
+                    (Some(i), _) => {
+                        let slot: &mut UserRow = &mut rows[i];
+                        row.id = std::mem::take(&mut slot.id);
+                        *slot = row;
+                    }
+                    (None, Some(id)) => {
+                        // The id is the user's identity in tokens: replacing keeps it.
+                        row.id = id.clone();
+                        diesel::update(users::table.find(id)).set(&row).execute(c)?;
+                    }
+                    (None, None) => {
+                        known.insert(key, row.id.clone());
+                        pending.insert(key, rows.len());
+                        rows.push(row);
+                    }
                 }
             }
         }
+        insert_rows(c, users::table, rows)?;
     }
-    for identity in &bundle.identities {
-        let key = (identity.appid.as_str(), identity.openid.as_str());
-        let existed = wechat_identities::table
-            .find(key)
-            .count()
-            .get_result::<i64>(c)?
-            > 0;
-        if !existed {
-            report.created += 1;
-            crate::identities::insert_identity(c, identity, &identity.user_id)?;
-        } else {
-            report.kept += 1;
+    let mut stored = std::collections::HashSet::new();
+    for chunk in bundle.identities.chunks(SEED_CHUNK) {
+        stored.extend(existing_identities(c, chunk)?);
+    }
+    for chunk in bundle.identities.chunks(SEED_CHUNK) {
+        let mut rows = Vec::with_capacity(chunk.len());
+        for identity in chunk {
+            if stored.insert((identity.appid.as_str(), identity.openid.as_str())) {
+                report.created += 1;
+                rows.push(IdentityRow::from(identity));
+            } else {
+                report.kept += 1;
+            }
         }
+        insert_rows(c, wechat_identities::table, rows)?;
     }
     Ok(report)
 }

@@ -1502,6 +1502,65 @@ contract!(
     }
 );
 
+contract!(a_large_seed_is_written_in_chunks, |s: Store| async move {
+    // An `iam export` of many users: more than one chunk of users and identities, a user named
+    // twice (the later one wins, under the earlier one's id) and an identity listed twice.
+    let mut users: Vec<User> = (0..1_203).map(|i| user("demo", &format!("u{i}"))).collect();
+    let mut again = user("demo", "u7");
+    again.display_name = dn("Named twice");
+    users.push(again);
+    let mut identities: Vec<WechatIdentity> = users[..1_203]
+        .iter()
+        .enumerate()
+        .map(|(i, u)| {
+            let mut id = identity("wx0123456789abcdef", &format!("o{i}"), "", "demo");
+            id.user_id = u.id.clone();
+            id
+        })
+        .collect();
+    identities.push(identities[1_000].clone());
+    let bundle = SeedBundle {
+        organizations: vec![org("demo")],
+        users,
+        identities,
+        ..Default::default()
+    };
+    let r = s.apply_seed(&bundle, false).await.unwrap();
+    assert_eq!(
+        r,
+        SeedReport {
+            created: 1 + 1_203 + 1_203,
+            replaced: 1,
+            kept: 1
+        }
+    );
+    assert_eq!(s.list_users(Some("demo")).await.unwrap().len(), 1_203);
+    assert_eq!(s.list_wechat_identities().await.unwrap().len(), 1_203);
+    let u7 = s.get_user("demo", "u7").await.unwrap().unwrap();
+    assert_eq!(
+        (u7.id.as_str(), u7.display_name.as_str()),
+        (bundle.users[7].id.as_str(), "Named twice")
+    );
+    let stored = s.list_wechat_identities().await.unwrap();
+    let o1100 = stored
+        .iter()
+        .find(|i| i.openid.as_str() == "o1100")
+        .unwrap();
+    assert_eq!(o1100.user_id, bundle.users[1_100].id);
+
+    // Loaded again: every one of them kept, none written twice.
+    let r = s.apply_seed(&bundle, true).await.unwrap();
+    assert_eq!(
+        r,
+        SeedReport {
+            created: 0,
+            replaced: 0,
+            kept: 1 + 1_204 + 1_204
+        }
+    );
+    assert_eq!(s.list_users(Some("demo")).await.unwrap().len(), 1_203);
+});
+
 fn cert(name: &str) -> Cert {
     Cert {
         name: n(name),
