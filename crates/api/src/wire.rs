@@ -533,8 +533,44 @@ pub struct InitData {
     pub organizations: Vec<OrganizationWire>,
     pub applications: Vec<ApplicationWire>,
     pub providers: Vec<ProviderWire>,
-    pub users: Vec<UserWire>,
+    /// Each user is made a seed as soon as it is read: an export of a million users would
+    /// otherwise hold all their wire objects (3.6 GB) at once beside the file's text.
+    #[serde(deserialize_with = "user_seeds")]
+    pub users: Vec<iam_domain::seed::UserSeed>,
     pub certs: Vec<CertWire>,
+}
+
+fn user_seeds<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<iam_domain::seed::UserSeed>, D::Error> {
+    struct Seeds;
+    impl<'de> serde::de::Visitor<'de> for Seeds {
+        type Value = Vec<iam_domain::seed::UserSeed>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a list of users")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut seeds = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+            while let Some(user) = seq.next_element::<UserWire>()? {
+                let (input, password, password_hash, identities) = user.into_seed();
+                seeds.push(iam_domain::seed::UserSeed {
+                    input,
+                    password,
+                    password_hash,
+                    identities,
+                });
+            }
+            Ok(seeds)
+        }
+        // `"users": null`, as the other lists accept.
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+    }
+    d.deserialize_any(Seeds)
 }
 
 /// Keys we write ourselves: what a client sends back for them is not kept.
@@ -1193,20 +1229,26 @@ mod tests {
         write_export(&bundle, &mut out).expect("written");
         let text = String::from_utf8(out).expect("UTF-8");
         let file: InitData = from_json_text(&text).expect("reads back");
-        let seeds: Vec<_> = file.users.into_iter().map(UserWire::into_seed).collect();
-        let openids = |i: usize| -> Vec<String> {
+        let seeds = file.users;
+        let openids = |i: usize| -> Vec<&str> {
             seeds[i]
-                .3
+                .identities
                 .iter()
-                .map(|(_, openid, _)| openid.clone())
+                .map(|(_, o, _)| o.as_str())
                 .collect()
         };
         assert_eq!(openids(0), ["o-a"]);
         assert_eq!(openids(1), ["o-b1", "o-b2"]);
         assert!(openids(2).is_empty());
-        assert_eq!(seeds[0].2.as_deref(), Some("$argon2id$hash"));
-        assert_eq!((seeds[0].1.as_deref(), seeds[1].2.as_deref()), (None, None));
-        assert!(!seeds[0].0.extra.contains_key("passwordType"));
+        assert_eq!(seeds[0].password_hash.as_deref(), Some("$argon2id$hash"));
+        assert_eq!(
+            (
+                seeds[0].password.as_deref(),
+                seeds[1].password_hash.as_deref()
+            ),
+            (None, None)
+        );
+        assert!(!seeds[0].input.extra.contains_key("passwordType"));
         // Each key once, a kept `passwordType` giving way to the export's own.
         let one = serde_json::to_string(&ExportedUser {
             user: &bundle.users[0],

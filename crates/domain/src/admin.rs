@@ -659,7 +659,7 @@ impl Iam {
             applications: apps,
             ..Default::default()
         };
-        self.written(self.repo.apply_seed(&bundle, false).await)?;
+        self.written(self.repo.apply_seed(bundle, false).await)?;
         Ok(new_name.into_string())
     }
 }

@@ -255,7 +255,7 @@ pub trait Repository: Send + Sync + 'static {
 
     /// Loads seed objects in dependency order in one transaction: either all of it is applied or
     /// none. With `new_only`, existing objects are kept as they are; otherwise they are replaced.
-    async fn apply_seed(&self, bundle: &SeedBundle, new_only: bool) -> StoreResult<SeedReport>;
+    async fn apply_seed(&self, bundle: SeedBundle, new_only: bool) -> StoreResult<SeedReport>;
 }
 
 /// What WeChat said about a failed call: the errcode, its message and the request id WeChat's

@@ -320,7 +320,7 @@ impl crate::service::Iam {
     /// Writes a seed bundle in one transaction (see [`crate::ports::Repository::apply_seed`]).
     pub async fn apply_seed(
         &self,
-        bundle: &crate::model::SeedBundle,
+        bundle: crate::model::SeedBundle,
         new_only: bool,
     ) -> Result<crate::model::SeedReport, crate::StoreError> {
         let r = self.repo.apply_seed(bundle, new_only).await;

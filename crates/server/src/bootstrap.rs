@@ -112,6 +112,8 @@ pub async fn prepare_init_data(iam: &Iam, config: &Config) -> Result<Option<Seed
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     };
     let inputs = init_data::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    // An export of a million users is 1.4 GB of text: not kept while the users are built.
+    drop(text);
     let bundle = iam
         .build_seed(inputs)
         .await
@@ -120,7 +122,7 @@ pub async fn prepare_init_data(iam: &Iam, config: &Config) -> Result<Option<Seed
 }
 
 /// Writes the seed in one transaction: all of it or nothing.
-pub async fn apply_init_data(iam: &Iam, bundle: &SeedBundle, config: &Config) -> Result<()> {
+pub async fn apply_init_data(iam: &Iam, bundle: SeedBundle, config: &Config) -> Result<()> {
     let path = &config.init_data_file;
     let report = iam
         .apply_seed(bundle, config.init_data_new_only)

@@ -3,7 +3,7 @@
 //! naming the object, and nothing is half-loaded.
 
 use iam_api::wire::InitData;
-use iam_domain::seed::{SeedInputs, UserSeed};
+use iam_domain::seed::SeedInputs;
 
 /// Reads the file's JSON straight into the wire types; a value of the wrong type is named by
 /// its path.
@@ -21,19 +21,7 @@ pub fn parse(text: &str) -> Result<SeedInputs, String> {
             .into_iter()
             .map(|a| a.into_input())
             .collect(),
-        users: file
-            .users
-            .into_iter()
-            .map(|u| {
-                let (input, password, password_hash, identities) = u.into_seed();
-                UserSeed {
-                    input,
-                    password,
-                    password_hash,
-                    identities,
-                }
-            })
-            .collect(),
+        users: file.users,
         certs: file.certs.into_iter().map(|c| c.into_input()).collect(),
     })
 }

@@ -214,7 +214,7 @@ pub async fn serve(config: Config) -> Result<()> {
 
     bootstrap::ensure_built_ins(&store, seed.as_ref()).await?;
     if let Some(bundle) = seed {
-        bootstrap::apply_init_data(&iam, &bundle, &config).await?;
+        bootstrap::apply_init_data(&iam, bundle, &config).await?;
     }
     let bench_cert = if config.bench_endpoints {
         tracing::warn!("benchEndpoints = true: POST /bench/sign is served (for load tests only)");

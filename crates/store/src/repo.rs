@@ -543,7 +543,7 @@ impl Repository for Store {
     }
 
     async fn insert_together(&self, bundle: &SeedBundle) -> StoreResult<()> {
-        let bundle = self.seal_bundle(bundle)?;
+        let bundle = self.seal_bundle(bundle.clone())?;
         self.run(move |c| write_tx(c, |c| insert_together(c, &bundle)))
             .await
     }
@@ -1089,7 +1089,7 @@ impl Repository for Store {
         .await
     }
 
-    async fn apply_seed(&self, bundle: &SeedBundle, new_only: bool) -> StoreResult<SeedReport> {
+    async fn apply_seed(&self, bundle: SeedBundle, new_only: bool) -> StoreResult<SeedReport> {
         let bundle = self.seal_bundle(bundle)?;
         self.run(move |c| write_tx(c, |c| apply_seed(c, &bundle, new_only)))
             .await

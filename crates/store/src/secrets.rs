@@ -99,8 +99,7 @@ impl Store {
         Ok(c)
     }
 
-    pub(crate) fn seal_bundle(&self, b: &SeedBundle) -> Result<SeedBundle, StoreError> {
-        let mut b = b.clone();
+    pub(crate) fn seal_bundle(&self, mut b: SeedBundle) -> Result<SeedBundle, StoreError> {
         for a in &mut b.applications {
             *a = self.seal_app(a)?;
         }

@@ -1525,7 +1525,7 @@ contract!(a_large_seed_is_written_in_chunks, |s: Store| async move {
         identities,
         ..Default::default()
     };
-    let r = s.apply_seed(&bundle, false).await.unwrap();
+    let r = s.apply_seed(bundle.clone(), false).await.unwrap();
     assert_eq!(
         r,
         SeedReport {
@@ -1549,7 +1549,7 @@ contract!(a_large_seed_is_written_in_chunks, |s: Store| async move {
     assert_eq!(o1100.user_id, bundle.users[1_100].id);
 
     // Loaded again: every one of them kept, none written twice.
-    let r = s.apply_seed(&bundle, true).await.unwrap();
+    let r = s.apply_seed(bundle.clone(), true).await.unwrap();
     assert_eq!(
         r,
         SeedReport {
@@ -1589,7 +1589,7 @@ contract!(seed_is_all_or_nothing_and_new_only, |s: Store| async move {
         certs: vec![cert("demo-cert")],
         identities: Vec::new(),
     };
-    let err = s.apply_seed(&bundle, true).await.unwrap_err();
+    let err = s.apply_seed(bundle.clone(), true).await.unwrap_err();
     assert!(
         matches!(err, StoreError::MissingReference(ref m) if m.contains("missing")),
         "{err:?}"
@@ -1601,7 +1601,7 @@ contract!(seed_is_all_or_nothing_and_new_only, |s: Store| async move {
     assert!(s.get_cert("demo-cert").await.unwrap().is_none());
 
     bundle.applications[0].providers.pop();
-    let r = s.apply_seed(&bundle, true).await.unwrap();
+    let r = s.apply_seed(bundle.clone(), true).await.unwrap();
     assert_eq!(
         r,
         SeedReport {
@@ -1615,7 +1615,7 @@ contract!(seed_is_all_or_nothing_and_new_only, |s: Store| async move {
     let mut edited = bundle.clone();
     edited.organizations[0].display_name = dn("From file");
     edited.users[0].id = "another-id".into();
-    let r = s.apply_seed(&edited, true).await.unwrap();
+    let r = s.apply_seed(edited.clone(), true).await.unwrap();
     assert_eq!(
         r,
         SeedReport {
@@ -1633,7 +1633,7 @@ contract!(seed_is_all_or_nothing_and_new_only, |s: Store| async move {
         "demo org"
     );
 
-    let r = s.apply_seed(&edited, false).await.unwrap();
+    let r = s.apply_seed(edited.clone(), false).await.unwrap();
     assert_eq!(
         r,
         SeedReport {
@@ -2129,7 +2129,7 @@ contract!(
             certs: vec![cert("k2")],
             ..Default::default()
         };
-        sealed.apply_seed(&bundle, true).await.unwrap();
+        sealed.apply_seed(bundle.clone(), true).await.unwrap();
         assert!(plain.get_cert("k2").await.is_err());
         assert_eq!(
             sealed
