@@ -30,13 +30,28 @@ pub fn from_json<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, Stri
     serde_path_to_error::deserialize(value).map_err(|e| at_path(e).1)
 }
 
-/// A wire value read straight from JSON text (the seed file, which may hold a million users),
-/// with no `Value` tree in between: broken JSON is "not valid JSON: …", a value of the wrong
-/// type "not valid: path: …".
+/// A wire value read straight from JSON text, with no `Value` tree in between: broken JSON is
+/// "not valid JSON: …", a value of the wrong type "not valid: path: …".
 pub fn from_json_text<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
-    let mut de = serde_json::Deserializer::from_str(text);
+    read_json(serde_json::de::StrRead::new(text))
+}
+
+/// [`from_json_text`] from a reader (the seed file, which may hold a million users: its text
+/// is never all in memory). A read that fails is "cannot read: …".
+pub fn from_json_reader<T: serde::de::DeserializeOwned>(
+    reader: impl std::io::Read,
+) -> Result<T, String> {
+    read_json(serde_json::de::IoRead::new(reader))
+}
+
+fn read_json<'de, R: serde_json::de::Read<'de>, T: serde::de::DeserializeOwned>(
+    read: R,
+) -> Result<T, String> {
+    use serde_json::error::Category;
+    let mut de = serde_json::Deserializer::new(read);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| match at_path(e) {
-        (serde_json::error::Category::Data, m) => format!("not valid: {m}"),
+        (Category::Data, m) => format!("not valid: {m}"),
+        (Category::Io, m) => format!("cannot read: {m}"),
         (_, m) => format!("not valid JSON: {m}"),
     })?;
     de.end().map_err(|e| format!("not valid JSON: {e}"))?;
@@ -1268,5 +1283,17 @@ mod tests {
         assert!(broken.starts_with("not valid JSON:"), "{broken}");
         let trailing = from_json_text::<InitData>("{} x").unwrap_err();
         assert!(trailing.starts_with("not valid JSON:"), "{trailing}");
+        // From a reader, the same words; and a read that fails says so.
+        let bad = from_json_reader::<InitData>(&b"{\"users\": [{\"name\": 3}]}"[..]).unwrap_err();
+        assert!(bad.starts_with("not valid: users[0].name:"), "{bad}");
+        struct Failing;
+        impl std::io::Read for Failing {
+            fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::other("the disk went away"))
+            }
+        }
+        let failed = from_json_reader::<InitData>(Failing).unwrap_err();
+        assert!(failed.starts_with("cannot read:"), "{failed}");
+        assert!(failed.contains("the disk went away"), "{failed}");
     }
 }

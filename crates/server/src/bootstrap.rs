@@ -103,17 +103,19 @@ pub async fn ensure_built_ins(repo: &dyn Repository, seed: Option<&SeedBundle>) 
 /// stops the start before anything is created.
 pub async fn prepare_init_data(iam: &Iam, config: &Config) -> Result<Option<SeedBundle>> {
     let path = config.init_data_file.clone();
-    let text = match tokio::fs::read_to_string(&path).await {
-        Ok(t) => t,
+    let file = match std::fs::File::open(&path) {
+        Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             tracing::info!(file = %path.display(), "no init data file; skipped");
             return Ok(None);
         }
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     };
-    let inputs = init_data::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    // An export of a million users is 1.4 GB of text: not kept while the users are built.
-    drop(text);
+    let inputs = tokio::task::spawn_blocking(move || {
+        init_data::read(std::io::BufReader::with_capacity(1 << 20, file))
+    })
+    .await?
+    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let bundle = iam
         .build_seed(inputs)
         .await

@@ -7,9 +7,18 @@ use iam_domain::seed::SeedInputs;
 
 /// Reads the file's JSON straight into the wire types; a value of the wrong type is named by
 /// its path.
+#[cfg(test)]
 pub fn parse(text: &str) -> Result<SeedInputs, String> {
-    let file: InitData = iam_api::wire::from_json_text(text)?;
-    Ok(SeedInputs {
+    iam_api::wire::from_json_text(text).map(inputs)
+}
+
+/// [`parse`], from a reader: an export of a million users is 1.4 GB of text, never all held.
+pub fn read(reader: impl std::io::Read) -> Result<SeedInputs, String> {
+    iam_api::wire::from_json_reader(reader).map(inputs)
+}
+
+fn inputs(file: InitData) -> SeedInputs {
+    SeedInputs {
         organizations: file
             .organizations
             .into_iter()
@@ -23,7 +32,7 @@ pub fn parse(text: &str) -> Result<SeedInputs, String> {
             .collect(),
         users: file.users,
         certs: file.certs.into_iter().map(|c| c.into_input()).collect(),
-    })
+    }
 }
 
 #[cfg(test)]
