@@ -72,12 +72,12 @@ fn at_path(
     (inner.classify(), message)
 }
 
-/// A sequence of `render(item)`, written with no list built in between.
-pub(crate) struct Each<'a, T, F>(pub &'a [T], pub F);
+/// A sequence of `render(item)`, written with no list built in between; made by [`each`].
+pub(crate) struct Each<'a, T, F>(&'a [T], F);
 
-/// `Each`, with `render`'s argument known to borrow from `items` (so a closure's answer may
-/// borrow from it too).
-fn each<'a, T, V, F: Fn(&'a T) -> V>(items: &'a [T], render: F) -> Each<'a, T, F> {
+/// `render` of each of `items`, as one sequence. `render`'s argument borrows from `items`, so
+/// its answer may borrow from it too.
+pub(crate) fn each<'a, T, V, F: Fn(&'a T) -> V>(items: &'a [T], render: F) -> Each<'a, T, F> {
     Each(items, render)
 }
 
@@ -555,6 +555,7 @@ pub struct InitData {
     pub certs: Vec<CertWire>,
 }
 
+/// `users`, each made a [`UserSeed`](iam_domain::seed::UserSeed) as it is read.
 fn user_seeds<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> Result<Vec<iam_domain::seed::UserSeed>, D::Error> {
@@ -580,12 +581,8 @@ fn user_seeds<'de, D: serde::Deserializer<'de>>(
             }
             Ok(seeds)
         }
-        // `"users": null`, as the other lists accept.
-        fn visit_unit<E>(self) -> Result<Self::Value, E> {
-            Ok(Vec::new())
-        }
     }
-    d.deserialize_any(Seeds)
+    d.deserialize_seq(Seeds)
 }
 
 /// Keys we write ourselves: what a client sends back for them is not kept.
@@ -922,22 +919,20 @@ pub fn write_export(
     };
     let mut ser = serde_json::Serializer::pretty(out);
     let mut m = (&mut ser).serialize_map(Some(5))?;
-    m.serialize_entry("organizations", &Each(&b.organizations, organization))?;
+    m.serialize_entry("organizations", &each(&b.organizations, organization))?;
     m.serialize_entry(
         "certs",
-        &Each(&b.certs, |c: &Cert| {
-            with(cert(c), "privateKey", &c.private_key)
-        }),
+        &each(&b.certs, |c| with(cert(c), "privateKey", &c.private_key)),
     )?;
     m.serialize_entry(
         "providers",
-        &Each(&b.providers, |p: &Provider| {
+        &each(&b.providers, |p| {
             with(provider(p), "clientSecret", &p.client_secret)
         }),
     )?;
     m.serialize_entry(
         "applications",
-        &Each(&b.applications, |a: &Application| {
+        &each(&b.applications, |a| {
             with(application(a), "clientSecret", &a.client_secret)
         }),
     )?;
@@ -970,22 +965,18 @@ impl serde::Serialize for ExportedUser<'_> {
         )?;
         m.serialize_entry(
             "wechatIdentities",
-            &each(self.identities, |i| ExportedIdentity {
-                appid: i.appid.as_str(),
-                openid: i.openid.as_str(),
-                unionid: i.unionid.as_ref().map_or("", |u| u.as_str()),
+            &each(self.identities, |i| IdentityWire {
+                appid: i.appid.to_string(),
+                openid: i.openid.to_string(),
+                unionid: i
+                    .unionid
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
             }),
         )?;
         m.end()
     }
-}
-
-/// `IdentityWire`, borrowed.
-#[derive(serde::Serialize)]
-struct ExportedIdentity<'a> {
-    appid: &'a str,
-    openid: &'a str,
-    unionid: &'a str,
 }
 
 // The examples the spec shows (and the fuzzer's first valid body): an organization, an
@@ -1279,6 +1270,12 @@ mod tests {
     fn seed_text_errors_say_what_kind() {
         let bad = from_json_text::<InitData>("{\"users\": [{\"name\": 3}]}").unwrap_err();
         assert!(bad.starts_with("not valid: users[0].name:"), "{bad}");
+        for not_a_list in ["null", "{}", "\"alice\""] {
+            let e =
+                from_json_text::<InitData>(&format!("{{\"users\": {not_a_list}}}")).unwrap_err();
+            assert!(e.starts_with("not valid: users: invalid type"), "{e}");
+            assert!(e.contains("a list of users"), "{e}");
+        }
         let broken = from_json_text::<InitData>("{\"users\": [").unwrap_err();
         assert!(broken.starts_with("not valid JSON:"), "{broken}");
         let trailing = from_json_text::<InitData>("{} x").unwrap_err();

@@ -103,8 +103,8 @@ pub async fn ensure_built_ins(repo: &dyn Repository, seed: Option<&SeedBundle>) 
 /// stops the start before anything is created.
 pub async fn prepare_init_data(iam: &Iam, config: &Config) -> Result<Option<SeedBundle>> {
     let path = config.init_data_file.clone();
-    let file = match std::fs::File::open(&path) {
-        Ok(f) => f,
+    let file = match tokio::fs::File::open(&path).await {
+        Ok(f) => f.into_std().await,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             tracing::info!(file = %path.display(), "no init data file; skipped");
             return Ok(None);

@@ -35,6 +35,40 @@ macro_rules! on_any {
 }
 pub(crate) use on_any;
 
+/// Inserts rows into `table` inside the caller's transaction: one statement for all of them
+/// on PostgreSQL (the caller keeps them under its 65,535 bind parameters); one (prepared,
+/// cached) statement each on SQLite, whose batch insert opens a transaction of its own, which
+/// cannot nest in the caller's. The multi-backend connection has no multi-row insert.
+pub(crate) fn insert_rows<T, R>(
+    c: &mut AnyConnection,
+    table: T,
+    rows: Vec<R>,
+) -> Result<(), DbError>
+where
+    T: diesel::Table + Copy,
+    R: Insertable<T>,
+    Vec<R>: Insertable<T>,
+    diesel::query_builder::InsertStatement<T, <R as Insertable<T>>::Values>:
+        diesel::query_dsl::methods::ExecuteDsl<diesel::SqliteConnection>,
+    diesel::query_builder::InsertStatement<T, <Vec<R> as Insertable<T>>::Values>:
+        diesel::query_dsl::methods::ExecuteDsl<diesel::PgConnection>,
+{
+    if rows.is_empty() {
+        return Ok(());
+    }
+    match c {
+        AnyConnection::Sqlite(c) => {
+            for row in rows {
+                diesel::insert_into(table).values(row).execute(c)?;
+            }
+        }
+        AnyConnection::Postgresql(c) => {
+            diesel::insert_into(table).values(rows).execute(c)?;
+        }
+    }
+    Ok(())
+}
+
 /// Which database the server talks to (`driverName`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Driver {

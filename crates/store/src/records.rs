@@ -114,24 +114,10 @@ impl TryFrom<RecordRow> for Record {
 }
 
 pub(crate) fn insert(c: &mut AnyConnection, batch: &[Record]) -> Result<(), DbError> {
-    let rows: Vec<NewRecordRow> = batch.iter().map(NewRecordRow::from).collect();
-    // One statement per 100 rows keeps the bind parameters under SQLite's limit.
-    // The multi-backend connection has no multi-row insert. PostgreSQL takes 100 rows a
-    // statement; SQLite's batch insert opens a transaction of its own, which cannot nest in the
-    // caller's, so there each row is one (prepared, cached) statement in the caller's transaction.
-    match c {
-        AnyConnection::Sqlite(c) => {
-            for row in rows {
-                diesel::insert_into(records::table).values(row).execute(c)?;
-            }
-        }
-        AnyConnection::Postgresql(c) => {
-            for chunk in rows.chunks(100) {
-                diesel::insert_into(records::table)
-                    .values(chunk.to_vec())
-                    .execute(c)?;
-            }
-        }
+    // 100 rows a statement on PostgreSQL.
+    for chunk in batch.chunks(100) {
+        let rows: Vec<NewRecordRow> = chunk.iter().map(NewRecordRow::from).collect();
+        crate::conn::insert_rows(c, records::table, rows)?;
     }
     Ok(())
 }

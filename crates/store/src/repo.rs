@@ -16,7 +16,7 @@ use iam_domain::model::{
 use iam_domain::ports::{NewUser, Repository, StoreResult};
 
 use crate::Store;
-use crate::conn::{AnyConnection, DbError, write_tx};
+use crate::conn::{AnyConnection, DbError, insert_rows, write_tx};
 use crate::identities as ids;
 use crate::rows::*;
 use crate::schema::*;
@@ -142,20 +142,25 @@ fn insert_together(c: &mut AnyConnection, bundle: &SeedBundle) -> Result<(), DbE
 /// Users or identities asked about, or inserted, in one statement while seeding.
 const SEED_CHUNK: usize = 500;
 
+/// Two-part keys grouped by their first part (an owner, an appid): one
+/// `first = ? AND second IN (…)` question each.
+fn by_first<'a>(
+    keys: impl Iterator<Item = (&'a str, &'a str)>,
+) -> std::collections::BTreeMap<&'a str, Vec<&'a str>> {
+    let mut groups: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for (first, second) in keys {
+        groups.entry(first).or_default().push(second);
+    }
+    groups
+}
+
 /// Which of these users are stored, by (owner, name): their ids.
 fn existing_users<'a>(
     c: &mut AnyConnection,
     chunk: &'a [User],
 ) -> Result<std::collections::HashMap<(&'a str, &'a str), String>, DbError> {
-    let mut by_owner: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
-    for u in chunk {
-        by_owner
-            .entry(u.owner.as_str())
-            .or_default()
-            .push(u.name.as_str());
-    }
     let mut found = std::collections::HashMap::new();
-    for (owner, names) in by_owner {
+    for (owner, names) in by_first(chunk.iter().map(|u| (u.owner.as_str(), u.name.as_str()))) {
         let rows: Vec<(String, String)> = crate::conn::on_any!(c, |c| users::table
             .filter(users::owner.eq(owner))
             .filter(users::name.eq_any(&names))
@@ -176,15 +181,9 @@ fn existing_identities<'a>(
     c: &mut AnyConnection,
     chunk: &'a [WechatIdentity],
 ) -> Result<std::collections::HashSet<(&'a str, &'a str)>, DbError> {
-    let mut by_appid: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
-    for i in chunk {
-        by_appid
-            .entry(i.appid.as_str())
-            .or_default()
-            .push(i.openid.as_str());
-    }
     let mut found = std::collections::HashSet::new();
-    for (appid, openids) in by_appid {
+    let keys = chunk.iter().map(|i| (i.appid.as_str(), i.openid.as_str()));
+    for (appid, openids) in by_first(keys) {
         let rows: Vec<String> = crate::conn::on_any!(c, |c| wechat_identities::table
             .filter(wechat_identities::appid.eq(appid))
             .filter(wechat_identities::openid.eq_any(&openids))
@@ -198,35 +197,6 @@ fn existing_identities<'a>(
         }
     }
     Ok(found)
-}
-
-/// Inserts rows into `table` inside the caller's transaction: one statement for all of them
-/// on PostgreSQL; one (prepared, cached) statement each on SQLite, whose batch insert opens a
-/// transaction of its own, which cannot nest in the caller's.
-fn insert_rows<T, R>(c: &mut AnyConnection, table: T, rows: Vec<R>) -> Result<(), DbError>
-where
-    T: diesel::Table + Copy,
-    R: Insertable<T>,
-    Vec<R>: Insertable<T>,
-    diesel::query_builder::InsertStatement<T, <R as Insertable<T>>::Values>:
-        diesel::query_dsl::methods::ExecuteDsl<diesel::SqliteConnection>,
-    diesel::query_builder::InsertStatement<T, <Vec<R> as Insertable<T>>::Values>:
-        diesel::query_dsl::methods::ExecuteDsl<diesel::PgConnection>,
-{
-    if rows.is_empty() {
-        return Ok(());
-    }
-    match c {
-        AnyConnection::Sqlite(c) => {
-            for row in rows {
-                diesel::insert_into(table).values(row).execute(c)?;
-            }
-        }
-        AnyConnection::Postgresql(c) => {
-            diesel::insert_into(table).values(rows).execute(c)?;
-        }
-    }
-    Ok(())
 }
 
 fn apply_seed(
