@@ -192,7 +192,7 @@ impl Reply {
         render: impl Fn(&'a T) -> V,
         total: impl serde::Serialize,
     ) -> Self {
-        Self::success(crate::wire::each(items, render), total)
+        Self::success(iam_wire::each(items, render), total)
     }
 
     /// Casdoor's answer to a write: `data: "Affected"` or `"Unaffected"`.

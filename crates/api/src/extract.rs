@@ -403,7 +403,7 @@ pub type Required<T> = LaxJson<T, T, true>;
 impl<T, W: DeserializeOwned, const REQUIRED: bool> LaxJson<T, W, REQUIRED> {
     /// The body as its wire type; a bad field is a 400 naming it.
     pub fn parse(&self) -> Result<W, Failure> {
-        crate::wire::from_json(Value::Object(self.object.clone()))
+        iam_wire::from_json(Value::Object(self.object.clone()))
             .map_err(|e| Failure(Error::Invalid(e)))
     }
 }

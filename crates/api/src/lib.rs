@@ -3,7 +3,7 @@
 //! Every route is one poem-openapi operation, routed and described at once:
 //! [`oauth`] (the token endpoint), [`users`] (Bearer APIs), [`sessions`], [`management`], [`discovery`] and
 //! [`health`]. Casdoor's lax inputs are read by the extractors of [`extract`]; errors become
-//! HTTP only in [`errors`]; [`wire`] holds Casdoor's JSON shapes.
+//! HTTP only in [`errors`]; Casdoor's JSON shapes are the `iam_wire` crate's.
 
 pub mod discovery;
 pub mod errors;
@@ -21,7 +21,6 @@ pub mod state;
 mod tags;
 pub mod users;
 pub mod wechat;
-pub mod wire;
 
 use std::sync::Arc;
 

@@ -23,8 +23,9 @@ use crate::extract::{Caller, LaxJson, Required};
 use crate::params::ObjectId;
 use crate::state::AppState;
 use crate::tags::Tag;
-use crate::wire::{
-    self, ApplicationUpdate, ApplicationWire, CertWire, OrganizationWire, ProviderWire, UserWire,
+use iam_wire::{
+    self as wire, ApplicationUpdate, ApplicationWire, CertWire, OrganizationWire, ProviderWire,
+    UserWire,
 };
 
 type Answer = Result<Reply<Envelope>, Failure>;

@@ -18,7 +18,7 @@ use crate::extract::{Caller, Required};
 use crate::params::Count;
 use crate::state::AppState;
 use crate::tags::Tag;
-use crate::wire::time;
+use iam_wire::time;
 
 /// Casdoor's Record, as `add-record` receives it (`id`, `name`, `createdTime` and who added it
 /// are the server's).

@@ -18,7 +18,7 @@ use crate::extract::{BearerCaller, Caller, LaxJson, Required};
 use crate::params::{Count, ObjectId, SessionRef};
 use crate::state::AppState;
 use crate::tags::Tag;
-use crate::wire::time;
+use iam_wire::time;
 
 type Answer = Result<Reply<Envelope>, Failure>;
 

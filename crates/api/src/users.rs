@@ -14,7 +14,7 @@ use crate::extract::{BearerCaller, Caller, FormParams, Required};
 use crate::params::{Count, ObjectId};
 use crate::state::AppState;
 use crate::tags::Tag;
-use crate::wire::{self, UserWire};
+use iam_wire::{self as wire, UserWire};
 
 /// OIDC userinfo.
 #[derive(Object)]

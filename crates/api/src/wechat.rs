@@ -18,7 +18,7 @@ use crate::extract::{BearerCaller, Caller, LaxJson};
 use crate::params::ObjectId;
 use crate::state::AppState;
 use crate::tags::Tag;
-use crate::wire::{self, time};
+use iam_wire::{self as wire, time};
 
 /// The `getPhoneNumber` button's answer: its `code`, or its legacy `encryptedData` and `iv`,
 /// never both.

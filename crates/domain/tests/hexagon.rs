@@ -57,3 +57,19 @@ fn adapters_do_not_depend_on_each_other() {
         }
     }
 }
+
+/// Casdoor's wire shapes are shared by the API and the seed file: they know the domain and
+/// nothing of storage, WeChat, signing or HTTP routing.
+#[test]
+fn the_wire_shapes_depend_on_no_adapter() {
+    let deps = normal_deps("iam-wire");
+    for a in [
+        "iam-store",
+        "iam-wechat",
+        "iam-jwt",
+        "iam-api",
+        "iam-console",
+    ] {
+        assert!(!deps.iter().any(|d| d == a), "iam-wire depends on {a}");
+    }
+}

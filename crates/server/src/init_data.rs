@@ -1,20 +1,20 @@
-//! `init_data.json` in Casdoor's format, read with the API's own wire types and built with the
+//! `init_data.json` in Casdoor's format, read with the API's wire types (`iam_wire`) and built with the
 //! domain's constructors (`Iam::build_seed`): a malformed file stops start-up with a message
 //! naming the object, and nothing is half-loaded.
 
-use iam_api::wire::InitData;
 use iam_domain::seed::SeedInputs;
+use iam_wire::InitData;
 
 /// Reads the file's JSON straight into the wire types; a value of the wrong type is named by
 /// its path.
 #[cfg(test)]
 pub fn parse(text: &str) -> Result<SeedInputs, String> {
-    iam_api::wire::from_json_text(text).map(inputs)
+    iam_wire::from_json_text(text).map(inputs)
 }
 
 /// [`parse`], from a reader: an export of a million users is 1.4 GB of text, never all held.
 pub fn read(reader: impl std::io::Read) -> Result<SeedInputs, String> {
-    iam_api::wire::from_json_reader(reader).map(inputs)
+    iam_wire::from_json_reader(reader).map(inputs)
 }
 
 fn inputs(file: InitData) -> SeedInputs {

@@ -97,7 +97,7 @@ pub async fn export(config: &Config, out: Option<&Path>, secrets: &str) -> Resul
     let bundle = iam.export(how).await?;
     let (users, identities) = (bundle.users.len(), bundle.identities.len());
     let write = move |out: &mut dyn std::io::Write| {
-        iam_api::wire::write_export(&bundle, out).map_err(std::io::Error::from)
+        iam_wire::write_export(&bundle, out).map_err(std::io::Error::from)
     };
     match out {
         Some(path) => {

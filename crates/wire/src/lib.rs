@@ -73,11 +73,11 @@ fn at_path(
 }
 
 /// A sequence of `render(item)`, written with no list built in between; made by [`each`].
-pub(crate) struct Each<'a, T, F>(&'a [T], F);
+pub struct Each<'a, T, F>(&'a [T], F);
 
 /// `render` of each of `items`, as one sequence. `render`'s argument borrows from `items`, so
 /// its answer may borrow from it too.
-pub(crate) fn each<'a, T, V, F: Fn(&'a T) -> V>(items: &'a [T], render: F) -> Each<'a, T, F> {
+pub fn each<'a, T, V, F: Fn(&'a T) -> V>(items: &'a [T], render: F) -> Each<'a, T, F> {
     Each(items, render)
 }
 
