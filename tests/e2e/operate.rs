@@ -396,7 +396,19 @@ async fn moving_from_sqlite_to_postgres_keeps_every_user_and_token() -> anyhow::
         None,
     )?;
     assert!(ok, "{out}{err}");
+    assert!(
+        err.contains("exported ") && err.contains(" users and "),
+        "{err}"
+    );
     let text = std::fs::read_to_string(&file)?;
+    // An export never writes over a file: the second one stops before anything is written.
+    let (ok, _, again) = iam_cli(
+        &old,
+        &["export", "--out", file.to_str().unwrap_or_default()],
+        None,
+    )?;
+    assert!(!ok && again.contains("cannot create"), "{again}");
+    assert_eq!(std::fs::read_to_string(&file)?, text);
     assert!(
         !text.contains("BEGIN PRIVATE KEY"),
         "keys are sealed in the export"

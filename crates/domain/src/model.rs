@@ -493,6 +493,21 @@ pub struct SeedBundle {
     pub identities: Vec<WechatIdentity>,
 }
 
+/// What `iam export` reads, in the order it is written: the configuration, the users a page
+/// at a time, then the end. An export that never saw [`ExportPart::End`] is incomplete.
+#[derive(Debug, Clone)]
+pub enum ExportPart {
+    /// Organizations, certs, providers and applications (a bundle with no users).
+    Configuration(SeedBundle),
+    /// Users in (owner, name) order, with every WeChat identity of these users.
+    Users {
+        users: Vec<User>,
+        identities: Vec<WechatIdentity>,
+    },
+    /// Everything was read.
+    End,
+}
+
 impl SeedBundle {
     pub fn is_empty(&self) -> bool {
         self.organizations.is_empty()

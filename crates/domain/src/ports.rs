@@ -9,11 +9,16 @@ use crate::model::{
     RefreshToken, Revocation, SeedBundle, SeedReport, Session, SessionQuery, SessionSelector,
     SignInWrite, StoredAccessToken, TokenRecord, User, WechatIdentity, WechatUserOutcome,
 };
-use crate::model::{BindOutcome, Record, RecordQuery, UnbindOutcome, UserQuery, WechatSignIn};
+use crate::model::{
+    BindOutcome, ExportPart, Record, RecordQuery, UnbindOutcome, UserQuery, WechatSignIn,
+};
 use crate::values::{AppId, WechatCode};
 use crate::{Secret, StoreError};
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The most users one [`ExportPart::Users`] page holds.
+pub const EXPORT_PAGE: usize = 500;
 
 /// Builds the user a first sign-in creates; called only when no user was found.
 pub type NewUser = std::sync::Arc<dyn Fn() -> User + Send + Sync>;
@@ -74,7 +79,6 @@ pub trait Repository: Send + Sync + 'static {
     async fn update_user(&self, user: &User) -> StoreResult<bool>;
     async fn delete_user(&self, owner: &str, name: &str) -> StoreResult<bool>;
 
-    /// Every WeChat identity, for `iam export`.
     /// The user's failed password attempts in a row.
     async fn password_failures(&self, user_id: &str) -> StoreResult<PasswordFailures>;
     /// Counts one more failure at `now` in one statement (nodes counting at once lose none); a
@@ -117,6 +121,11 @@ pub trait Repository: Send + Sync + 'static {
     async fn expire_access_token(&self, appid: &str, version: i64) -> StoreResult<bool>;
 
     async fn list_wechat_identities(&self) -> StoreResult<Vec<WechatIdentity>>;
+    /// `iam export`'s read, one consistent snapshot handed to `part` as it is read: first
+    /// [`ExportPart::Configuration`], then [`ExportPart::Users`] pages of at most
+    /// [`EXPORT_PAGE`] users (never all of them in memory). `Ok(false)` when `part` answered
+    /// `false` (its taker went away) and the read stopped there; it never sends `End`.
+    async fn export(&self, part: Box<dyn FnMut(ExportPart) -> bool + Send>) -> StoreResult<bool>;
     async fn get_wechat_identity(
         &self,
         appid: &str,

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 
 use crate::Secret;
 use crate::model::{
-    Application, BUILT_IN_APP, BUILT_IN_CERT, BUILT_IN_ORG, Organization, Profile, User,
+    Application, BUILT_IN_APP, BUILT_IN_CERT, BUILT_IN_ORG, ExportPart, Organization, Profile, User,
 };
 use crate::values::{ClientId, DisplayName, ObjectName, WebUrl};
 
@@ -135,21 +135,61 @@ fn at(kind: &str, index: usize, name: &str) -> String {
     }
 }
 
-impl crate::service::Iam {
-    /// A secret as an export carries it: sealed under its object's name, or left out.
-    fn export_secret(
-        &self,
-        how: ExportSecrets,
-        what: &str,
-        secret: &Secret,
-    ) -> Result<Secret, String> {
-        if how == ExportSecrets::Omitted || secret.is_empty() {
-            return Ok(Secret::default());
-        }
-        let sealed = self.sealer.seal("iam-export", what, secret)?;
-        Ok(Secret::new(format!("{SEALED}{}", hex(&sealed))))
+/// A secret as an export carries it: sealed under its object's name, or left out.
+fn export_secret(
+    sealer: &dyn crate::ports::SessionSealer,
+    how: ExportSecrets,
+    what: &str,
+    secret: &Secret,
+) -> Result<Secret, String> {
+    if how == ExportSecrets::Omitted || secret.is_empty() {
+        return Ok(Secret::default());
     }
+    let sealed = sealer.seal("iam-export", what, secret)?;
+    Ok(Secret::new(format!("{SEALED}{}", hex(&sealed))))
+}
 
+/// The secrets of one part of an export, sealed or left out as asked.
+fn export_secrets(
+    sealer: &dyn crate::ports::SessionSealer,
+    how: ExportSecrets,
+    part: &mut ExportPart,
+) -> Result<(), String> {
+    let seal = |what: &str, secret: &mut Secret| -> Result<(), String> {
+        *secret = export_secret(sealer, how, what, secret)?;
+        Ok(())
+    };
+    match part {
+        ExportPart::Configuration(b) => {
+            for a in &mut b.applications {
+                seal(&format!("application/{}", a.name), &mut a.client_secret)?;
+            }
+            for p in &mut b.providers {
+                seal(
+                    &format!("provider/{}/{}", p.owner, p.name),
+                    &mut p.client_secret,
+                )?;
+            }
+            for c in &mut b.certs {
+                seal(&format!("cert/{}", c.name), &mut c.private_key)?;
+            }
+        }
+        ExportPart::Users { users, .. } => {
+            for u in users {
+                if let Some(h) = &mut u.password_hash {
+                    seal(&format!("user/{}/{}", u.owner, u.name), h)?;
+                    if h.is_empty() {
+                        u.password_hash = None;
+                    }
+                }
+            }
+        }
+        ExportPart::End => {}
+    }
+    Ok(())
+}
+
+impl crate::service::Iam {
     /// A secret of a seed file: a sealed one (from `iam export`) is opened with this server's
     /// sealing key; anything else is taken as it is.
     fn seed_secret(&self, what: &str, text: String) -> Result<String, String> {
@@ -168,47 +208,34 @@ impl crate::service::Iam {
     }
 
     /// Everything a new server needs to take over from this one (`iam export`): configuration,
-    /// signing keys, users with their password hashes and WeChat identities.
+    /// signing keys, users with their password hashes and WeChat identities, read as one
+    /// snapshot and sent to `to` a part at a time (the channel bounds what is held: a million
+    /// users never are at once). [`ExportPart::End`] is sent last, only when everything was
+    /// read; `Ok(false)` when `to`'s receiver went away first.
     pub async fn export(
         &self,
         how: ExportSecrets,
-    ) -> Result<crate::model::SeedBundle, crate::Error> {
-        let internal = crate::Error::Internal;
-        let mut b = crate::model::SeedBundle {
-            organizations: self.repo.list_organizations().await?,
-            providers: self.repo.list_providers(None).await?,
-            applications: self.repo.list_applications(None).await?,
-            users: self.repo.list_users(None).await?,
-            certs: self.repo.list_certs().await?,
-            identities: self.repo.list_wechat_identities().await?,
-        };
-        for a in &mut b.applications {
-            a.client_secret = self
-                .export_secret(how, &format!("application/{}", a.name), &a.client_secret)
-                .map_err(internal)?;
-        }
-        for p in &mut b.providers {
-            p.client_secret = self
-                .export_secret(
-                    how,
-                    &format!("provider/{}/{}", p.owner, p.name),
-                    &p.client_secret,
-                )
-                .map_err(internal)?;
-        }
-        for c in &mut b.certs {
-            c.private_key = self
-                .export_secret(how, &format!("cert/{}", c.name), &c.private_key)
-                .map_err(internal)?;
-        }
-        for u in &mut b.users {
-            if let Some(h) = &u.password_hash {
-                let what = format!("user/{}/{}", u.owner, u.name);
-                u.password_hash = Some(self.export_secret(how, &what, h).map_err(internal)?)
-                    .filter(|s| !s.is_empty());
+        to: std::sync::mpsc::SyncSender<ExportPart>,
+    ) -> Result<bool, crate::Error> {
+        let sealer = self.sealer.clone();
+        let failed = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
+        let (sending, failure) = (to.clone(), failed.clone());
+        let part = Box::new(move |mut part: ExportPart| {
+            if let Err(e) = export_secrets(sealer.as_ref(), how, &mut part) {
+                if let Ok(mut f) = failure.lock() {
+                    *f = Some(e);
+                }
+                return false;
             }
+            sending.send(part).is_ok()
+        });
+        let read = self.repo.export(part).await?;
+        if let Some(e) = failed.lock().ok().and_then(|mut f| f.take()) {
+            return Err(crate::Error::Internal(format!(
+                "cannot seal the export's secrets: {e}"
+            )));
         }
-        Ok(b)
+        Ok(read && to.send(ExportPart::End).is_ok())
     }
 
     /// Builds the seed file's objects with the same constructors the management API uses, so the

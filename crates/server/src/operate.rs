@@ -94,26 +94,40 @@ pub async fn export(config: &Config, out: Option<&Path>, secrets: &str) -> Resul
         other => anyhow::bail!("--secrets {other:?}: sealed or omit"),
     };
     let (_, iam) = open_iam(config).await?;
-    let bundle = iam.export(how).await?;
-    let (users, identities) = (bundle.users.len(), bundle.identities.len());
+    // The database is read on one thread and the file written on another, two pages apart at
+    // most: what the export holds is bounded, however many users there are.
+    let (to, parts) = std::sync::mpsc::sync_channel(2);
     let write = move |out: &mut dyn std::io::Write| {
-        iam_wire::write_export(&bundle, out).map_err(std::io::Error::from)
+        iam_wire::write_export(parts, out).map_err(std::io::Error::from)
     };
-    match out {
-        Some(path) => {
-            write_private(path, write).await?;
-            eprintln!(
-                "exported {users} users and {identities} WeChat identities into {}",
-                path.display()
-            );
+    let (read, written) = match out {
+        Some(path) => tokio::join!(iam.export(how, to), write_private(path, write)),
+        None => {
+            let to_stdout = tokio::task::spawn_blocking(move || {
+                let mut out =
+                    std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+                let n = write(&mut out)?;
+                std::io::Write::flush(&mut out)?;
+                Ok::<_, std::io::Error>(n)
+            });
+            let (read, written) = tokio::join!(iam.export(how, to), to_stdout);
+            let written = written
+                .map_err(anyhow::Error::from)
+                .and_then(|w| w.context("cannot write the export to standard output"));
+            (read, written)
         }
-        None => tokio::task::spawn_blocking(move || {
-            let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
-            write(&mut out)?;
-            std::io::Write::flush(&mut out)
-        })
-        .await?
-        .context("cannot write the export to standard output")?,
+    };
+    // A failed read is the cause when both fail: the writer then only saw the parts stop.
+    if !read? {
+        return Err(written
+            .err()
+            .unwrap_or_else(|| anyhow::anyhow!("the export stopped early")));
     }
+    let n = written?;
+    let into = out.map_or("standard output".to_owned(), |p| p.display().to_string());
+    eprintln!(
+        "exported {} users and {} WeChat identities into {into}",
+        n.users, n.identities
+    );
     Ok(())
 }

@@ -397,17 +397,17 @@ fn warn_if_readable_by_others(path: &std::path::Path) {
 /// Writes a file only its owner can read (a sealing key; an export's password hashes and
 /// sealed keys), through `write`, off the async workers. It is never written over, reaches the
 /// disk before this returns, and a failed write leaves no half-written file behind.
-pub(crate) async fn write_private(
+pub(crate) async fn write_private<T: Send + 'static>(
     path: &std::path::Path,
-    write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()> + Send + 'static,
-) -> Result<()> {
+    write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<T> + Send + 'static,
+) -> Result<T> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         tokio::fs::create_dir_all(dir)
             .await
             .with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let path = path.to_owned();
-    tokio::task::spawn_blocking(move || -> Result<()> {
+    tokio::task::spawn_blocking(move || -> Result<T> {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
         let f = std::fs::OpenOptions::new()
@@ -417,15 +417,16 @@ pub(crate) async fn write_private(
             .open(&path)
             .with_context(|| format!("cannot create {}", path.display()))?;
         let mut out = std::io::BufWriter::with_capacity(64 * 1024, f);
-        let written = write(&mut out)
-            .and_then(|()| out.flush())
-            .and_then(|()| out.get_ref().sync_all());
-        if let Err(e) = written {
+        let written = write(&mut out).and_then(|t| {
+            out.flush()?;
+            out.get_ref().sync_all()?;
+            Ok(t)
+        });
+        written.or_else(|e| {
             drop(out);
             let _ = std::fs::remove_file(&path);
-            return Err(e).with_context(|| format!("cannot write {}", path.display()));
-        }
-        Ok(())
+            Err(e).with_context(|| format!("cannot write {}", path.display()))
+        })
     })
     .await?
 }

@@ -10,6 +10,7 @@
 mod access_tokens;
 mod conn;
 mod directory;
+mod export;
 mod fixed;
 mod group;
 mod identities;

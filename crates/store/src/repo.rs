@@ -11,7 +11,7 @@ use iam_domain::model::{
     SignInWrite, TokenRecord, User, WechatIdentity, WechatUserOutcome,
 };
 use iam_domain::model::{
-    BindOutcome, PasswordFailures, StoredAccessToken, UnbindOutcome, WechatSignIn,
+    BindOutcome, ExportPart, PasswordFailures, StoredAccessToken, UnbindOutcome, WechatSignIn,
 };
 use iam_domain::ports::{NewUser, Repository, StoreResult};
 
@@ -22,7 +22,7 @@ use crate::rows::*;
 use crate::schema::*;
 use crate::sessions as sess;
 
-fn convert<R, T>(rows: Vec<R>) -> Result<Vec<T>, DbError>
+pub(crate) fn convert<R, T>(rows: Vec<R>) -> Result<Vec<T>, DbError>
 where
     T: TryFrom<R, Error = StoreError>,
 {
@@ -776,6 +776,15 @@ impl Repository for Store {
     async fn expire_access_token(&self, appid: &str, version: i64) -> StoreResult<bool> {
         let appid = appid.to_owned();
         self.run(move |c| crate::access_tokens::expire(c, &appid, version))
+            .await
+    }
+
+    async fn export(
+        &self,
+        mut part: Box<dyn FnMut(ExportPart) -> bool + Send>,
+    ) -> StoreResult<bool> {
+        let store = self.clone();
+        self.run(move |c| store.export_snapshot(c, &mut *part))
             .await
     }
 

@@ -1561,6 +1561,120 @@ contract!(a_large_seed_is_written_in_chunks, |s: Store| async move {
     assert_eq!(s.list_users(Some("demo")).await.unwrap().len(), 1_203);
 });
 
+contract!(
+    an_export_reads_one_snapshot_a_page_at_a_time,
+    |s: Store| async move {
+        // Two organizations, one with more than two pages of users: every user once, in (owner,
+        // name) order, each page with exactly its users' identities.
+        let page = iam_domain::ports::EXPORT_PAGE;
+        let mut users: Vec<User> = (0..2 * page + 1)
+            .map(|i| user("demo", &format!("u{i:04}")))
+            .collect();
+        users.extend([user("shop", "b"), user("shop", "a")]);
+        let mut identities: Vec<WechatIdentity> = users
+            .iter()
+            .enumerate()
+            .map(|(i, u)| {
+                let mut id = identity("wx0123456789abcdef", &format!("o{i}"), "", u.owner.as_str());
+                id.user_id = u.id.clone();
+                id
+            })
+            .collect();
+        let mut second = identity("wx00000000000000ff", "o-second", "", "shop");
+        second.user_id = users[users.len() - 1].id.clone();
+        identities.push(second);
+        let bundle = SeedBundle {
+            organizations: vec![org("shop"), org("demo")],
+            users,
+            identities,
+            ..Default::default()
+        };
+        s.apply_seed(bundle, false).await.unwrap();
+        let expected: Vec<String> = s
+            .list_users(None)
+            .await
+            .unwrap()
+            .iter()
+            .map(|u| format!("{}/{}", u.owner, u.name))
+            .collect();
+        assert_eq!(expected.len(), 2 * page + 3);
+
+        // A user added while the export runs is not in it: the read is one snapshot.
+        let parts = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (got, other, runtime) = (parts.clone(), s.clone(), tokio::runtime::Handle::current());
+        let read = s
+            .export(Box::new(move |p| {
+                let mut got = got.lock().unwrap();
+                if got.len() == 1 {
+                    runtime
+                        .block_on(other.insert_user(&user("demo", "u9999")))
+                        .unwrap();
+                }
+                got.push(p);
+                true
+            }))
+            .await
+            .unwrap();
+        assert!(read);
+        let parts = std::mem::take(&mut *parts.lock().unwrap());
+        let Some(ExportPart::Configuration(config)) = parts.first() else {
+            panic!("the configuration comes first");
+        };
+        let orgs: Vec<&str> = config
+            .organizations
+            .iter()
+            .map(|o| o.name.as_str())
+            .collect();
+        assert_eq!(orgs, ["demo", "shop"]);
+        assert!(config.users.is_empty() && config.identities.is_empty());
+        let (mut names, mut identities) = (Vec::new(), 0);
+        for p in &parts[1..] {
+            let ExportPart::Users {
+                users,
+                identities: ids,
+            } = p
+            else {
+                panic!("only pages of users after the configuration: {p:?}");
+            };
+            assert!(!users.is_empty() && users.len() <= page, "{}", users.len());
+            for i in ids {
+                assert!(
+                    users.iter().any(|u| u.id == i.user_id),
+                    "{i:?} not of its page"
+                );
+            }
+            identities += ids.len();
+            names.extend(users.iter().map(|u| format!("{}/{}", u.owner, u.name)));
+        }
+        assert!(
+            !names.iter().any(|n| n == "demo/u9999"),
+            "the export saw a user added after it began"
+        );
+        assert!(names == expected, "every user once, in (owner, name) order");
+        assert_eq!(identities, 2 * page + 4);
+        assert_eq!(
+            s.get_user("demo", "u9999")
+                .await
+                .unwrap()
+                .map(|u| u.name.to_string())
+                .as_deref(),
+            Some("u9999")
+        );
+
+        // The taker going away stops the read where it is.
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = calls.clone();
+        let stopped = s
+            .export(Box::new(move |_| {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0
+            }))
+            .await
+            .unwrap();
+        assert!(!stopped);
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+);
+
 fn cert(name: &str) -> Cert {
     Cert {
         name: n(name),

@@ -6,7 +6,8 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use iam_domain::model::{
-    ADMIN_OWNER, Application, Cert, Extra, Organization, Profile, Provider, User, WechatIdentity,
+    ADMIN_OWNER, Application, Cert, ExportPart, Extra, Organization, Profile, Provider, User,
+    WechatIdentity,
 };
 use iam_domain::objects::{
     ApplicationInput, CertInput, MASK, OrganizationInput, ProviderInput, ProviderItemInput,
@@ -899,20 +900,29 @@ pub fn cert(c: &Cert) -> Value {
 /// The keys an exported user adds to what `UserView` shows.
 const EXPORT_KEYS: &[&str] = &["passwordType", "wechatIdentities"];
 
+/// How many users and WeChat identities an export wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Exported {
+    pub users: usize,
+    pub identities: usize,
+}
+
 /// Writes an `iam export`: Casdoor's `init_data.json` shape, loadable as `initDataFile`, with
 /// the secrets as the domain left them (sealed or omitted), the users' password hashes
-/// (`passwordType: argon2id`) and their WeChat identities. It streams into `out`, so a million
-/// users never become one JSON tree, and finds each user's identities through one map.
+/// (`passwordType: argon2id`) and their WeChat identities. It writes each part as it arrives
+/// from `parts`, so a million users are never held at once, and fails, with no closing
+/// bracket written, when the parts stop before [`ExportPart::End`].
 pub fn write_export(
-    b: &iam_domain::model::SeedBundle,
+    parts: impl IntoIterator<Item = ExportPart>,
     out: impl std::io::Write,
-) -> serde_json::Result<()> {
-    use serde::ser::{SerializeMap, Serializer};
-    let mut by_user: std::collections::HashMap<&str, Vec<&WechatIdentity>> =
-        std::collections::HashMap::new();
-    for i in &b.identities {
-        by_user.entry(i.user_id.as_str()).or_default().push(i);
-    }
+) -> serde_json::Result<Exported> {
+    use serde::ser::{Error as _, SerializeMap, Serializer};
+    let mut parts = parts.into_iter();
+    let Some(ExportPart::Configuration(b)) = parts.next() else {
+        return Err(serde_json::Error::custom(
+            "the export did not begin with its configuration",
+        ));
+    };
     let with = |mut v: Value, key: &str, secret: &iam_domain::Secret| {
         v[key] = json!(secret.expose());
         v
@@ -936,15 +946,60 @@ pub fn write_export(
             with(application(a), "clientSecret", &a.client_secret)
         }),
     )?;
-    m.serialize_entry(
-        "users",
-        &each(&b.users, |u| ExportedUser {
-            user: u,
-            identities: by_user.get(u.id.as_str()).map_or(&[], Vec::as_slice),
-        }),
-    )?;
+    let users = UserPages {
+        parts: std::cell::RefCell::new(parts),
+        written: std::cell::Cell::new(Exported::default()),
+    };
+    m.serialize_entry("users", &users)?;
     m.end()?;
-    std::io::Write::write_all(&mut ser.into_inner(), b"\n").map_err(serde_json::Error::io)
+    std::io::Write::write_all(&mut ser.into_inner(), b"\n").map_err(serde_json::Error::io)?;
+    Ok(users.written.get())
+}
+
+/// The export's users, written page by page as the parts arrive, each with its own
+/// identities (found through one map per page).
+struct UserPages<I> {
+    parts: std::cell::RefCell<I>,
+    written: std::cell::Cell<Exported>,
+}
+
+impl<I: Iterator<Item = ExportPart>> serde::Serialize for UserPages<I> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error as _, SerializeSeq};
+        let mut seq = s.serialize_seq(None)?;
+        let mut parts = self.parts.borrow_mut();
+        loop {
+            match parts.next() {
+                Some(ExportPart::Users { users, identities }) => {
+                    let mut by_user: std::collections::HashMap<&str, Vec<&WechatIdentity>> =
+                        std::collections::HashMap::new();
+                    for i in &identities {
+                        by_user.entry(i.user_id.as_str()).or_default().push(i);
+                    }
+                    for u in &users {
+                        seq.serialize_element(&ExportedUser {
+                            user: u,
+                            identities: by_user.get(u.id.as_str()).map_or(&[], Vec::as_slice),
+                        })?;
+                    }
+                    let w = self.written.get();
+                    self.written.set(Exported {
+                        users: w.users + users.len(),
+                        identities: w.identities + identities.len(),
+                    });
+                }
+                Some(ExportPart::End) => return seq.end(),
+                Some(ExportPart::Configuration(_)) => {
+                    return Err(S::Error::custom("the export's configuration came twice"));
+                }
+                None => {
+                    return Err(S::Error::custom(
+                        "the export was cut short: the database read stopped before the last user",
+                    ));
+                }
+            }
+        }
+    }
 }
 
 /// A user in an export: as shown, with its password hash and its WeChat identities.
@@ -1222,17 +1277,33 @@ mod tests {
         a.password_hash = Some(iam_domain::Secret::new("$argon2id$hash".to_owned()));
         let b = stored_user(json!({"owner": "shop", "name": "b"}));
         let c = stored_user(json!({"owner": "shop", "name": "c"}));
-        let bundle = iam_domain::model::SeedBundle {
-            identities: vec![
-                identity(&b, "o-b1"),
-                identity(&a, "o-a"),
-                identity(&b, "o-b2"),
-            ],
-            users: vec![a, b, c],
-            ..Default::default()
-        };
+        let identities = vec![
+            identity(&b, "o-b1"),
+            identity(&a, "o-a"),
+            identity(&b, "o-b2"),
+        ];
+        let first = a.clone();
+        let parts = vec![
+            ExportPart::Configuration(iam_domain::model::SeedBundle::default()),
+            ExportPart::Users {
+                users: vec![a, b],
+                identities,
+            },
+            ExportPart::Users {
+                users: vec![c],
+                identities: vec![],
+            },
+            ExportPart::End,
+        ];
         let mut out = Vec::new();
-        write_export(&bundle, &mut out).expect("written");
+        let written = write_export(parts.clone(), &mut out).expect("written");
+        assert_eq!(
+            written,
+            Exported {
+                users: 3,
+                identities: 3
+            }
+        );
         let text = String::from_utf8(out).expect("UTF-8");
         let file: InitData = from_json_text(&text).expect("reads back");
         let seeds = file.users;
@@ -1257,13 +1328,23 @@ mod tests {
         assert!(!seeds[0].input.extra.contains_key("passwordType"));
         // Each key once, a kept `passwordType` giving way to the export's own.
         let one = serde_json::to_string(&ExportedUser {
-            user: &bundle.users[0],
+            user: &first,
             identities: &[],
         })
         .expect("JSON");
         let v: serde_json::Map<String, Value> = serde_json::from_str(&one).expect("JSON");
         assert_eq!(keys_of(&one).len(), v.len(), "{one}");
         assert_eq!(v["passwordType"], json!("argon2id"));
+
+        // Parts that stop before the end (the database read failed) are no export: the write
+        // fails before the closing brackets, so the file is not valid JSON either way.
+        let (cut, _) = parts.split_at(2);
+        let mut out = Vec::new();
+        let e = write_export(cut.to_vec(), &mut out).unwrap_err();
+        assert!(e.to_string().contains("cut short"), "{e}");
+        assert!(serde_json::from_slice::<Value>(&out).is_err());
+        let e = write_export(parts[1..].to_vec(), Vec::new()).unwrap_err();
+        assert!(e.to_string().contains("configuration"), "{e}");
     }
 
     #[test]
