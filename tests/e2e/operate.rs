@@ -409,6 +409,22 @@ async fn moving_from_sqlite_to_postgres_keeps_every_user_and_token() -> anyhow::
     )?;
     assert!(!ok && again.contains("cannot create"), "{again}");
     assert_eq!(std::fs::read_to_string(&file)?, text);
+    // A mistyped database is refused, not created empty and exported as nothing.
+    let missing = old.workdir.path().join("elsewhere/iam.db");
+    let nothing = old.workdir.path().join("nothing.json");
+    let refused = Command::new(iam_e2e::binary("iam")?)
+        .arg("--config")
+        .arg(old.workdir.path().join("app.conf"))
+        .args(["export", "--out"])
+        .arg(&nothing)
+        .env("driverName", "sqlite")
+        .env("dataSourceName", &missing)
+        .current_dir(old.workdir.path())
+        .output()?;
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{said}");
+    assert!(said.contains("no database at"), "{said}");
+    assert!(!missing.exists() && !nothing.exists());
     assert!(
         !text.contains("BEGIN PRIVATE KEY"),
         "keys are sealed in the export"

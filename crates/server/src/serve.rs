@@ -138,7 +138,22 @@ pub fn build_iam(
 
 /// The store and the use cases, for the commands that work on the data (`iam admin`, `iam app`,
 /// `iam cert`, `iam backup`).
+/// The use cases on a server's existing database, for the operator's commands (`iam admin`,
+/// `app`, `backup`, `cert`, `export`). Unlike a start, they never create a SQLite database: a
+/// mistyped `dataSourceName` would otherwise be a new empty one, and `iam export` of it a
+/// "successful" export of nothing.
 pub async fn open_iam(config: &Config) -> Result<(Store, Iam)> {
+    let path = config.data_source_name.as_str();
+    if Driver::parse(&config.driver_name) == Some(Driver::Sqlite)
+        && path != ":memory:"
+        && !path.starts_with("file:")
+        && !std::path::Path::new(path).exists()
+    {
+        anyhow::bail!(
+            "no database at {path} (dataSourceName): this command works on a server's existing \
+             database, which the server creates on its first start"
+        );
+    }
     let sealer: Arc<dyn SessionSealer> = Arc::new(session_key_sealer(config).await?);
     let store = open_store(config, Some(sealer.clone())).await?;
     let iam = build_iam(config, store.clone(), sealer, &Metrics::new())?;
