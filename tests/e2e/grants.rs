@@ -61,6 +61,21 @@ async fn an_applications_grant_types_decide_what_it_may_use() -> anyhow::Result<
     assert!(c.password_tokens("bob", "bob-pw").await.is_ok());
     let a = c.sign_in_with("grants", &[]).await?;
     assert_eq!(a.status, 200, "{}", a.text);
+    // A tag that is not the mini program's, with no grant_type, is named as what was wrong.
+    let t = c
+        .token(&[
+            ("tag", "WeChat_MiniProgram".into()),
+            ("client_id", CLIENT_ID.into()),
+            ("code", "x".into()),
+        ])
+        .await?;
+    assert_eq!(t.status, 400, "{}", t.text);
+    assert_eq!(t.json()["error"], "invalid_request");
+    assert_eq!(
+        t.json()["error_description"],
+        "tag \"WeChat_MiniProgram\" is not supported: a mini program sign-in sends \
+         tag=wechat_miniprogram, any other request a grant_type"
+    );
     Ok(())
 }
 

@@ -263,6 +263,11 @@ impl Iam {
                 self.issue_app_token(&app, &req.scope, issuer).await
             }
             "password" => self.password_grant(req, issuer).await,
+            "" if !req.tag.is_empty() => Err(OAuthError::invalid_request(format!(
+                "tag {:?} is not supported: a mini program sign-in sends \
+                 tag={MINI_PROGRAM_TAG}, any other request a grant_type",
+                req.tag.chars().take(64).collect::<String>()
+            ))),
             "" => Err(OAuthError::invalid_request("grant_type is required")),
             other => Err(OAuthError::new(
                 OAuthErrorKind::UnsupportedGrantType,
