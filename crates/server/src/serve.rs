@@ -136,8 +136,6 @@ pub fn build_iam(
     }))
 }
 
-/// The store and the use cases, for the commands that work on the data (`iam admin`, `iam app`,
-/// `iam cert`, `iam backup`).
 /// The use cases on a server's existing database, for the operator's commands (`iam admin`,
 /// `app`, `backup`, `cert`, `export`). Unlike a start, they never create a SQLite database: a
 /// mistyped `dataSourceName` would otherwise be a new empty one, and `iam export` of it a

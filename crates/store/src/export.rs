@@ -7,7 +7,7 @@ use iam_domain::ports::EXPORT_PAGE;
 
 use crate::Store;
 use crate::conn::{AnyConnection, DbError};
-use crate::repo::convert;
+use crate::repo::{convert, read_organizations};
 use crate::rows::*;
 use crate::schema::*;
 
@@ -38,39 +38,10 @@ impl Store {
         part: &mut dyn FnMut(ExportPart) -> bool,
     ) -> Result<bool, DbError> {
         snapshot(c, |c| {
-            let organizations: Vec<iam_domain::model::Organization> = convert(
-                organizations::table
-                    .order(organizations::name)
-                    .select(OrganizationRow::as_select())
-                    .load(c)?,
-            )?;
-            let applications = convert(
-                applications::table
-                    .order(applications::name)
-                    .select(ApplicationRow::as_select())
-                    .load(c)?,
-            )?
-            .into_iter()
-            .map(|a| self.open_app(a))
-            .collect::<Result<_, _>>()?;
-            let providers = convert(
-                providers::table
-                    .order((providers::owner, providers::name))
-                    .select(ProviderRow::as_select())
-                    .load(c)?,
-            )?
-            .into_iter()
-            .map(|p| self.open_provider(p))
-            .collect::<Result<_, _>>()?;
-            let certs = convert(
-                certs::table
-                    .order(certs::name)
-                    .select(CertRow::as_select())
-                    .load(c)?,
-            )?
-            .into_iter()
-            .map(|x| self.open_cert(x))
-            .collect::<Result<_, _>>()?;
+            let organizations = read_organizations(c)?;
+            let applications = self.read_applications(c, None)?;
+            let providers = self.read_providers(c, None)?;
+            let certs = self.read_certs(c)?;
             let owners: Vec<String> = organizations.iter().map(|o| o.name.to_string()).collect();
             let configuration = SeedBundle {
                 organizations,

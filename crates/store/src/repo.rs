@@ -39,6 +39,70 @@ where
         .transpose()
 }
 
+pub(crate) fn read_organizations(c: &mut AnyConnection) -> Result<Vec<Organization>, DbError> {
+    convert(
+        organizations::table
+            .order(organizations::name)
+            .select(OrganizationRow::as_select())
+            .load(c)?,
+    )
+}
+
+/// The configuration's reads, shared by the `list_` methods and `iam export`'s snapshot; each
+/// object's secrets opened as it is read.
+impl Store {
+    pub(crate) fn read_applications(
+        &self,
+        c: &mut AnyConnection,
+        organization: Option<&str>,
+    ) -> Result<Vec<Application>, DbError> {
+        let mut q = applications::table
+            .order(applications::name)
+            .select(ApplicationRow::as_select())
+            .into_boxed();
+        if let Some(org) = organization {
+            q = q.filter(applications::organization.eq(org.to_owned()));
+        }
+        let rows: Vec<Application> = convert(q.load(c)?)?;
+        Ok(rows
+            .into_iter()
+            .map(|a| self.open_app(a))
+            .collect::<Result<_, _>>()?)
+    }
+
+    pub(crate) fn read_providers(
+        &self,
+        c: &mut AnyConnection,
+        owner: Option<&str>,
+    ) -> Result<Vec<Provider>, DbError> {
+        let mut q = providers::table
+            .order((providers::owner, providers::name))
+            .select(ProviderRow::as_select())
+            .into_boxed();
+        if let Some(owner) = owner {
+            q = q.filter(providers::owner.eq(owner.to_owned()));
+        }
+        let rows: Vec<Provider> = convert(q.load(c)?)?;
+        Ok(rows
+            .into_iter()
+            .map(|p| self.open_provider(p))
+            .collect::<Result<_, _>>()?)
+    }
+
+    pub(crate) fn read_certs(&self, c: &mut AnyConnection) -> Result<Vec<Cert>, DbError> {
+        let rows: Vec<Cert> = convert(
+            certs::table
+                .order(certs::name)
+                .select(CertRow::as_select())
+                .load(c)?,
+        )?;
+        Ok(rows
+            .into_iter()
+            .map(|x| self.open_cert(x))
+            .collect::<Result<_, _>>()?)
+    }
+}
+
 /// An upsert without ON CONFLICT (diesel's multi-backend has none): update, and insert when
 /// nothing was there.
 pub(crate) fn upsert_wechat_key(
@@ -328,14 +392,7 @@ impl Repository for Store {
     }
 
     async fn list_organizations(&self) -> StoreResult<Vec<Organization>> {
-        self.run(|c| {
-            let rows = organizations::table
-                .order(organizations::name)
-                .select(OrganizationRow::as_select())
-                .load(c)?;
-            convert(rows)
-        })
-        .await
+        self.run(read_organizations).await
     }
 
     async fn insert_organization(&self, org: &Organization) -> StoreResult<()> {
@@ -428,21 +485,9 @@ impl Repository for Store {
     }
 
     async fn list_applications(&self, organization: Option<&str>) -> StoreResult<Vec<Application>> {
-        let organization = organization.map(str::to_owned);
-        self.run(move |c| {
-            let mut q = applications::table
-                .order(applications::name)
-                .select(ApplicationRow::as_select())
-                .into_boxed();
-            if let Some(org) = organization {
-                q = q.filter(applications::organization.eq(org));
-            }
-            convert(q.load(c)?)
-        })
-        .await?
-        .into_iter()
-        .map(|x| self.open_app(x))
-        .collect()
+        let (store, organization) = (self.clone(), organization.map(str::to_owned));
+        self.run(move |c| store.read_applications(c, organization.as_deref()))
+            .await
     }
 
     async fn insert_application(&self, app: &Application) -> StoreResult<()> {
@@ -495,21 +540,9 @@ impl Repository for Store {
     }
 
     async fn list_providers(&self, owner: Option<&str>) -> StoreResult<Vec<Provider>> {
-        let owner = owner.map(str::to_owned);
-        self.run(move |c| {
-            let mut q = providers::table
-                .order((providers::owner, providers::name))
-                .select(ProviderRow::as_select())
-                .into_boxed();
-            if let Some(owner) = owner {
-                q = q.filter(providers::owner.eq(owner));
-            }
-            convert(q.load(c)?)
-        })
-        .await?
-        .into_iter()
-        .map(|x| self.open_provider(x))
-        .collect()
+        let (store, owner) = (self.clone(), owner.map(str::to_owned));
+        self.run(move |c| store.read_providers(c, owner.as_deref()))
+            .await
     }
 
     async fn insert_together(&self, bundle: &SeedBundle) -> StoreResult<()> {
@@ -563,18 +596,8 @@ impl Repository for Store {
     }
 
     async fn list_certs(&self) -> StoreResult<Vec<Cert>> {
-        self.run(|c| {
-            convert(
-                certs::table
-                    .order(certs::name)
-                    .select(CertRow::as_select())
-                    .load(c)?,
-            )
-        })
-        .await?
-        .into_iter()
-        .map(|x| self.open_cert(x))
-        .collect()
+        let store = self.clone();
+        self.run(move |c| store.read_certs(c)).await
     }
 
     async fn insert_cert(&self, cert: &Cert) -> StoreResult<()> {
