@@ -158,6 +158,20 @@ async fn phone_at_sign_in(db: Db) -> anyhow::Result<()> {
         "{}",
         taken.text
     );
+    // Nor a new user: the clash is the phone's, not the (free) name's, and no user is added.
+    let taken = c
+        .post_json(
+            "/api/add-user",
+            &admin,
+            json!({"owner": "demo", "name": "bob-twin", "phone": "+86 137 0013 7000"}),
+        )
+        .await?;
+    assert_eq!(taken.status, 409, "{}", taken.text);
+    assert_eq!(
+        taken.msg(),
+        "phone: the phone number is bound to another account"
+    );
+    assert!(stored(&c, "demo", "bob-twin").await?.is_none());
     let bad = c
         .post_json(
             &format!("/api/update-user?id={pat_id}&columns=phone"),

@@ -531,6 +531,9 @@ impl Iam {
         user.id = uuid::Uuid::new_v4().to_string();
         self.cache.user_totals.clear();
         self.repo.insert_user(&user).await.map_err(|e| match e {
+            StoreError::Conflict(rule) if rule == crate::error::USER_PHONE_RULE => {
+                Error::Conflict(format!("phone: {}", crate::users::PHONE_TAKEN))
+            }
             StoreError::Conflict(_) => {
                 Error::Conflict(format!("user {}/{} already exists", user.owner, user.name))
             }

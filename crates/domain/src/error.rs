@@ -7,6 +7,10 @@ use thiserror::Error;
 use crate::oauth::{OAuthError, OAuthErrorKind};
 use crate::values::InvalidValue;
 
+/// The uniqueness rule a user's phone breaks: its E.164 form is another user's of the same
+/// organization. Repositories name it in [`StoreError::Conflict`].
+pub const USER_PHONE_RULE: &str = "user phone";
+
 /// What a repository can report. Adapters map their driver's errors into this; no driver type
 /// ever crosses the port.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]

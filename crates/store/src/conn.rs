@@ -9,6 +9,7 @@ use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use iam_domain::StoreError;
+use iam_domain::error::USER_PHONE_RULE;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -472,8 +473,8 @@ fn describe(what: &str) -> String {
     let w = what.to_ascii_lowercase();
     let known = [
         ("users_owner_name", "user owner/name"),
-        ("users_owner_phone_e164", "user phone"),
-        ("users.owner, users.phone_e164", "user phone"),
+        ("users_owner_phone_e164", USER_PHONE_RULE),
+        ("users.owner, users.phone_e164", USER_PHONE_RULE),
         ("users.owner, users.name", "user owner/name"),
         ("users_pkey", "user id"),
         ("users.id", "user id"),
@@ -606,6 +607,11 @@ mod tests {
             describe("UNIQUE constraint failed: users.owner, users.name"),
             "user owner/name"
         );
+        assert_eq!(
+            describe("UNIQUE constraint failed: users.owner, users.phone_e164"),
+            USER_PHONE_RULE
+        );
+        assert_eq!(describe("users_owner_phone_e164_key"), USER_PHONE_RULE);
         assert_eq!(
             describe("applications_client_id_key"),
             "application clientId"
