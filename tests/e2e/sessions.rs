@@ -138,12 +138,17 @@ async fn sessions_flow(db: Db) -> anyhow::Result<()> {
     let a = post(&c, &format!("/api/revoke-session?sid={sid1}"), &bob).await?;
     assert_eq!(a.status, 403, "{}", a.text);
 
-    // Bad input: an unknown session, a malformed one, a malformed user id.
-    let a = post(&c, "/api/revoke-session?sid=no-such-session", &a1).await?;
+    // Bad input: an unknown session, malformed ones (a session id is a UUID), a malformed
+    // user id.
+    let unknown = "0190a5d0-0000-7000-8000-000000000000";
+    let a = post(&c, &format!("/api/revoke-session?sid={unknown}"), &a1).await?;
     assert_eq!(a.status, 404, "{}", a.text);
-    let a = post(&c, "/api/revoke-session?sid=a%20b", &a1).await?;
-    assert_eq!(a.status, 400, "{}", a.text);
-    assert!(a.msg().contains("sid"), "{}", a.text);
+    for malformed in ["no-such-session", "a%20b"] {
+        let a = post(&c, &format!("/api/revoke-session?sid={malformed}"), &a1).await?;
+        assert_eq!(a.status, 400, "{}", a.text);
+        assert!(a.msg().starts_with("sid: "), "{}", a.text);
+        assert!(a.msg().contains("not a session id (a UUID)"), "{}", a.text);
+    }
     let a = post(&c, "/api/revoke-session", &a1).await?;
     assert_eq!(a.status, 400, "{}", a.text);
     assert!(a.msg().contains("sid"), "{}", a.text);

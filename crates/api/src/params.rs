@@ -5,6 +5,7 @@
 
 use std::borrow::Cow;
 
+use iam_domain::sessions::is_session_id;
 use iam_domain::values::{ObjectName, split_id};
 use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
 use poem_openapi::types::{ParseError, ParseFromParameter, ParseResult, ToJSON, Type};
@@ -108,7 +109,7 @@ impl SessionRef {
             .split_once('/')
             .ok_or("must be of the form owner/<session id>")?;
         ObjectName::parse("id", owner).map_err(|e| e.reason)?;
-        if sid.len() != 36 || !sid.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+        if !is_session_id(sid) {
             return Err(format!("{sid:?} is not a session id (a UUID)"));
         }
         Ok(Self {
@@ -123,6 +124,28 @@ text_param!(
     "SessionRef",
     max_length = 137,
     pattern = r"^[^/\s\x00-\x1f\x7f-\x9f]{1,100}/[0-9a-fA-F-]{36}$"
+);
+
+/// A session id (the `sid` claim of its tokens): a UUID.
+#[derive(Debug, Clone)]
+pub struct SessionId {
+    text: String,
+}
+
+impl SessionId {
+    fn parse(s: &str) -> Result<Self, String> {
+        if !is_session_id(s) {
+            return Err(format!("{s:?} is not a session id (a UUID)"));
+        }
+        Ok(Self { text: s.to_owned() })
+    }
+}
+
+text_param!(
+    SessionId,
+    "SessionId",
+    max_length = 36,
+    pattern = r"^[0-9a-fA-F-]{36}$"
 );
 
 /// A whole number from 1, as Casdoor sends `p`, `pageSize` and limits: surrounding spaces and
@@ -201,6 +224,14 @@ mod tests {
             "admin/0b7f6a8e-3c1d-4b2a-9e8f-1a2b3c4d5e6g",
             "0b7f6a8e-3c1d-4b2a-9e8f-1a2b3c4d5e6f",
             "a b/0b7f6a8e-3c1d-4b2a-9e8f-1a2b3c4d5e6f",
+        ]);
+        agree::<SessionId>(&[
+            "0b7f6a8e-3c1d-4b2a-9e8f-1a2b3c4d5e6f",
+            "0b7f6a8e-3c1d-4b2a-9e8f-1a2b3c4d5e6",
+            "0b7f6a8e-3c1d-4b2a-9e8f-1a2b3c4d5e6g",
+            "0b7f6a8e-3c1d-4b2a-9e8f-1a2b3c4d5e6f0",
+            "no-such-session",
+            "",
         ]);
         agree::<Count>(&[
             "1",

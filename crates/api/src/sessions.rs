@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use crate::errors::{Envelope, Failure, Reply};
 use crate::extract::{BearerCaller, Caller, LaxJson, Required};
-use crate::params::{Count, ObjectId, SessionRef};
+use crate::params::{Count, ObjectId, SessionId, SessionRef};
 use crate::state::AppState;
 use crate::tags::Tag;
 use iam_wire::time;
@@ -221,8 +221,7 @@ impl SessionsApi {
         state: Data<&Arc<AppState>>,
         caller: Caller,
         /// The session id (the `sid` claim of its tokens).
-        #[oai(validator(max_length = 100, pattern = r"^[\x21-\x7e]{1,100}$"))]
-        sid: Query<String>,
+        sid: Query<SessionId>,
     ) -> Answer {
         let changed = state.iam.revoke_session(&caller.principal, &sid.0).await?;
         Ok(Reply::affected(changed))

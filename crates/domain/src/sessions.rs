@@ -143,14 +143,21 @@ pub struct SessionGroup {
     pub session_ids: Vec<String>,
 }
 
-/// A session id as callers send it: 1 to 100 printable ASCII characters.
+/// Whether `sid` has a session id's shape: a UUID's 36 characters, hex digits and hyphens.
+/// Every session id is one (a refresh chain's id before sessions was a UUID too), so anything
+/// else is a malformed id, not an unknown one.
+pub fn is_session_id(sid: &str) -> bool {
+    sid.len() == 36 && sid.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+}
+
+/// A session id as callers send it: a 400 naming `field` unless it has a session id's shape.
 fn check_sid(field: &str, sid: &str) -> Result<(), Error> {
     if sid.is_empty() {
         return Err(Error::invalid(format!("{field}: is required")));
     }
-    if sid.len() > 100 || !sid.chars().all(|c| c.is_ascii_graphic()) {
+    if !is_session_id(sid) {
         return Err(Error::invalid(format!(
-            "{field}: a session id is 1 to 100 printable ASCII characters"
+            "{field}: {sid:?} is not a session id (a UUID)"
         )));
     }
     Ok(())
@@ -568,7 +575,9 @@ mod tests {
     fn session_ids_are_checked() {
         assert!(check_sid("sid", "").is_err());
         assert!(check_sid("sid", "a b").is_err());
-        assert!(check_sid("sid", &"a".repeat(101)).is_err());
+        assert!(check_sid("sid", "no-such-session").is_err());
+        assert!(check_sid("sid", "0f6c2a4e-5b1d-4c3e-9a8b-7d6e5f4a3b2").is_err());
+        assert!(check_sid("sid", "0f6c2a4e-5b1d-4c3e-9a8b-7d6e5f4a3b2g").is_err());
         assert!(check_sid("sid", "0f6c2a4e-5b1d-4c3e-9a8b-7d6e5f4a3b2c").is_ok());
     }
 }
