@@ -716,6 +716,37 @@ async fn linked_identities(db: Db) -> anyhow::Result<()> {
     let a = c.post_json("/api/wechat/unbind", &bob, json!({})).await?;
     assert_eq!(a.status, 400, "{}", a.text);
     assert!(a.msg().starts_with("appid"), "{}", a.text);
+    // A second WeChat account of the same mini program (a new phone, say): an unbind must
+    // name which, and takes only that one.
+    let (code, openid2) = c.sim.login(APPID, "bob-wx2").await?;
+    c.people.push((APPID.into(), "bob-wx2".into()));
+    assert_eq!(bind(&c, &bob, code).await?.json()["data"], "Affected");
+    let a = c
+        .post_json("/api/wechat/unbind", &bob, json!({"appid": APPID}))
+        .await?;
+    assert_eq!(a.status, 400, "{}", a.text);
+    assert!(a.msg().starts_with("openid: "), "{}", a.text);
+    assert!(a.msg().contains(&openid2), "{}", a.text);
+    let a = c
+        .post_json(
+            "/api/wechat/unbind",
+            &bob,
+            json!({"appid": APPID, "openid": "oNotBobsAtAll"}),
+        )
+        .await?;
+    assert_eq!(a.status, 404, "{}", a.text);
+    let a = c
+        .post_json(
+            "/api/wechat/unbind",
+            &bob,
+            json!({"appid": APPID, "openid": openid2}),
+        )
+        .await?;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.json()["data2"]["openid"], openid2.as_str());
+    let ids = c.get("/api/get-user-identities", &bob).await?.json();
+    assert_eq!(ids.as_array().map(Vec::len), Some(1), "{ids}");
+    assert_eq!(ids[0]["openid"], openid.as_str(), "the first account stays");
     // bob has a password: his WeChat identity may go, by an administrator too.
     let a = c
         .post_json(

@@ -79,6 +79,10 @@ pub struct UnbindBody {
     /// Printable ASCII.
     #[oai(validator(min_length = 1, max_length = 64, pattern = r"^[!-~]*$"))]
     pub appid: String,
+    /// Which of the user's WeChat accounts in that mini program: needed only when they hold
+    /// several there (a second one linked by its phone number, say).
+    #[oai(validator(max_length = 128, pattern = r"^[!-~]*$"))]
+    pub openid: Option<String>,
 }
 
 /// `check-session`'s answer.
@@ -258,7 +262,8 @@ impl MiniProgramApi {
     }
 
     /// Removes a user's identity of mini program `appid` (the caller's; `?id=` for an
-    /// administrator). 409 when it would leave the user no way to sign in.
+    /// administrator); `openid` names which when the user holds several there (else a 400
+    /// listing them). 409 when it would leave the user no way to sign in.
     #[oai(
         path = "/api/wechat/unbind",
         method = "post",
@@ -276,7 +281,12 @@ impl MiniProgramApi {
         let appid = required("appid", Some(b.appid))?;
         let openid = state
             .iam
-            .unbind_wechat(&caller.principal, id.0.as_deref(), &appid)
+            .unbind_wechat(
+                &caller.principal,
+                id.0.as_deref(),
+                &appid,
+                b.openid.as_deref(),
+            )
             .await?;
         Ok(Reply::ok(
             json!("Affected"),

@@ -550,6 +550,7 @@ pub async fn unbind(
             &posted.admin.principal,
             Some(&id),
             field(&posted.form, "appid"),
+            Some(field(&posted.form, "openid")),
         )
         .await
         .map(|_| ());

@@ -111,28 +111,51 @@ impl Iam {
         }
     }
 
-    /// `POST /api/wechat/unbind`: removes the user's identity of mini program `appid`, unless
-    /// it is their last way in.
+    /// `POST /api/wechat/unbind`: removes the user's identity of mini program `appid` (the
+    /// one of `openid`, which must be named when the user holds several there), unless it is
+    /// their last way in.
     pub async fn unbind_wechat(
         &self,
         caller: &Principal,
         id: Option<&str>,
         appid: &str,
+        openid: Option<&str>,
     ) -> Result<String, Error> {
         let appid = AppId::parse(appid)?;
+        let openid = openid
+            .filter(|o| !o.is_empty())
+            .map(|o| crate::values::WechatId::parse("openid", o))
+            .transpose()?;
         let user = self.identity_target(caller, id).await?;
         match self
             .repo
-            .unbind_wechat_identity(&user.id, appid.as_str())
+            .unbind_wechat_identity(
+                &user.id,
+                appid.as_str(),
+                openid.as_ref().map(|o| o.as_str()),
+            )
             .await?
         {
             UnbindOutcome::Unbound(openid) => {
                 self.user_changed(&user.id);
                 Ok(openid)
             }
-            UnbindOutcome::NotBound => Err(Error::NotFound(format!(
-                "the user {} has no WeChat identity of mini program {appid}",
-                user.id_path()
+            UnbindOutcome::NotBound => Err(Error::NotFound(match &openid {
+                Some(o) => format!(
+                    "the user {} has no WeChat identity {o} of mini program {appid}",
+                    user.id_path()
+                ),
+                None => format!(
+                    "the user {} has no WeChat identity of mini program {appid}",
+                    user.id_path()
+                ),
+            })),
+            UnbindOutcome::Several(openids) => Err(Error::Invalid(format!(
+                "openid: the user {} has {} WeChat accounts in mini program {appid} ({}): \
+                 name the one to unbind",
+                user.id_path(),
+                openids.len(),
+                openids.join(", ")
             ))),
             UnbindOutcome::LastWayIn => Err(Error::Conflict(
                 "unbinding it would leave the user no way to sign in: set a password or bind \

@@ -274,8 +274,11 @@ pub enum BindOutcome {
 pub enum UnbindOutcome {
     /// The identity (this openid) and its session key are gone.
     Unbound(String),
-    /// The user holds no identity of that mini program.
+    /// The user holds no identity of that mini program (with that openid, when one is named).
     NotBound,
+    /// No openid was named and the user holds several identities of that mini program (one
+    /// linked by phone, say): these openids; nothing was written.
+    Several(Vec<String>),
     /// It is the user's last way in (no password, no other identity); nothing was written.
     LastWayIn,
 }

@@ -153,12 +153,14 @@ pub trait Repository: Send + Sync + 'static {
         identity: &WechatIdentity,
         sealed_key: &[u8],
     ) -> StoreResult<BindOutcome>;
-    /// Removes the user's identity of `appid` and its session key, unless it is their last
-    /// way in (no password and no other identity), decided under the user's row lock.
+    /// Removes the user's identity of `appid` (the one of `openid`, when named; else the only
+    /// one) and its session key, unless it is their last way in (no password and no other
+    /// identity), decided under the user's row lock.
     async fn unbind_wechat_identity(
         &self,
         user_id: &str,
         appid: &str,
+        openid: Option<&str>,
     ) -> StoreResult<UnbindOutcome>;
     /// Replaces the stored (already encrypted) session key of (appid, openid).
     async fn save_wechat_session(

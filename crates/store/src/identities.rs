@@ -304,6 +304,7 @@ pub(crate) fn unbind(
     c: &mut AnyConnection,
     user_id: &str,
     appid: &str,
+    openid: Option<&str>,
 ) -> Result<UnbindOutcome, DbError> {
     write_tx(c, |c| {
         // The user's row lock (a no-op update) serializes unbinds of one user, so two of them
@@ -319,9 +320,16 @@ pub(crate) fn unbind(
             .order(wechat_identities::created_time)
             .select((wechat_identities::appid, wechat_identities::openid))
             .load(c)?;
-        let (mine, others): (Vec<_>, Vec<_>) = all.into_iter().partition(|(a, _)| a == appid);
-        let Some((_, openid)) = mine.first().cloned() else {
-            return Ok(UnbindOutcome::NotBound);
+        let (mine, others): (Vec<_>, Vec<_>) = all
+            .into_iter()
+            .partition(|(a, o)| a == appid && openid.is_none_or(|wanted| o == wanted));
+        let openid = match mine.as_slice() {
+            [] => return Ok(UnbindOutcome::NotBound),
+            [(_, o)] => o.clone(),
+            several => {
+                let openids = several.iter().map(|(_, o)| o.clone()).collect();
+                return Ok(UnbindOutcome::Several(openids));
+            }
         };
         let (has_password, wechat): (bool, String) = users::table
             .find(user_id)
@@ -333,14 +341,13 @@ pub(crate) fn unbind(
         diesel::delete(
             wechat_identities::table
                 .filter(wechat_identities::user_id.eq(user_id))
-                .filter(wechat_identities::appid.eq(appid)),
+                .filter(wechat_identities::appid.eq(appid))
+                .filter(wechat_identities::openid.eq(&openid)),
         )
         .execute(c)?;
-        for (a, o) in &mine {
-            diesel::delete(wechat_sessions::table.find((a, o))).execute(c)?;
-        }
+        diesel::delete(wechat_sessions::table.find((appid, &openid))).execute(c)?;
         // Casdoor's `wechat` names the user's first openid: move it to one that still exists.
-        if mine.iter().any(|(_, o)| *o == wechat) {
+        if openid == wechat {
             let next = others.first().map(|(_, o)| o.clone()).unwrap_or_default();
             diesel::update(users::table.find(user_id))
                 .set((

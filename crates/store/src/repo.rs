@@ -876,9 +876,12 @@ impl Repository for Store {
         &self,
         user_id: &str,
         appid: &str,
+        openid: Option<&str>,
     ) -> StoreResult<UnbindOutcome> {
         let (user_id, appid) = (user_id.to_owned(), appid.to_owned());
-        self.run(move |c| ids::unbind(c, &user_id, &appid)).await
+        let openid = openid.map(str::to_owned);
+        self.run(move |c| ids::unbind(c, &user_id, &appid, openid.as_deref()))
+            .await
     }
 
     async fn save_wechat_session(

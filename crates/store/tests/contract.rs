@@ -692,7 +692,7 @@ contract!(identities_bind_and_unbind, |s: Store| async move {
     );
     // Alice's only way in stays; with a second identity the first may go.
     assert_eq!(
-        s.unbind_wechat_identity(&alice.id, "wxaaaaaaaaaaaaaaaa")
+        s.unbind_wechat_identity(&alice.id, "wxaaaaaaaaaaaaaaaa", None)
             .await
             .unwrap(),
         UnbindOutcome::LastWayIn
@@ -701,7 +701,7 @@ contract!(identities_bind_and_unbind, |s: Store| async move {
     b1.user_id = alice.id.clone();
     s.bind_wechat_identity(&b1, b"k4").await.unwrap();
     assert_eq!(
-        s.unbind_wechat_identity(&alice.id, "wxaaaaaaaaaaaaaaaa")
+        s.unbind_wechat_identity(&alice.id, "wxaaaaaaaaaaaaaaaa", None)
             .await
             .unwrap(),
         UnbindOutcome::Unbound("oA1".into())
@@ -722,7 +722,7 @@ contract!(identities_bind_and_unbind, |s: Store| async move {
         Some("oB1")
     );
     assert_eq!(
-        s.unbind_wechat_identity(&alice.id, "wxaaaaaaaaaaaaaaaa")
+        s.unbind_wechat_identity(&alice.id, "wxaaaaaaaaaaaaaaaa", None)
             .await
             .unwrap(),
         UnbindOutcome::NotBound
@@ -732,10 +732,64 @@ contract!(identities_bind_and_unbind, |s: Store| async move {
     c1.user_id = bob.id.clone();
     s.bind_wechat_identity(&c1, b"k5").await.unwrap();
     assert_eq!(
-        s.unbind_wechat_identity(&bob.id, "wxaaaaaaaaaaaaaaaa")
+        s.unbind_wechat_identity(&bob.id, "wxaaaaaaaaaaaaaaaa", None)
             .await
             .unwrap(),
         UnbindOutcome::Unbound("oC1".into())
+    );
+    // Two WeChat accounts of one mini program (the second linked by its phone, say): an
+    // unbind must name one, and removes only that one, its key, and never the other.
+    for (openid, key) in [("oD1", b"k6"), ("oD2", b"k7")] {
+        let mut d = identity("wxaaaaaaaaaaaaaaaa", openid, "", "demo");
+        d.user_id = bob.id.clone();
+        s.bind_wechat_identity(&d, key).await.unwrap();
+    }
+    assert_eq!(
+        s.unbind_wechat_identity(&bob.id, "wxaaaaaaaaaaaaaaaa", None)
+            .await
+            .unwrap(),
+        UnbindOutcome::Several(vec!["oD1".into(), "oD2".into()])
+    );
+    assert_eq!(s.list_user_identities(&bob.id).await.unwrap().len(), 2);
+    assert_eq!(
+        s.unbind_wechat_identity(&bob.id, "wxaaaaaaaaaaaaaaaa", Some("oX"))
+            .await
+            .unwrap(),
+        UnbindOutcome::NotBound
+    );
+    assert_eq!(
+        s.unbind_wechat_identity(&bob.id, "wxaaaaaaaaaaaaaaaa", Some("oD1"))
+            .await
+            .unwrap(),
+        UnbindOutcome::Unbound("oD1".into())
+    );
+    let left = s.list_user_identities(&bob.id).await.unwrap();
+    assert_eq!(
+        left.iter().map(|i| i.openid.as_str()).collect::<Vec<_>>(),
+        ["oD2"]
+    );
+    assert!(
+        s.get_wechat_session("wxaaaaaaaaaaaaaaaa", "oD1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        s.get_wechat_session("wxaaaaaaaaaaaaaaaa", "oD2")
+            .await
+            .unwrap()
+            .unwrap(),
+        b"k7"
+    );
+    assert_eq!(
+        s.get_user_by_id(&bob.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .wechat
+            .as_deref(),
+        Some("oD2"),
+        "Casdoor's wechat field moves to the identity left"
     );
 });
 
