@@ -9,6 +9,7 @@ use iam_e2e::{ADMIN_PASSWORD, CONSOLE_APPID, CONSOLE_APPSECRET, Db};
 use reqwest::StatusCode;
 use reqwest::header::{COOKIE, HeaderMap, LOCATION, SET_COOKIE};
 use scraper::{Html, Selector};
+use serde_json::json;
 
 use crate::signin::Ctx;
 
@@ -426,6 +427,50 @@ async fn an_administrator_connects_a_mini_program_and_manages_its_users() -> any
     let after = b.get(&revoked.location()).await?;
     assert!(after.select("input[name=sid]").is_empty());
     assert!(after.select("[role=status]").join(" ").contains("revoked"));
+
+    // carol binds a second WeChat account of the same mini program: each identity's Unbind
+    // removes that one alone.
+    let (code, _) = c.sim.login(CONSOLE_APPID, "carol").await?;
+    let again = c
+        .token(&[
+            ("tag", "wechat_miniprogram".into()),
+            ("client_id", client_id.clone()),
+            ("code", code),
+        ])
+        .await?;
+    let bearer2 = again.json()["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let (code, openid2) = c.sim.login(CONSOLE_APPID, "carol-2").await?;
+    let bound = c
+        .post_json("/api/wechat/bind", &bearer2, json!({"code": code}))
+        .await?;
+    assert_eq!(bound.json()["data"], "Affected", "{}", bound.text);
+    let two = b.get(&links[0]).await?;
+    let mut openids = two.attr("form[action$=unbind] input[name=openid]", "value");
+    openids.sort();
+    let mut both = [openid.clone(), openid2.clone()];
+    both.sort();
+    assert_eq!(openids, both, "{}", two.text);
+    let unbound = b
+        .post(
+            &format!("{}/unbind", links[0]),
+            &[
+                ("csrf", &two.csrf()),
+                ("appid", CONSOLE_APPID),
+                ("openid", &openid2),
+            ],
+        )
+        .await?;
+    assert_eq!(unbound.status, StatusCode::SEE_OTHER, "{}", unbound.text);
+    let one = b.get(&unbound.location()).await?;
+    assert_eq!(
+        one.attr("form[action$=unbind] input[name=openid]", "value"),
+        std::slice::from_ref(&openid),
+        "{}",
+        one.text
+    );
 
     // A profile field the API refuses is named beside the field, with what was typed.
     let refused = b

@@ -109,11 +109,8 @@ impl SessionRef {
             .split_once('/')
             .ok_or("must be of the form owner/<session id>")?;
         ObjectName::parse("id", owner).map_err(|e| e.reason)?;
-        if !is_session_id(sid) {
-            return Err(format!("{sid:?} is not a session id (a UUID)"));
-        }
         Ok(Self {
-            sid: sid.to_owned(),
+            sid: SessionId::parse(sid)?.text,
             text: s.to_owned(),
         })
     }
